@@ -1,0 +1,243 @@
+// qlstm::quantized_lstm (whole sequences, all layers and directions) and
+// qlstm::quantized_lstm_cell (one step, for streaming).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "checks.h"
+
+namespace qlstm::ops {
+namespace {
+
+// Requantization constants of one linear for one call, owned here so the
+// kernels see plain arrays and nothing is allocated inside the time loop.
+struct LinearRequantStorage {
+  std::vector<int32_t> offset;
+  std::vector<float> bias_term, multiplier;
+  LinearRequant r{};
+
+  LinearRequantStorage(const PackedLayer& p, bool ih, QParams input)
+      : offset(4 * p.hidden_size), bias_term(4 * p.hidden_size), multiplier(4 * p.hidden_size) {
+    r.offset = offset.data();
+    r.bias_term = bias_term.data();
+    r.multiplier = multiplier.data();
+    prepare_linear_requant(p, ih, input, &r);
+  }
+};
+
+// Enough multiply-accumulates per task to pay for handing it to a thread.
+int64_t grain_for(int64_t macs_per_item) {
+  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, macs_per_item));
+}
+
+void run_input_projection(const PackedLayer& p, QParams x_q, const uint8_t* x, int64_t rows,
+                          uint8_t* igates) {
+  const LinearRequantStorage ih(p, /*ih=*/true, x_q);
+  at::parallel_for(0, rows, grain_for(4 * p.hidden_size * p.input_size),
+                   [&](int64_t begin, int64_t end) {
+                     input_projection(p, ih.r, x, begin, end, igates);
+                   });
+}
+
+void run_step(const PackedLayer& p, const LinearRequant& hh, const uint8_t* igates,
+              const StepState& s, int64_t batch, uint8_t* h_next, uint8_t* c_next) {
+  at::parallel_for(0, batch, grain_for(4 * p.hidden_size * p.hidden_size),
+                   [&](int64_t begin, int64_t end) {
+                     lstm_step(p, hh, igates, s, begin, end, h_next, c_next);
+                   });
+}
+
+// Lookup table for requantizing from -> to, or null when they are the same.
+struct RequantTable {
+  uint8_t table[256];
+  bool identity;
+  RequantTable(QParams from, QParams to)
+      : identity(from.scale == to.scale && from.zero_point == to.zero_point) {
+    make_requantize_table(from, to, table);
+  }
+  const uint8_t* get() const { return identity ? nullptr : table; }
+};
+
+struct InitialState {
+  const uint8_t* h;  // [B][H] or nullptr for zeros
+  QParams h_q;
+  const uint8_t* c;
+  QParams c_q;
+};
+
+struct DirectionResult {
+  std::vector<uint8_t> h, c;
+  QParams h_q, c_q;
+};
+
+// Runs one layer-direction over x ([T][B][I]); writes h_t into
+// out[t][b][out_offset : out_offset + H] (row length out_width), through `out_table`.
+DirectionResult run_direction(const PackedLayer& p, const uint8_t* x, QParams x_q, int64_t T,
+                              int64_t B, bool reverse, const InitialState& init, uint8_t* out,
+                              int64_t out_width, int64_t out_offset, const uint8_t* out_table) {
+  const int64_t H = p.hidden_size, N = 4 * H;
+  std::vector<uint8_t> igates(static_cast<size_t>(T * B * N));
+  run_input_projection(p, x_q, x, T * B, igates.data());
+
+  DirectionResult res;
+  const size_t state_size = static_cast<size_t>(B * H);
+  res.h = init.h ? std::vector<uint8_t>(init.h, init.h + state_size) : std::vector<uint8_t>(state_size, 0);
+  res.c = init.c ? std::vector<uint8_t>(init.c, init.c + state_size) : std::vector<uint8_t>(state_size, 0);
+  res.h_q = init.h_q;
+  res.c_q = init.c_q;
+  std::vector<uint8_t> h_next(state_size), c_next(state_size);
+
+  const LinearRequantStorage hh_init(p, /*ih=*/false, init.h_q);
+  const LinearRequantStorage hh_steady(p, /*ih=*/false, p.q.hidden);
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    const StepState state{res.h.data(), res.c.data(), res.c_q};
+    run_step(p, s == 0 ? hh_init.r : hh_steady.r, igates.data() + t * B * N, state, B,
+             h_next.data(), c_next.data());
+    res.h.swap(h_next);
+    res.c.swap(c_next);
+    res.h_q = p.q.hidden;
+    res.c_q = p.q.cell;
+    for (int64_t b = 0; b < B; ++b) {
+      map_bytes(out_table, res.h.data() + b * H, H, out + (t * B + b) * out_width + out_offset);
+    }
+  }
+  return res;
+}
+
+InitialState initial_state(const c10::optional<at::Tensor>& h0, QParams h0_q,
+                           const c10::optional<at::Tensor>& c0, QParams c0_q, int64_t index,
+                           int64_t B, int64_t H) {
+  // No initial state means zeros quantized with (1.0, 0), as PyTorch does.
+  const QParams zeros{1.0f, 0};
+  InitialState s{nullptr, zeros, nullptr, zeros};
+  if (h0.has_value()) {
+    s.h = h0->data_ptr<uint8_t>() + index * B * H;
+    s.h_q = h0_q;
+  }
+  if (c0.has_value()) {
+    s.c = c0->data_ptr<uint8_t>() + index * B * H;
+    s.c_q = c0_q;
+  }
+  return s;
+}
+
+c10::optional<at::Tensor> checked_state(const c10::optional<at::Tensor>& s, const char* name,
+                                        at::IntArrayRef shape) {
+  if (!s.has_value()) return s;
+  check_activation(*s, name, static_cast<int64_t>(shape.size()));
+  check_shape(*s, name, shape);
+  return s->contiguous();
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
+    const at::Tensor& input, double input_scale, int64_t input_zero_point,
+    const c10::optional<at::Tensor>& h0_arg, double h0_scale, int64_t h0_zero_point,
+    const c10::optional<at::Tensor>& c0_arg, double c0_scale, int64_t c0_zero_point,
+    at::TensorList params, int64_t num_layers, bool bidirectional, bool batch_first) {
+  check_activation(input, "input", 3);
+  const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
+  TORCH_CHECK_VALUE(num_layers >= 1, "qlstm: num_layers must be >= 1, got ", num_layers);
+  const int64_t D = bidirectional ? 2 : 1;
+  TORCH_CHECK_VALUE(static_cast<int64_t>(params.size()) == num_layers * D, "qlstm: params must ",
+                    "hold num_layers * num_directions = ", num_layers * D,
+                    " packed layers, got ", params.size());
+
+  std::vector<at::Tensor> blobs(params.size());
+  std::vector<PackedLayer> layers(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    layers[i] = checked_packed_layer(params[i], "params[" + std::to_string(i) + "]", &blobs[i]);
+  }
+  const int64_t H = layers[0].hidden_size;
+  const at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
+  const int64_t T = x.size(0), B = x.size(1);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const int64_t expected_in = i < static_cast<size_t>(D) ? x.size(2) : D * H;
+    TORCH_CHECK_VALUE(layers[i].hidden_size == H, "qlstm: params[", i, "] has hidden_size ",
+                      layers[i].hidden_size, ", expected ", H, " as in params[0]");
+    TORCH_CHECK_VALUE(layers[i].input_size == expected_in, "qlstm: params[", i,
+                      "] expects input size ", layers[i].input_size, ", got ", expected_in,
+                      i < static_cast<size_t>(D) ? " (input.size(-1))" : " (num_directions * hidden_size)");
+  }
+  const std::vector<int64_t> state_shape{num_layers * D, B, H};
+  const auto h0 = checked_state(h0_arg, "h0", state_shape);
+  const auto c0 = checked_state(c0_arg, "c0", state_shape);
+  const QParams h0_q = h0 ? checked_qparams("h0", h0_scale, h0_zero_point) : QParams{1.0f, 0};
+  const QParams c0_q = c0 ? checked_qparams("c0", c0_scale, c0_zero_point) : QParams{1.0f, 0};
+
+  at::Tensor h_n = at::empty(state_shape, at::kByte);
+  at::Tensor c_n = at::empty(state_shape, at::kByte);
+  // Like ATen's stack and cat of quantized tensors, h_n, c_n and a bidirectional
+  // layer's output take the qparams of their first part.
+  const QParams h_n_q = layers[0].q.hidden, c_n_q = layers[0].q.cell;
+
+  at::Tensor layer_in = x;
+  QParams layer_in_q = x_q;
+  for (int64_t l = 0; l < num_layers; ++l) {
+    at::Tensor layer_out = at::empty({T, B, D * H}, at::kByte);
+    const QParams fw_h_q = layers[l * D].q.hidden, fw_c_q = layers[l * D].q.cell;
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t idx = l * D + d;
+      const PackedLayer& p = layers[idx];
+      const RequantTable to_fw(p.q.hidden, fw_h_q);
+      const DirectionResult r = run_direction(
+          p, layer_in.data_ptr<uint8_t>(), layer_in_q, T, B, /*reverse=*/d == 1,
+          initial_state(h0, h0_q, c0, c0_q, idx, B, H), layer_out.data_ptr<uint8_t>(), D * H,
+          d * H, to_fw.get());
+      // A bidirectional layer stacks its directions into the forward one's qparams
+      // first, then the layers are stacked into layer 0's.
+      uint8_t* h_dst = h_n.data_ptr<uint8_t>() + idx * B * H;
+      uint8_t* c_dst = c_n.data_ptr<uint8_t>() + idx * B * H;
+      const RequantTable h_dir(r.h_q, D == 2 ? fw_h_q : r.h_q), h_layer(D == 2 ? fw_h_q : r.h_q, h_n_q);
+      const RequantTable c_dir(r.c_q, D == 2 ? fw_c_q : r.c_q), c_layer(D == 2 ? fw_c_q : r.c_q, c_n_q);
+      map_bytes(h_dir.get(), r.h.data(), B * H, h_dst);
+      map_bytes(h_layer.get(), h_dst, B * H, h_dst);
+      map_bytes(c_dir.get(), r.c.data(), B * H, c_dst);
+      map_bytes(c_layer.get(), c_dst, B * H, c_dst);
+    }
+    layer_in = layer_out;
+    layer_in_q = fw_h_q;
+  }
+  at::Tensor output = batch_first ? layer_in.transpose(0, 1) : layer_in;
+  return {output, h_n, c_n};
+}
+
+std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
+    const at::Tensor& input, double input_scale, int64_t input_zero_point, const at::Tensor& hx,
+    double hx_scale, int64_t hx_zero_point, const at::Tensor& cx, double cx_scale,
+    int64_t cx_zero_point, const at::Tensor& params) {
+  check_activation(input, "input", 2);
+  const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
+  at::Tensor blob;
+  const PackedLayer p = checked_packed_layer(params, "params", &blob);
+  const int64_t B = input.size(0), H = p.hidden_size;
+  TORCH_CHECK_VALUE(input.size(1) == p.input_size, "qlstm: input must have ", p.input_size,
+                    " features (the packed layer's input_size), got shape ", input.sizes());
+  check_activation(hx, "hx", 2);
+  check_shape(hx, "hx", {B, H});
+  check_activation(cx, "cx", 2);
+  check_shape(cx, "cx", {B, H});
+  const QParams h_q = checked_qparams("hx", hx_scale, hx_zero_point);
+  const QParams c_q = checked_qparams("cx", cx_scale, cx_zero_point);
+
+  const at::Tensor x = input.contiguous(), h = hx.contiguous(), c = cx.contiguous();
+  at::Tensor igates = at::empty({B, 4 * H}, at::kByte);
+  run_input_projection(p, x_q, x.data_ptr<uint8_t>(), B, igates.data_ptr<uint8_t>());
+  at::Tensor h_next = at::empty({B, H}, at::kByte), c_next = at::empty({B, H}, at::kByte);
+  const LinearRequantStorage hh(p, /*ih=*/false, h_q);
+  run_step(p, hh.r, igates.data_ptr<uint8_t>(),
+           StepState{h.data_ptr<uint8_t>(), c.data_ptr<uint8_t>(), c_q}, B,
+           h_next.data_ptr<uint8_t>(), c_next.data_ptr<uint8_t>());
+  return {h_next, c_next};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(qlstm, CPU, m) {
+  m.impl("quantized_lstm", &quantized_lstm_cpu);
+  m.impl("quantized_lstm_cell", &quantized_lstm_cell_cpu);
+}
+
+}  // namespace qlstm::ops

@@ -1,0 +1,167 @@
+// qlstm::pack_lstm_layer: packs one layer-direction once, at conversion time.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "checks.h"
+
+namespace qlstm::ops {
+namespace {
+
+// Quantized sigmoid and tanh tables over all 256 inputs, computed with the
+// same float ops (exp, reciprocal, tanh) that ATen's quantized kernels use, so
+// that a lookup equals their result.
+struct Tables {
+  uint8_t sigmoid_gates[256];
+  uint8_t tanh_gates[256];
+  uint8_t tanh_cell[256];
+};
+
+void quantize_tensor_into(const at::Tensor& x, QParams q, uint8_t* out) {
+  const at::Tensor c = x.contiguous();
+  quantize(c.data_ptr<float>(), c.numel(), q, out);
+}
+
+at::Tensor dequantized_bytes(QParams q) {
+  at::Tensor x = at::empty({256}, at::kFloat);
+  make_dequantize_table(q, x.data_ptr<float>());
+  return x;
+}
+
+Tables make_tables(const CellQParams& q) {
+  Tables t;
+  const at::Tensor gates = dequantized_bytes(q.gates);
+  quantize_tensor_into(at::reciprocal(at::exp(gates.neg()) + 1), kSigmoidQParams, t.sigmoid_gates);
+  quantize_tensor_into(at::tanh(gates), kTanhQParams, t.tanh_gates);
+  quantize_tensor_into(at::tanh(dequantized_bytes(q.cell)), kTanhQParams, t.tanh_cell);
+  return t;
+}
+
+// Per-row weight scales as float32 [rows]; a per-tensor scale is repeated.
+at::Tensor row_scales(const at::Tensor& scales, int64_t rows, bool per_channel, const char* name) {
+  check_cpu(scales, name);
+  TORCH_CHECK_TYPE(at::isFloatingType(scales.scalar_type()), "qlstm: ", name,
+                   " must be a floating-point tensor, got ", scales.scalar_type());
+  check_shape(scales, name, per_channel ? at::IntArrayRef{rows} : at::IntArrayRef{1});
+  at::Tensor s = scales.to(at::kFloat).expand({rows}).contiguous();
+  TORCH_CHECK_VALUE(at::isfinite(s).all().item<bool>() && (s > 0).all().item<bool>(), "qlstm: ",
+                    name, " must be finite and > 0 (as float32), got min ", s.min().item<float>(),
+                    " and max ", s.max().item<float>());
+  return s;
+}
+
+at::Tensor row_zero_points(const at::Tensor& zps, int64_t rows, bool per_channel,
+                           const char* name) {
+  check_cpu(zps, name);
+  TORCH_CHECK_TYPE(!at::isFloatingType(zps.scalar_type()) && zps.scalar_type() != at::kBool,
+                   "qlstm: ", name, " must be an integer tensor, got ", zps.scalar_type());
+  check_shape(zps, name, per_channel ? at::IntArrayRef{rows} : at::IntArrayRef{1});
+  at::Tensor z = zps.to(at::kInt).expand({rows}).contiguous();
+  TORCH_CHECK_VALUE((z >= -128).all().item<bool>() && (z <= 127).all().item<bool>(), "qlstm: ",
+                    name, " must be in [-128, 127] (int8 weights), got min ",
+                    z.min().item<int32_t>(), " and max ", z.max().item<int32_t>());
+  return z;
+}
+
+at::Tensor checked_weight(const at::Tensor& w, const char* name, int64_t rows, int64_t cols) {
+  check_cpu(w, name);
+  check_dtype(w, name, at::kChar);
+  check_shape(w, name, {rows, cols});
+  return w.contiguous();
+}
+
+at::Tensor checked_bias(const c10::optional<at::Tensor>& b, const char* name, int64_t rows) {
+  check_cpu(*b, name);
+  check_dtype(*b, name, at::kFloat);
+  check_shape(*b, name, {rows});
+  return b->contiguous();
+}
+
+at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_scales,
+                               const at::Tensor& w_ih_zero_points, const at::Tensor& w_hh,
+                               const at::Tensor& w_hh_scales, const at::Tensor& w_hh_zero_points,
+                               const c10::optional<at::Tensor>& b_ih,
+                               const c10::optional<at::Tensor>& b_hh, at::ArrayRef<double> scales,
+                               at::IntArrayRef zero_points, bool per_channel) {
+  TORCH_CHECK_VALUE(w_hh.dim() == 2 && w_hh.size(0) % 4 == 0 && w_hh.size(0) > 0 &&
+                        w_hh.size(1) * 4 == w_hh.size(0),
+                    "qlstm: w_hh must have shape [4 * hidden_size, hidden_size], got ",
+                    w_hh.sizes());
+  TORCH_CHECK_VALUE(w_ih.dim() == 2 && w_ih.size(1) > 0,
+                    "qlstm: w_ih must have shape [4 * hidden_size, input_size], got ",
+                    w_ih.sizes());
+  const int64_t H = w_hh.size(1), I = w_ih.size(1), rows = 4 * H;
+  TORCH_CHECK_VALUE(I <= kMaxInnerDim && H <= kMaxInnerDim, "qlstm: input_size and hidden_size ",
+                    "must be at most ", kMaxInnerDim, " (int32 accumulation), got ", I, " and ", H);
+  const at::Tensor wi = checked_weight(w_ih, "w_ih", rows, I);
+  const at::Tensor wh = checked_weight(w_hh, "w_hh", rows, H);
+  const at::Tensor si = row_scales(w_ih_scales, rows, per_channel, "w_ih_scales");
+  const at::Tensor sh = row_scales(w_hh_scales, rows, per_channel, "w_hh_scales");
+  const at::Tensor zi = row_zero_points(w_ih_zero_points, rows, per_channel, "w_ih_zero_points");
+  const at::Tensor zh = row_zero_points(w_hh_zero_points, rows, per_channel, "w_hh_zero_points");
+  TORCH_CHECK_VALUE(b_ih.has_value() == b_hh.has_value(),
+                    "qlstm: b_ih and b_hh must be both given or both None, got ",
+                    b_ih.has_value() ? "b_ih only" : "b_hh only");
+  at::Tensor bi, bh;
+  if (b_ih.has_value()) {
+    bi = checked_bias(b_ih, "b_ih", rows);
+    bh = checked_bias(b_hh, "b_hh", rows);
+  }
+  TORCH_CHECK_VALUE(scales.size() == kNumCellQParams && zero_points.size() == kNumCellQParams,
+                    "qlstm: scales and zero_points must each hold ", kNumCellQParams,
+                    " values (igates, hgates, gates, fgate_cx, igate_cgate, cell, hidden), got ",
+                    scales.size(), " and ", zero_points.size());
+  const char* names[kNumCellQParams] = {"igates", "hgates",     "gates", "fgate_cx",
+                                        "igate_cgate", "cell", "hidden"};
+  QParams qp[kNumCellQParams];
+  for (int i = 0; i < kNumCellQParams; ++i) {
+    qp[i] = checked_qparams(names[i], scales[i], zero_points[i]);
+  }
+  const CellQParams q{qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]};
+
+  const LayerWeights lw{I,
+                        H,
+                        wi.data_ptr<int8_t>(),
+                        si.data_ptr<float>(),
+                        zi.data_ptr<int32_t>(),
+                        wh.data_ptr<int8_t>(),
+                        sh.data_ptr<float>(),
+                        zh.data_ptr<int32_t>(),
+                        bi.defined() ? bi.data_ptr<float>() : nullptr,
+                        bh.defined() ? bh.data_ptr<float>() : nullptr,
+                        per_channel};
+  const Tables t = make_tables(q);
+  const LayerTables lt{t.sigmoid_gates, t.tanh_gates, t.tanh_cell};
+  at::Tensor out = at::empty({static_cast<int64_t>(packed_layer_size(I, H))}, at::kByte);
+  pack_layer(lw, q, lt, out.data_ptr<uint8_t>());
+  return out;
+}
+
+at::Tensor quantize_cpu(const at::Tensor& input, double scale, int64_t zero_point) {
+  const QParams q = checked_qparams("input", scale, zero_point);
+  check_cpu(input, "input");
+  check_dtype(input, "input", at::kFloat);
+  const at::Tensor x = input.contiguous();
+  at::Tensor out = at::empty(x.sizes(), at::kByte);
+  quantize(x.data_ptr<float>(), x.numel(), q, out.data_ptr<uint8_t>());
+  return out;
+}
+
+at::Tensor dequantize_cpu(const at::Tensor& input, double scale, int64_t zero_point) {
+  const QParams q = checked_qparams("input", scale, zero_point);
+  check_cpu(input, "input");
+  check_dtype(input, "input", at::kByte);
+  const at::Tensor x = input.contiguous();
+  at::Tensor out = at::empty(x.sizes(), at::kFloat);
+  dequantize(x.data_ptr<uint8_t>(), x.numel(), q, out.data_ptr<float>());
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(qlstm, CPU, m) {
+  m.impl("pack_lstm_layer", &pack_lstm_layer_cpu);
+  m.impl("quantize", &quantize_cpu);
+  m.impl("dequantize", &dequantize_cpu);
+}
+
+}  // namespace qlstm::ops

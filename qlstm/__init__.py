@@ -1,0 +1,13 @@
+"""qlstm: a fused int8 LSTM for PyTorch on CPUs.
+
+Importing qlstm registers the ``torch.ops.qlstm.*`` ops. The module layer is
+:class:`qlstm.nn.LSTM`; :func:`qlstm.prepare`, :func:`qlstm.convert` and
+:func:`qlstm.quantize` quantize the ``nn.LSTM`` layers of a float model.
+"""
+from . import _C  # noqa: F401  (registers torch.ops.qlstm)
+from . import ops
+from . import nn
+from .quantize import convert, prepare, quantize
+
+__all__ = ["ops", "nn", "prepare", "convert", "quantize"]
+__version__ = "0.1.0"

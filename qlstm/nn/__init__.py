@@ -1,0 +1,5 @@
+"""Modules: the quantized :class:`LSTM` and the :class:`ObservedLSTM` that calibrates it."""
+from .lstm import LSTM
+from .observed import ObservedLSTM
+
+__all__ = ["LSTM", "ObservedLSTM"]

@@ -1,0 +1,78 @@
+"""What conversion needs from an observed LSTM, whichever flow observed it."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..ops import CELL_QPARAM_NAMES
+
+_PER_CHANNEL = (torch.per_channel_affine, torch.per_channel_symmetric)
+_PER_TENSOR = (torch.per_tensor_affine, torch.per_tensor_symmetric)
+
+
+@dataclass
+class QuantizedWeight:
+    """int8 weight with one scale and zero point per row (per_channel) or one in all."""
+
+    int8: Tensor
+    scales: Tensor  # float64
+    zero_points: Tensor  # int64
+    per_channel: bool
+
+
+@dataclass
+class LayerData:
+    """One observed layer-direction: float weights, their observer, and the
+    observed qparams of the seven intermediates (CELL_QPARAM_NAMES order)."""
+
+    w_ih: Tensor
+    w_hh: Tensor
+    b_ih: Optional[Tensor]
+    b_hh: Optional[Tensor]
+    ih_weight_observer: Callable[[], torch.nn.Module]
+    hh_weight_observer: Callable[[], torch.nn.Module]
+    qparams: List[Tuple[float, int]]
+
+
+def qparams_of(observer: torch.nn.Module, name: str) -> Tuple[float, int]:
+    """(scale, zero_point) an activation observer chose, as ATen's converted modules store them."""
+    dtype = getattr(observer, "dtype", torch.quint8)
+    if dtype != torch.quint8:
+        raise ValueError(f"qlstm: the {name} observer must produce torch.quint8, got {dtype}")
+    scale, zero_point = observer.calculate_qparams()
+    return float(scale), int(zero_point)
+
+
+def quantize_weight(weight: Tensor, observer_factory: Callable[[], torch.nn.Module]) -> QuantizedWeight:
+    """Quantizes a float weight as torch's quantized Linear.from_float does, with
+    torch's own rounding, and returns it as plain tensors."""
+    observer = observer_factory()
+    observer(weight)
+    if getattr(observer, "dtype", None) != torch.qint8:
+        raise ValueError(
+            f"qlstm: the weight observer must produce torch.qint8, got {getattr(observer, 'dtype', None)}"
+        )
+    scale, zero_point = observer.calculate_qparams()
+    qscheme = observer.qscheme
+    w = weight.detach().float()
+    with warnings.catch_warnings():
+        # quint8/qint8 tensors are deprecated in torch 2.13; this one lives only here.
+        warnings.simplefilter("ignore", UserWarning)
+        if qscheme in _PER_CHANNEL:
+            axis = getattr(observer, "ch_axis", 0)
+            if axis != 0:
+                raise ValueError(f"qlstm: per-channel weight observers must use ch_axis=0, got {axis}")
+            q = torch.quantize_per_channel(w, scale.double(), zero_point.long(), 0, torch.qint8)
+            return QuantizedWeight(q.int_repr(), q.q_per_channel_scales().double(),
+                                   q.q_per_channel_zero_points().long(), True)
+        if qscheme in _PER_TENSOR:
+            q = torch.quantize_per_tensor(w, float(scale), int(zero_point), torch.qint8)
+            return QuantizedWeight(q.int_repr(), torch.tensor([q.q_scale()], dtype=torch.float64),
+                                   torch.tensor([q.q_zero_point()], dtype=torch.int64), False)
+    raise ValueError(f"qlstm: unsupported weight qscheme {qscheme}; use per-tensor or per-channel (axis 0)")
+
+

@@ -1,0 +1,250 @@
+"""The quantized LSTM module: one call into the fused op per forward."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import ops
+from ..ops import CELL_QPARAM_NAMES
+from ._layer_data import LayerData, quantize_weight
+
+_HIDDEN = CELL_QPARAM_NAMES.index("hidden")
+_CELL = CELL_QPARAM_NAMES.index("cell")
+
+
+def _suffix(layer: int, direction: int) -> str:
+    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
+def _repack_after_load(module: "LSTM", incompatible_keys) -> None:
+    module._repack()
+
+
+class LSTM(torch.nn.Module):
+    r"""A quantized long short-term memory (LSTM) with nn.LSTM's interface.
+
+    Built from an observed LSTM by :meth:`from_observed`, either PyTorch's
+    ``torch.ao.nn.quantizable.LSTM`` (PyTorch's eager flow) or
+    :class:`qlstm.nn.ObservedLSTM` (:func:`qlstm.prepare` / :func:`qlstm.convert`).
+    Its numerics are those of ``torch.ao.nn.quantized.LSTM``; its forward is one
+    call of ``torch.ops.qlstm.quantized_lstm``.
+
+    ``forward(input, hx=None) -> (output, (h_n, c_n))`` as nn.LSTM. A quint8
+    ``input`` (the QuantStub flow) gives quint8 results; a float ``input`` is
+    quantized with the observed input qparams (known when :class:`ObservedLSTM`
+    observed the module) and gives float results. ``hx`` may be float or quint8.
+
+    Examples::
+
+        >>> # xdoctest: +SKIP
+        >>> custom = {torch.nn.LSTM: torch.ao.nn.quantizable.LSTM}
+        >>> prepared = torch.ao.quantization.prepare(
+        ...     model, prepare_custom_config_dict={"float_to_observed_custom_module_class": custom})
+        >>> calibrate(prepared)
+        >>> quantized = torch.ao.quantization.convert(prepared, convert_custom_config_dict={
+        ...     "observed_to_quantized_custom_module_class":
+        ...         {torch.ao.nn.quantizable.LSTM: qlstm.nn.LSTM}})
+    """
+
+    _FLOAT_MODULE = torch.ao.nn.quantizable.LSTM
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"qlstm: {name} must be an int >= 1, got {value!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)  # inference only: kept for nn.LSTM parity
+        self.bidirectional = bool(bidirectional)
+        self.register_buffer("input_scale", torch.tensor(float("nan"), dtype=torch.float64))
+        self.register_buffer("input_zero_point", torch.tensor(-1, dtype=torch.int64))
+        self._packed: List[Tensor] = []
+        self.register_load_state_dict_post_hook(_repack_after_load)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _get_name(self) -> str:
+        return "QuantizedLSTM"
+
+    @classmethod
+    def from_float(cls, *args, **kwargs):
+        raise NotImplementedError(
+            "qlstm: qlstm.nn.LSTM is made from an *observed* LSTM, not a float one. Observe first, "
+            "then convert: qlstm.quantize(model, calibration_batches) (or qlstm.prepare, calibrate, "
+            "qlstm.convert), or PyTorch's eager flow with torch.ao.nn.quantizable.LSTM as the "
+            "observed class and qlstm.nn.LSTM as the quantized one."
+        )
+
+    @classmethod
+    def from_observed(cls, observed: torch.nn.Module) -> "LSTM":
+        """Converts a calibrated ``torch.ao.nn.quantizable.LSTM`` or :class:`qlstm.nn.ObservedLSTM`."""
+        from .observed import ObservedLSTM, layer_data_of_quantizable
+
+        if isinstance(observed, ObservedLSTM):
+            data = observed.layer_data()
+            input_qparams = observed.input_qparams()
+        elif isinstance(observed, cls._FLOAT_MODULE):
+            data = layer_data_of_quantizable(observed)
+            input_qparams = None
+        else:
+            raise TypeError(
+                "qlstm: from_observed expects a torch.ao.nn.quantizable.LSTM or a "
+                f"qlstm.nn.ObservedLSTM, got {type(observed).__module__}.{type(observed).__name__}"
+            )
+        first = data[0]
+        module = cls(first.w_ih.shape[1], first.w_hh.shape[1], observed.num_layers,
+                     first.b_ih is not None, observed.batch_first, observed.dropout,
+                     observed.bidirectional)
+        for index, layer in enumerate(data):
+            module._set_layer(index, layer)
+        if input_qparams is not None:
+            module.input_scale.fill_(input_qparams[0])
+            module.input_zero_point.fill_(input_qparams[1])
+        module._repack()
+        return module
+
+    def _set_layer(self, index: int, layer: LayerData) -> None:
+        suffix = _suffix(index // self.num_directions, index % self.num_directions)
+        for kind, weight, observer in (("ih", layer.w_ih, layer.ih_weight_observer),
+                                       ("hh", layer.w_hh, layer.hh_weight_observer)):
+            q = quantize_weight(weight, observer)
+            self.register_buffer(f"weight_{kind}{suffix}", q.int8)
+            self.register_buffer(f"weight_{kind}{suffix}_scales", q.scales)
+            self.register_buffer(f"weight_{kind}{suffix}_zero_points", q.zero_points)
+        if self.bias:
+            self.register_buffer(f"bias_ih{suffix}", layer.b_ih.detach().float().clone())
+            self.register_buffer(f"bias_hh{suffix}", layer.b_hh.detach().float().clone())
+        self.register_buffer(f"qparams_scales{suffix}",
+                             torch.tensor([s for s, _ in layer.qparams], dtype=torch.float64))
+        self.register_buffer(f"qparams_zero_points{suffix}",
+                             torch.tensor([z for _, z in layer.qparams], dtype=torch.int64))
+
+    def _repack(self) -> None:
+        """(Re)builds the packed blobs from the int8 weights and qparams in the state_dict."""
+        packed = []
+        for index in range(self.num_layers * self.num_directions):
+            s = _suffix(index // self.num_directions, index % self.num_directions)
+            w_ih = getattr(self, f"weight_ih{s}")
+            packed.append(ops.pack_lstm_layer(
+                w_ih, getattr(self, f"weight_ih{s}_scales"), getattr(self, f"weight_ih{s}_zero_points"),
+                getattr(self, f"weight_hh{s}"), getattr(self, f"weight_hh{s}_scales"),
+                getattr(self, f"weight_hh{s}_zero_points"),
+                getattr(self, f"bias_ih{s}") if self.bias else None,
+                getattr(self, f"bias_hh{s}") if self.bias else None,
+                getattr(self, f"qparams_scales{s}").tolist(),
+                getattr(self, f"qparams_zero_points{s}").tolist(),
+                getattr(self, f"weight_ih{s}_scales").numel() > 1,
+            ))
+        self._packed = packed
+
+    def _layer_qparams(self, index: int, which: int) -> Tuple[float, int]:
+        s = _suffix(index // self.num_directions, index % self.num_directions)
+        return (float(getattr(self, f"qparams_scales{s}")[which]),
+                int(getattr(self, f"qparams_zero_points{s}")[which]))
+
+    @property
+    def output_qparams(self) -> Tuple[float, int]:
+        """(scale, zero_point) of the output: the last layer's forward hidden state."""
+        return self._layer_qparams((self.num_layers - 1) * self.num_directions, _HIDDEN)
+
+    @property
+    def hidden_qparams(self) -> Tuple[float, int]:
+        """(scale, zero_point) of h_n: layer 0's forward hidden state."""
+        return self._layer_qparams(0, _HIDDEN)
+
+    @property
+    def cell_qparams(self) -> Tuple[float, int]:
+        """(scale, zero_point) of c_n: layer 0's forward cell state."""
+        return self._layer_qparams(0, _CELL)
+
+    @property
+    def input_qparams(self) -> Optional[Tuple[float, int]]:
+        """Observed (scale, zero_point) of float inputs, or None when not observed."""
+        if torch.isnan(self.input_scale):
+            return None
+        return float(self.input_scale), int(self.input_zero_point)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        s += f", bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}"
+        if self._packed:
+            per_channel = self.weight_ih_l0_scales.numel() > 1
+            s += f", weights={'per-channel' if per_channel else 'per-tensor'} int8"
+            s += f", input_qparams={self.input_qparams}, output_qparams={self.output_qparams}"
+            s += f", h_n_qparams={self.hidden_qparams}, c_n_qparams={self.cell_qparams}"
+        return s
+
+    def _as_uint8(self, t: Tensor, name: str, float_qparams: Optional[Tuple[float, int]]
+                  ) -> Tuple[Tensor, float, int, bool]:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"qlstm: {name} must be a tensor, got {type(t).__name__}")
+        if t.is_quantized:
+            if t.dtype != torch.quint8 or t.qscheme() != torch.per_tensor_affine:
+                raise TypeError(f"qlstm: a quantized {name} must be per-tensor torch.quint8, "
+                                f"got {t.dtype} with {t.qscheme()}")
+            return t.int_repr(), t.q_scale(), t.q_zero_point(), True
+        if not t.is_floating_point():
+            raise TypeError(f"qlstm: {name} must be a floating-point or quint8 tensor, got {t.dtype}")
+        if float_qparams is None:
+            raise ValueError(
+                f"qlstm: a float {name} needs observed input qparams, and this module was converted "
+                "from torch.ao.nn.quantizable.LSTM, which does not observe its input; pass a quint8 "
+                "tensor (QuantStub) or convert from qlstm.nn.ObservedLSTM (qlstm.prepare)")
+        scale, zero_point = float_qparams
+        return ops.quantize(t.float(), scale, zero_point), scale, zero_point, False
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
+                ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        if not self._packed:
+            raise RuntimeError("qlstm: this LSTM holds no weights; build it with LSTM.from_observed "
+                               "or load a state_dict")
+        x, x_scale, x_zp, quantized = self._as_uint8(input, "input", self.input_qparams)
+        if x.dim() not in (2, 3):
+            raise ValueError(f"qlstm: input must be 2-d (unbatched) or 3-d, got shape {tuple(x.shape)}")
+        batched = x.dim() == 3
+        if not batched:
+            x = x.unsqueeze(0 if self.batch_first else 1)
+        state = []
+        if hx is not None:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"qlstm: hx must be a tuple (h0, c0), got {type(hx).__name__}")
+            for t, name, qp in ((hx[0], "h0", self.hidden_qparams), (hx[1], "c0", self.cell_qparams)):
+                s, s_scale, s_zp, _ = self._as_uint8(t, name, qp)
+                if s.dim() != (3 if batched else 2):
+                    raise ValueError(f"qlstm: {name} must be {3 if batched else 2}-d for a "
+                                     f"{'batched' if batched else 'unbatched'} input, got shape "
+                                     f"{tuple(s.shape)}")
+                state.append((s if batched else s.unsqueeze(1), s_scale, s_zp))
+        else:
+            state = [(None, 1.0, 0), (None, 1.0, 0)]
+        (h0, h0_s, h0_z), (c0, c0_s, c0_z) = state
+        y, h_n, c_n = ops.quantized_lstm(x, x_scale, x_zp, h0, h0_s, h0_z, c0, c0_s, c0_z,
+                                         self._packed, self.num_layers, self.bidirectional,
+                                         self.batch_first)
+        if not batched:
+            y = y.squeeze(0 if self.batch_first else 1)
+            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
+        results = ((y, self.output_qparams), (h_n, self.hidden_qparams), (c_n, self.cell_qparams))
+        if quantized:
+            y, h_n, c_n = (torch._make_per_tensor_quantized_tensor(t, s, z) for t, (s, z) in results)
+        else:
+            y, h_n, c_n = (ops.dequantize(t, s, z) for t, (s, z) in results)
+        return y, (h_n, c_n)

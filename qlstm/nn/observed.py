@@ -1,0 +1,156 @@
+"""The observed (calibration) LSTM of qlstm's own flow, and what conversion reads
+from PyTorch's observed ``torch.ao.nn.quantizable.LSTM``."""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.ao.quantization.observer import (
+    HistogramObserver,
+    MinMaxObserver,
+    PerChannelMinMaxObserver,
+)
+
+from ..ops import CELL_QPARAM_NAMES
+from ._layer_data import LayerData, qparams_of
+
+ObserverFactory = Callable[[], torch.nn.Module]
+
+#: Activation observers to choose from; full 8-bit ranges, as qlstm's kernels need no reduce_range.
+ACTIVATION_OBSERVERS = {
+    "histogram": HistogramObserver.with_args(dtype=torch.quint8, reduce_range=False),
+    "minmax": MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=False),
+}
+#: Per-channel symmetric int8 weights.
+DEFAULT_WEIGHT_OBSERVER = PerChannelMinMaxObserver.with_args(
+    dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+
+
+def layer_data_of_quantizable(observed: torch.ao.nn.quantizable.LSTM) -> List[LayerData]:
+    """Weights and observed qparams of every layer-direction of a calibrated quantizable LSTM."""
+    data = []
+    for layer in observed.layers:
+        directions = [layer.layer_fw] + ([layer.layer_bw] if observed.bidirectional else [])
+        for single in directions:
+            cell = single.cell
+            if getattr(cell, "split_gates", False):
+                raise ValueError("qlstm: quantizable LSTMs with split_gates=True are not supported")
+            observers = (cell.igates.activation_post_process, cell.hgates.activation_post_process,
+                         cell.gates.activation_post_process, cell.fgate_cx.activation_post_process,
+                         cell.igate_cgate.activation_post_process,
+                         cell.fgate_cx_igate_cgate.activation_post_process,
+                         cell.ogate_cy.activation_post_process)
+            data.append(LayerData(
+                cell.igates.weight, cell.hgates.weight, cell.igates.bias, cell.hgates.bias,
+                cell.igates.qconfig.weight, cell.hgates.qconfig.weight,
+                [qparams_of(o, n) for o, n in zip(observers, CELL_QPARAM_NAMES)]))
+    return data
+
+
+class ObservedLSTM(torch.nn.Module):
+    """A float LSTM that records the range of its input and of every intermediate
+    of the quantized graph (igates, hgates, gates, f*c, i*g, c, h) while it runs
+    calibration data. Its outputs are the float LSTM's. :func:`qlstm.prepare`
+    makes it from an ``nn.LSTM``; :meth:`qlstm.nn.LSTM.from_observed` converts it."""
+
+    _FLOAT_MODULE = torch.nn.LSTM
+
+    def __init__(self, lstm: torch.nn.LSTM,
+                 activation_observer: ObserverFactory = ACTIVATION_OBSERVERS["histogram"],
+                 weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER) -> None:
+        super().__init__()
+        if not isinstance(lstm, torch.nn.LSTM):
+            raise TypeError(f"qlstm: ObservedLSTM wraps a torch.nn.LSTM, got {type(lstm).__name__}")
+        if lstm.proj_size != 0:
+            raise ValueError(f"qlstm: LSTMs with proj_size are not supported, got proj_size={lstm.proj_size}")
+        self.input_size = lstm.input_size
+        self.hidden_size = lstm.hidden_size
+        self.num_layers = lstm.num_layers
+        self.bias = lstm.bias
+        self.batch_first = lstm.batch_first
+        self.dropout = float(lstm.dropout)
+        self.bidirectional = lstm.bidirectional
+        self.lstm = lstm
+        self.weight_observer = weight_observer
+        self.input_observer = activation_observer()
+        directions = self.num_layers * (2 if self.bidirectional else 1)
+        self.observers = torch.nn.ModuleList(
+            torch.nn.ModuleDict({n: activation_observer() for n in CELL_QPARAM_NAMES})
+            for _ in range(directions))
+
+    @classmethod
+    def from_float(cls, lstm: torch.nn.LSTM, qconfig=None) -> "ObservedLSTM":
+        """Observed module for PyTorch's eager ``prepare`` (float_to_observed_custom_module_class):
+        uses the qconfig's activation and weight observers."""
+        qconfig = qconfig if qconfig is not None else getattr(lstm, "qconfig", None)
+        if qconfig is None:
+            return cls(lstm)
+        observed = cls(lstm, qconfig.activation, qconfig.weight)
+        observed.qconfig = qconfig
+        return observed
+
+    def _weights(self, index: int):
+        layer, direction = divmod(index, 2 if self.bidirectional else 1)
+        s = f"_l{layer}" + ("_reverse" if direction else "")
+        get = lambda name: getattr(self.lstm, name + s, None)  # noqa: E731
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+
+    def layer_data(self) -> List[LayerData]:
+        data = []
+        for index, observers in enumerate(self.observers):
+            w_ih, w_hh, b_ih, b_hh = self._weights(index)
+            data.append(LayerData(w_ih, w_hh, b_ih, b_hh, self.weight_observer, self.weight_observer,
+                                  [qparams_of(observers[n], n) for n in CELL_QPARAM_NAMES]))
+        return data
+
+    def input_qparams(self) -> Tuple[float, int]:
+        return qparams_of(self.input_observer, "input")
+
+    def _run_direction(self, index: int, x: Tensor, h: Tensor, c: Tensor, reverse: bool
+                       ) -> Tuple[Tensor, Tensor, Tensor]:
+        w_ih, w_hh, b_ih, b_hh = self._weights(index)
+        obs = self.observers[index]
+        igates = obs["igates"](torch.nn.functional.linear(x, w_ih, b_ih))
+        outputs = [None] * x.shape[0]
+        for t in (reversed(range(x.shape[0])) if reverse else range(x.shape[0])):
+            hgates = obs["hgates"](torch.nn.functional.linear(h, w_hh, b_hh))
+            gates = obs["gates"](igates[t] + hgates)
+            i, f, g, o = gates.chunk(4, 1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            fc = obs["fgate_cx"](f * c)
+            ig = obs["igate_cgate"](i * g)
+            c = obs["cell"](fc + ig)
+            h = obs["hidden"](o * torch.tanh(c))
+            outputs[t] = h
+        out = torch.stack(outputs) if outputs else x.new_empty((0, x.shape[1], self.hidden_size))
+        return out, h, c
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
+                ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(0 if self.batch_first else 1)
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        x = self.input_observer(x.float())
+        D = 2 if self.bidirectional else 1
+        shape = (self.num_layers * D, x.shape[1], self.hidden_size)
+        if hx is None:
+            h0 = c0 = x.new_zeros(shape)
+        else:
+            h0, c0 = (t if batched else t.unsqueeze(1) for t in hx)
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                idx = layer * D + d
+                out, h, c = self._run_direction(idx, x, h0[idx], c0[idx], reverse=d == 1)
+                outs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            x = torch.cat(outs, dim=2)
+        y = x.transpose(0, 1) if self.batch_first else x
+        h_n, c_n = torch.stack(h_n), torch.stack(c_n)
+        if not batched:
+            y, h_n, c_n = y.squeeze(0 if self.batch_first else 1), h_n.squeeze(1), c_n.squeeze(1)
+        return y, (h_n, c_n)

@@ -1,0 +1,146 @@
+"""Python wrappers of the ``torch.ops.qlstm`` ops, with their fake kernels.
+
+Activations are uint8 tensors with a float scale and an int zero point; the
+real value of a byte ``q`` is ``(q - zero_point) * scale``.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "pack_lstm_layer",
+    "quantized_lstm",
+    "quantized_lstm_cell",
+    "quantize",
+    "dequantize",
+    "CELL_QPARAM_NAMES",
+]
+
+#: Order of the seven intermediate qparams a packed layer holds.
+CELL_QPARAM_NAMES = ("igates", "hgates", "gates", "fgate_cx", "igate_cgate", "cell", "hidden")
+
+
+def pack_lstm_layer(
+    w_ih: Tensor,
+    w_ih_scales: Tensor,
+    w_ih_zero_points: Tensor,
+    w_hh: Tensor,
+    w_hh_scales: Tensor,
+    w_hh_zero_points: Tensor,
+    b_ih: Optional[Tensor],
+    b_hh: Optional[Tensor],
+    scales: Sequence[float],
+    zero_points: Sequence[int],
+    per_channel: bool,
+) -> Tensor:
+    """Packs one layer-direction (int8 weights in nn.LSTM's i, f, g, o row order,
+    float biases and the seven intermediate qparams named by CELL_QPARAM_NAMES)
+    into a uint8 blob for :func:`quantized_lstm` and :func:`quantized_lstm_cell`.
+    Weight scales and zero points have one entry per row (per_channel) or one."""
+    return torch.ops.qlstm.pack_lstm_layer(
+        w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
+        b_ih, b_hh, [float(s) for s in scales], [int(z) for z in zero_points], per_channel,
+    )
+
+
+def quantized_lstm(
+    input: Tensor,
+    input_scale: float,
+    input_zero_point: int,
+    h0: Optional[Tensor],
+    h0_scale: float,
+    h0_zero_point: int,
+    c0: Optional[Tensor],
+    c0_scale: float,
+    c0_zero_point: int,
+    params: List[Tensor],
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Runs a whole multi-layer LSTM on a uint8 sequence ``[T, B, I]`` (``[B, T, I]``
+    when batch_first). ``params`` holds ``num_layers * num_directions`` packed layers,
+    forward before reverse. Missing h0/c0 mean zeros. Returns uint8 (output, h_n, c_n):
+    output in the last layer's forward hidden qparams, h_n and c_n in layer 0's
+    forward hidden and cell qparams."""
+    return torch.ops.qlstm.quantized_lstm(
+        input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point,
+        c0, c0_scale, c0_zero_point, params, num_layers, bidirectional, batch_first,
+    )
+
+
+def quantized_lstm_cell(
+    input: Tensor,
+    input_scale: float,
+    input_zero_point: int,
+    hx: Tensor,
+    hx_scale: float,
+    hx_zero_point: int,
+    cx: Tensor,
+    cx_scale: float,
+    cx_zero_point: int,
+    params: Tensor,
+) -> Tuple[Tensor, Tensor]:
+    """One LSTM step of one packed layer on uint8 ``[B, I]`` with state ``[B, H]``.
+    Returns (h_next, c_next) in the layer's hidden and cell qparams."""
+    return torch.ops.qlstm.quantized_lstm_cell(
+        input, input_scale, input_zero_point, hx, hx_scale, hx_zero_point,
+        cx, cx_scale, cx_zero_point, params,
+    )
+
+
+def quantize(input: Tensor, scale: float, zero_point: int) -> Tensor:
+    """float32 -> uint8 as ATen quantizes: clamp(round_half_even(x / scale) + zero_point)."""
+    return torch.ops.qlstm.quantize(input, scale, zero_point)
+
+
+def dequantize(input: Tensor, scale: float, zero_point: int) -> Tensor:
+    """uint8 -> float32: (q - zero_point) * scale."""
+    return torch.ops.qlstm.dequantize(input, scale, zero_point)
+
+
+
+@torch.library.register_fake("qlstm::pack_lstm_layer")
+def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
+      scales, zero_points, per_channel):
+    # The blob size depends on the layout, which only the real kernel knows.
+    n = torch.library.get_ctx().new_dynamic_size()
+    return w_ih.new_empty((n,), dtype=torch.uint8)
+
+
+@torch.library.register_fake("qlstm::quantized_lstm")
+def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_scale,
+      c0_zero_point, params, num_layers, bidirectional, batch_first):
+    torch._check(input.dim() == 3, lambda: "qlstm: input must have 3 dimensions")
+    num_directions = 2 if bidirectional else 1
+    if h0 is not None:
+        hidden_size = h0.shape[2]
+    else:
+        # Only the packed blobs know the hidden size; a fake run needs h0 or c0.
+        torch._check(c0 is not None, lambda: "qlstm: fake quantized_lstm needs h0 or c0")
+        hidden_size = c0.shape[2]
+    T, B = (input.shape[1], input.shape[0]) if batch_first else (input.shape[0], input.shape[1])
+    out_shape = (B, T, num_directions * hidden_size) if batch_first else (T, B, num_directions * hidden_size)
+    state = (num_layers * num_directions, B, hidden_size)
+    return (input.new_empty(out_shape, dtype=torch.uint8),
+            input.new_empty(state, dtype=torch.uint8),
+            input.new_empty(state, dtype=torch.uint8))
+
+
+@torch.library.register_fake("qlstm::quantized_lstm_cell")
+def _(input, input_scale, input_zero_point, hx, hx_scale, hx_zero_point, cx, cx_scale,
+      cx_zero_point, params):
+    return hx.new_empty(hx.shape, dtype=torch.uint8), cx.new_empty(cx.shape, dtype=torch.uint8)
+
+
+@torch.library.register_fake("qlstm::quantize")
+def _(input, scale, zero_point):
+    return input.new_empty(input.shape, dtype=torch.uint8)
+
+
+@torch.library.register_fake("qlstm::dequantize")
+def _(input, scale, zero_point):
+    return input.new_empty(input.shape, dtype=torch.float32)

@@ -1,0 +1,168 @@
+"""A small pure-PyTorch model of the quantized LSTM graph that qlstm computes:
+PyTorch's eager static quantized LSTM on the FBGEMM engine, written with plain
+integer and float32 tensor ops (no quantized dtypes). It is an oracle for the
+ops: slow, obvious, and independent of the C++ code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+F32 = torch.float32
+QP = Tuple[float, int]
+SIGMOID_QP: QP = (1.0 / 256.0, 0)
+TANH_QP: QP = (2.0 / 256.0, 128)
+
+
+def f32(x: float) -> Tensor:
+    return torch.tensor(x, dtype=F32)
+
+
+def quantize(x: Tensor, qp: QP) -> Tensor:
+    """zero_point + round_half_even(x * (1 / scale)), clamped to [0, 255]."""
+    inv = f32(1.0) / f32(qp[0])
+    return torch.clamp(torch.round(x.to(F32) * inv) + qp[1], 0, 255).to(torch.uint8)
+
+
+def dequantize(q: Tensor, qp: QP) -> Tensor:
+    """ATen's vectorized dequantize: fma(q, scale, -zero_point * scale), exact in double."""
+    s = f32(qp[0])
+    premul = (s * f32(-float(qp[1]))).double()
+    return (q.double() * s.double() + premul).to(F32)
+
+
+def requantize(q: Tensor, src: QP, dst: QP) -> Tensor:
+    return q if src == dst else quantize(dequantize(q, src), dst)
+
+
+def sigmoid_q(q: Tensor, qp: QP) -> Tensor:
+    return quantize(torch.reciprocal(torch.exp(-dequantize(q, qp)) + 1), SIGMOID_QP)
+
+
+def tanh_q(q: Tensor, qp: QP) -> Tensor:
+    return quantize(torch.tanh(dequantize(q, qp)), TANH_QP)
+
+
+def qadd(a: Tensor, aq: QP, b: Tensor, bq: QP, out: QP) -> Tensor:
+    return quantize(dequantize(a, aq) + dequantize(b, bq), out)
+
+
+def qmul(a: Tensor, aq: QP, b: Tensor, bq: QP, out: QP) -> Tensor:
+    raw = (a.long() - aq[1]) * (b.long() - bq[1])
+    mult = f32(aq[0]) * f32(bq[0]) * (f32(1.0) / f32(out[0]))
+    return torch.clamp(torch.round(raw.to(F32) * mult) + out[1], 0, 255).to(torch.uint8)
+
+
+@dataclass
+class Layer:
+    """One layer-direction: int8 weights (nn.LSTM row order), per-row scales and
+    zero points, float biases, and the 7 intermediate qparams."""
+
+    w_ih: Tensor
+    w_ih_scales: Tensor
+    w_ih_zps: Tensor
+    w_hh: Tensor
+    w_hh_scales: Tensor
+    w_hh_zps: Tensor
+    b_ih: Optional[Tensor]
+    b_hh: Optional[Tensor]
+    qparams: List[QP]  # igates, hgates, gates, fgate_cx, igate_cgate, cell, hidden
+    per_channel: bool
+
+    def q(self, name: str) -> QP:
+        names = ("igates", "hgates", "gates", "fgate_cx", "igate_cgate", "cell", "hidden")
+        return self.qparams[names.index(name)]
+
+
+def qlinear(x: Tensor, xq: QP, w: Tensor, w_scales: Tensor, w_zps: Tensor, b: Optional[Tensor],
+            per_channel: bool, out: QP) -> Tensor:
+    """FBGEMM's quantized linear with a float bias and exact int32 accumulation."""
+    rows = w.shape[0]
+    sw = w_scales.to(F32).expand(rows)
+    acc = (x.long() - xq[1]) @ (w.long() - w_zps.long().expand(rows)[:, None]).T
+    ats = f32(xq[0]) * sw
+    mult = ats / f32(out[0])
+    v = acc.to(F32)
+    if b is not None:
+        v = v + (b / ats if per_channel else b * (1.0 / ats.double()).to(F32))
+    return torch.clamp(torch.round(v * mult) + out[1], 0, 255).to(torch.uint8)
+
+
+def cell_step(p: Layer, x: Tensor, xq: QP, h: Tensor, hq: QP, c: Tensor, cq: QP
+              ) -> Tuple[Tensor, Tensor]:
+    """One step of the quantized graph; returns (h', c') in p's hidden and cell qparams."""
+    ig = qlinear(x, xq, p.w_ih, p.w_ih_scales, p.w_ih_zps, p.b_ih, p.per_channel, p.q("igates"))
+    hg = qlinear(h, hq, p.w_hh, p.w_hh_scales, p.w_hh_zps, p.b_hh, p.per_channel, p.q("hgates"))
+    g = qadd(ig, p.q("igates"), hg, p.q("hgates"), p.q("gates"))
+    i, f, gg, o = g.chunk(4, 1)
+    i, f, o = (sigmoid_q(t, p.q("gates")) for t in (i, f, o))
+    gg = tanh_q(gg, p.q("gates"))
+    fc = qmul(f, SIGMOID_QP, c, cq, p.q("fgate_cx"))
+    igc = qmul(i, SIGMOID_QP, gg, TANH_QP, p.q("igate_cgate"))
+    c2 = qadd(fc, p.q("fgate_cx"), igc, p.q("igate_cgate"), p.q("cell"))
+    h2 = qmul(o, SIGMOID_QP, tanh_q(c2, p.q("cell")), TANH_QP, p.q("hidden"))
+    return h2, c2
+
+
+def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q: QP, c0: Optional[Tensor], c0q: QP,
+         layers: List[Layer], num_layers: int, bidirectional: bool
+         ) -> Tuple[Tensor, Tensor, Tensor]:
+    """The whole graph on x [T, B, I] (uint8). Like ATen's stack and cat of quantized
+    tensors, a bidirectional output, h_n and c_n take their first part's qparams."""
+    D = 2 if bidirectional else 1
+    T, B = x.shape[0], x.shape[1]
+    H = layers[0].w_hh.shape[1]
+    if h0 is None:
+        h0, h0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), (1.0, 0)
+    if c0 is None:
+        c0, c0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), (1.0, 0)
+    h_n, c_n = [], []
+    for l in range(num_layers):
+        outs = []
+        fw = layers[l * D]
+        for d in range(D):
+            p = layers[l * D + d]
+            h, hq, c, cq = h0[l * D + d], h0q, c0[l * D + d], c0q
+            ys = [None] * T
+            for t in (reversed(range(T)) if d == 1 else range(T)):
+                h, c = cell_step(p, x[t], xq, h, hq, c, cq)
+                hq, cq = p.q("hidden"), p.q("cell")
+                ys[t] = requantize(h, hq, fw.q("hidden"))
+            outs.append(torch.stack(ys) if T else torch.zeros(0, B, H, dtype=torch.uint8))
+            # a bidirectional layer stacks its directions first, then layers are stacked
+            h_layer, c_layer = (fw.q("hidden"), fw.q("cell")) if D == 2 else (hq, cq)
+            h_n.append(requantize(requantize(h, hq, h_layer), h_layer, layers[0].q("hidden")))
+            c_n.append(requantize(requantize(c, cq, c_layer), c_layer, layers[0].q("cell")))
+        x, xq = torch.cat(outs, dim=2), fw.q("hidden")
+    return x, torch.stack(h_n), torch.stack(c_n)
+
+
+def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: bool,
+                 gen: torch.Generator, weight_zero_points: bool = False) -> Layer:
+    """A layer with random int8 weights and plausible random qparams."""
+    def rnd(*shape):
+        return torch.rand(*shape, generator=gen)
+
+    rows = 4 * hidden_size
+    n = rows if per_channel else 1
+
+    def weight(cols):
+        w = torch.randint(-128, 128, (rows, cols), generator=gen, dtype=torch.int8)
+        scales = (0.02 + 0.2 * rnd(n)).double() / max(1, cols) ** 0.5
+        zps = (torch.randint(-5, 6, (n,), generator=gen) if weight_zero_points
+               else torch.zeros(n, dtype=torch.int64))
+        return w, scales, zps
+
+    w_ih, s_ih, z_ih = weight(input_size)
+    w_hh, s_hh, z_hh = weight(hidden_size)
+    b_ih = (rnd(rows) - 0.5) if bias else None
+    b_hh = (rnd(rows) - 0.5) if bias else None
+
+    def qp(lo, hi):
+        scale = float(lo + (hi - lo) * rnd(1)) / 64.0
+        return (scale, int(torch.randint(96, 160, (1,), generator=gen)))
+
+    qparams = [qp(1, 4), qp(1, 4), qp(1, 5), qp(0.5, 2), qp(0.5, 2), qp(0.5, 3), qp(0.3, 1)]
+    return Layer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih, b_hh, qparams, per_channel)
