@@ -4,6 +4,8 @@ Importing qlstm registers the ``torch.ops.qlstm.*`` ops. The module layer is
 :class:`qlstm.nn.LSTM`; :func:`qlstm.prepare`, :func:`qlstm.convert` and
 :func:`qlstm.quantize` quantize the ``nn.LSTM`` layers of a float model.
 """
+import torch  # noqa: F401  (loads libtorch before the extension)
+
 from . import _C  # noqa: F401  (registers torch.ops.qlstm)
 from . import ops
 from . import nn

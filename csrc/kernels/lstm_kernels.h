@@ -147,6 +147,8 @@ inline uint8_t quantize_value(float x, float inv_scale, int32_t zero_point) {
 }
 
 void quantize(const float* x, int64_t n, QParams q, uint8_t* out);
+// Tensor.dequantize's (q - zero_point) * scale; inside the graph, the
+// element-wise ops use make_dequantize_table's fused form instead.
 void dequantize(const uint8_t* x, int64_t n, QParams q, float* out);
 
 // table[v] = quantize(dequantize(v, from), to): what ATen's cat and stack do to

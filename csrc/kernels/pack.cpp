@@ -248,9 +248,9 @@ void quantize(const float* x, int64_t n, QParams q, uint8_t* out) {
 }
 
 void dequantize(const uint8_t* x, int64_t n, QParams q, float* out) {
-  float deq[256];
-  make_dequantize_table(q, deq);
-  for (int64_t i = 0; i < n; ++i) out[i] = deq[x[i]];
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = static_cast<float>(static_cast<int32_t>(x[i]) - q.zero_point) * q.scale;
+  }
 }
 
 void map_bytes(const uint8_t* table, const uint8_t* src, int64_t n, uint8_t* dst) {

@@ -75,7 +75,36 @@ class LSTM(torch.nn.Module):
         self.register_buffer("input_scale", torch.tensor(float("nan"), dtype=torch.float64))
         self.register_buffer("input_zero_point", torch.tensor(-1, dtype=torch.int64))
         self._packed: List[Tensor] = []
+        for index in range(num_layers * self.num_directions):
+            self._set_placeholders(index)
         self.register_load_state_dict_post_hook(_repack_after_load)
+
+    def _set_placeholders(self, index: int) -> None:
+        # Empty per-tensor buffers with the right names: load_state_dict or
+        # from_observed fills them, and their shapes follow what is loaded.
+        layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
+        rows, suffix = 4 * self.hidden_size, _suffix(index // self.num_directions, index % self.num_directions)
+        for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
+            self.register_buffer(f"weight_{kind}{suffix}", torch.zeros(rows, cols, dtype=torch.int8))
+            self.register_buffer(f"weight_{kind}{suffix}_scales", torch.ones(1, dtype=torch.float64))
+            self.register_buffer(f"weight_{kind}{suffix}_zero_points", torch.zeros(1, dtype=torch.int64))
+            if self.bias:
+                self.register_buffer(f"bias_{kind}{suffix}", torch.zeros(rows))
+        self.register_buffer(f"qparams_scales{suffix}", torch.ones(len(CELL_QPARAM_NAMES), dtype=torch.float64))
+        self.register_buffer(f"qparams_zero_points{suffix}",
+                             torch.zeros(len(CELL_QPARAM_NAMES), dtype=torch.int64))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # Weight scales and zero points have one entry (per-tensor) or one per
+        # row (per-channel): take the loaded buffers as they come; packing then
+        # checks every shape, dtype and value.
+        for name in list(self._buffers):
+            key = prefix + name
+            if key in state_dict and isinstance(state_dict[key], Tensor):
+                self._buffers[name] = state_dict[key].detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     @property
     def num_directions(self) -> int:

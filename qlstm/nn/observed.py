@@ -79,17 +79,6 @@ class ObservedLSTM(torch.nn.Module):
             torch.nn.ModuleDict({n: activation_observer() for n in CELL_QPARAM_NAMES})
             for _ in range(directions))
 
-    @classmethod
-    def from_float(cls, lstm: torch.nn.LSTM, qconfig=None) -> "ObservedLSTM":
-        """Observed module for PyTorch's eager ``prepare`` (float_to_observed_custom_module_class):
-        uses the qconfig's activation and weight observers."""
-        qconfig = qconfig if qconfig is not None else getattr(lstm, "qconfig", None)
-        if qconfig is None:
-            return cls(lstm)
-        observed = cls(lstm, qconfig.activation, qconfig.weight)
-        observed.qconfig = qconfig
-        return observed
-
     def _weights(self, index: int):
         layer, direction = divmod(index, 2 if self.bidirectional else 1)
         s = f"_l{layer}" + ("_reverse" if direction else "")

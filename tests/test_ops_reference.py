@@ -1,0 +1,139 @@
+"""The ops against the pure-PyTorch model of the quantized graph (quantized_graph.py)."""
+import itertools
+
+import pytest
+import torch
+
+import qlstm
+import quantized_graph as qg
+from conftest import pack
+
+
+def random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, weight_zero_points=False):
+    gen = torch.Generator().manual_seed(seed)
+    D = 2 if bidirectional else 1
+    return [qg.random_layer(I if l == 0 else D * H, H, bias, per_channel, gen, weight_zero_points)
+            for l in range(num_layers) for _ in range(D)]
+
+
+def random_bytes(*shape, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+
+
+SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100)]
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("bidirectional,num_layers", [(False, 1), (True, 1), (False, 2), (True, 3)])
+@pytest.mark.parametrize("bias,per_channel,wzp", [(True, True, False), (False, False, False),
+                                                  (True, False, True)])
+def test_lstm_op_matches_model(I, H, bidirectional, num_layers, bias, per_channel, wzp):
+    seed = I * 7 + H + num_layers * 3 + int(bidirectional)
+    layers = random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, wzp)
+    T, B, D = 6, 3, 2 if bidirectional else 1
+    x = random_bytes(T, B, I, seed=seed)
+    h0 = random_bytes(num_layers * D, B, H, seed=seed + 1)
+    c0 = random_bytes(num_layers * D, B, H, seed=seed + 2)
+    for state in (False, True):
+        args = (h0, (0.011, 120), c0, (0.021, 131)) if state else (None, (1.0, 0), None, (1.0, 0))
+        expected = qg.lstm(x, (0.05, 128), *args, layers, num_layers, bidirectional)
+        got = qlstm.ops.quantized_lstm(x, 0.05, 128, args[0], *args[1], args[2], *args[3],
+                                       [pack(l) for l in layers], num_layers, bidirectional, False)
+        for e, g in zip(expected, got):
+            torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+def test_batch_first_and_non_contiguous_inputs():
+    layers = random_model(9, 11, 2, True, True, True, seed=3)
+    params = [pack(l) for l in layers]
+    x = random_bytes(5, 4, 9, seed=4)
+    expected = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+    got = qlstm.ops.quantized_lstm(x.transpose(0, 1), 0.1, 100, None, 1.0, 0, None, 1.0, 0, params,
+                                   2, True, True)
+    torch.testing.assert_close(got[0].transpose(0, 1), expected[0], rtol=0, atol=0)
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
+    strided = random_bytes(5, 4, 18, seed=4)[:, :, ::2]
+    assert not strided.is_contiguous()
+    a = qlstm.ops.quantized_lstm(strided, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+    b = qlstm.ops.quantized_lstm(strided.contiguous(), 0.1, 100, None, 1.0, 0, None, 1.0, 0, params,
+                                 2, True, False)
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("I,H,B", [(1, 1, 1), (13, 31, 3), (64, 33, 16)])
+def test_cell_op_matches_model(I, H, B):
+    layer = random_model(I, H, 1, False, True, True, seed=I + H)[0]
+    params = pack(layer)
+    x, h, c = random_bytes(B, I, seed=1), random_bytes(B, H, seed=2), random_bytes(B, H, seed=3)
+    eh, ec = qg.cell_step(layer, x, (0.04, 120), h, (0.01, 130), c, (0.02, 128))
+    gh, gc = qlstm.ops.quantized_lstm_cell(x, 0.04, 120, h, 0.01, 130, c, 0.02, 128, params)
+    torch.testing.assert_close(gh, eh, rtol=0, atol=0)
+    torch.testing.assert_close(gc, ec, rtol=0, atol=0)
+
+
+def test_cell_steps_equal_the_sequence_op():
+    layer = random_model(7, 9, 1, False, True, True, seed=5)[0]
+    params = pack(layer)
+    x = random_bytes(8, 2, 7, seed=6)
+    y, h_n, c_n = qlstm.ops.quantized_lstm(x, 0.05, 128, None, 1.0, 0, None, 1.0, 0, [params], 1,
+                                           False, False)
+    h = c = torch.zeros(2, 9, dtype=torch.uint8)
+    hq, cq = (1.0, 0), (1.0, 0)
+    for t in range(8):
+        h, c = qlstm.ops.quantized_lstm_cell(x[t], 0.05, 128, h, *hq, c, *cq, params)
+        hq, cq = layer.q("hidden"), layer.q("cell")
+        torch.testing.assert_close(h, y[t], rtol=0, atol=0)
+    torch.testing.assert_close(h, h_n[0], rtol=0, atol=0)
+    torch.testing.assert_close(c, c_n[0], rtol=0, atol=0)
+
+
+def test_empty_batch_and_sequence():
+    layers = random_model(4, 5, 2, True, True, True, seed=8)
+    params = [pack(l) for l in layers]
+    y, h, c = qlstm.ops.quantized_lstm(torch.zeros(3, 0, 4, dtype=torch.uint8), 0.1, 0, None, 1.0, 0,
+                                       None, 1.0, 0, params, 2, True, False)
+    assert y.shape == (3, 0, 10) and h.shape == (4, 0, 5) and c.shape == (4, 0, 5)
+    y, h, c = qlstm.ops.quantized_lstm(torch.zeros(0, 2, 4, dtype=torch.uint8), 0.1, 0, None, 1.0, 0,
+                                       None, 1.0, 0, params, 2, True, False)
+    assert y.shape == (0, 2, 10) and h.shape == (4, 2, 5)
+    # with no step run, h_n is the zero initial state in h_n's qparams
+    zero_h = qg.quantize(torch.zeros(()), layers[0].q("hidden"))
+    assert bool((h == zero_h).all())
+
+
+def test_tables_match_torch_quantized_sigmoid_and_tanh():
+    gen = torch.Generator().manual_seed(0)
+    allq = torch.arange(256, dtype=torch.uint8)
+    for _ in range(300):
+        scale = float(10 ** (torch.rand(1, generator=gen) * 4 - 3.5))
+        zp = int(torch.randint(0, 256, (1,), generator=gen))
+        q = torch._make_per_tensor_quantized_tensor(allq, scale, zp)
+        assert torch.equal(qg.sigmoid_q(allq, (scale, zp)), torch.sigmoid(q).int_repr())
+        assert torch.equal(qg.tanh_q(allq, (scale, zp)), torch.tanh(q).int_repr())
+
+
+def test_quantize_and_dequantize_match_torch():
+    x = torch.randn(1000) * 3
+    for scale, zp in ((0.01, 0), (0.037, 128), (1.3, 255)):
+        q = torch.quantize_per_tensor(x, scale, zp, torch.quint8)
+        torch.testing.assert_close(qlstm.ops.quantize(x, scale, zp), q.int_repr(), rtol=0, atol=0)
+        torch.testing.assert_close(qlstm.ops.dequantize(q.int_repr(), scale, zp), q.dequantize(),
+                                   rtol=0, atol=0)
+
+
+def test_results_do_not_depend_on_thread_count():
+    layers = random_model(32, 48, 2, True, True, True, seed=9)
+    params = [pack(l) for l in layers]
+    x = random_bytes(5, 16, 32, seed=10)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+        torch.set_num_threads(2)
+        two = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(one, two):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
