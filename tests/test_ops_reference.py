@@ -1,6 +1,4 @@
 """The ops against the pure-PyTorch model of the quantized graph (quantized_graph.py)."""
-import itertools
-
 import pytest
 import torch
 

@@ -1,6 +1,5 @@
 """qlstm.nn.LSTM against PyTorch's torch.ao.nn.quantized.LSTM, bit for bit, on
 models quantized with PyTorch's own eager flow ('x86' qconfig)."""
-import itertools
 import random
 
 import pytest

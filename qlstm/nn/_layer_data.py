@@ -8,7 +8,6 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..ops import CELL_QPARAM_NAMES
 
 _PER_CHANNEL = (torch.per_channel_affine, torch.per_channel_symmetric)
 _PER_TENSOR = (torch.per_tensor_affine, torch.per_tensor_symmetric)
@@ -27,7 +26,7 @@ class QuantizedWeight:
 @dataclass
 class LayerData:
     """One observed layer-direction: float weights, their observer, and the
-    observed qparams of the seven intermediates (CELL_QPARAM_NAMES order)."""
+    observed qparams of the seven intermediates (qlstm.ops.CELL_QPARAM_NAMES order)."""
 
     w_ih: Tensor
     w_hh: Tensor
