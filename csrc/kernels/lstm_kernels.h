@@ -112,7 +112,6 @@ struct LinearRequant {
   int32_t* offset;     // [4H]
   float* bias_term;    // [4H]
   float* multiplier;   // [4H]
-  int32_t input_zero_point;
   int32_t output_zero_point;
 };
 

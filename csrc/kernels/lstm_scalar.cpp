@@ -1,7 +1,5 @@
 // Scalar reference kernels: the input projection over all timesteps and the
 // fused recurrent step. Every ISA-specific path must match these bit for bit.
-#include <cmath>
-
 #include "lstm_kernels.h"
 
 namespace qlstm {
@@ -22,14 +20,12 @@ int32_t row_sum(const uint8_t* x, int64_t k) {
 // FBGEMM's ReQuantizeOutput with a float bias: (float(raw) + bias_term) * multiplier,
 // rounded half to even, shifted by the zero point and clamped to uint8.
 uint8_t requantize_linear(int64_t raw, float bias_term, float multiplier, int32_t zero_point) {
-  const float v = static_cast<float>(raw) + bias_term;
-  const float r = std::nearbyint(v * multiplier) + static_cast<float>(zero_point);
-  return static_cast<uint8_t>(std::fmin(std::fmax(r, 0.0f), 255.0f));
+  return quantize_value(static_cast<float>(raw) + bias_term, multiplier, zero_point);
 }
 
 // ATen's quantized mul: zero_point + round(float(a * b) * multiplier), clamped.
 uint8_t requantize_product(int32_t product, float multiplier, int32_t zero_point) {
-  return requantize_linear(product, 0.0f, multiplier, zero_point);
+  return quantize_value(static_cast<float>(product), multiplier, zero_point);
 }
 
 // One output row of a uint8 x int8 linear: out[n] for n in [0, rows).

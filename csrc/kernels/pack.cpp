@@ -221,7 +221,6 @@ void prepare_linear_requant(const PackedLayer& p, bool ih, QParams input, Linear
   const float* bias = ih ? p.b_ih : p.b_hh;
   const QParams out = ih ? p.q.igates : p.q.hgates;
   const int32_t xz = input.zero_point;
-  r->input_zero_point = xz;
   r->output_zero_point = out.zero_point;
   for (int64_t n = 0; n < rows; ++n) {
     // sum_k (x - xz)(w - wz) = acc - xz * (colsum - K * wz) - wz * rowsum(x);

@@ -107,6 +107,17 @@ DirectionResult run_direction(const PackedLayer& p, const uint8_t* x, QParams x_
   return res;
 }
 
+// Writes one direction's final h or c into h_n / c_n as PyTorch's module does:
+// a bidirectional layer stacks its directions into the forward one's qparams
+// (layer_q) first, then the layers are stacked into layer 0's (out_q). Each
+// stack of quantized tensors requantizes, so the two steps are not one.
+void stack_final_state(const uint8_t* state, QParams state_q, QParams layer_q, QParams out_q,
+                       int64_t n, uint8_t* dst) {
+  const RequantTable to_layer(state_q, layer_q), to_out(layer_q, out_q);
+  map_bytes(to_layer.get(), state, n, dst);
+  map_bytes(to_out.get(), dst, n, dst);
+}
+
 InitialState initial_state(const c10::optional<at::Tensor>& h0, QParams h0_q,
                            const c10::optional<at::Tensor>& c0, QParams c0_q, int64_t index,
                            int64_t B, int64_t H) {
@@ -186,16 +197,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
           p, layer_in.data_ptr<uint8_t>(), layer_in_q, T, B, /*reverse=*/d == 1,
           initial_state(h0, h0_q, c0, c0_q, idx, B, H), layer_out.data_ptr<uint8_t>(), D * H,
           d * H, to_fw.get());
-      // A bidirectional layer stacks its directions into the forward one's qparams
-      // first, then the layers are stacked into layer 0's.
-      uint8_t* h_dst = h_n.data_ptr<uint8_t>() + idx * B * H;
-      uint8_t* c_dst = c_n.data_ptr<uint8_t>() + idx * B * H;
-      const RequantTable h_dir(r.h_q, D == 2 ? fw_h_q : r.h_q), h_layer(D == 2 ? fw_h_q : r.h_q, h_n_q);
-      const RequantTable c_dir(r.c_q, D == 2 ? fw_c_q : r.c_q), c_layer(D == 2 ? fw_c_q : r.c_q, c_n_q);
-      map_bytes(h_dir.get(), r.h.data(), B * H, h_dst);
-      map_bytes(h_layer.get(), h_dst, B * H, h_dst);
-      map_bytes(c_dir.get(), r.c.data(), B * H, c_dst);
-      map_bytes(c_layer.get(), c_dst, B * H, c_dst);
+      stack_final_state(r.h.data(), r.h_q, D == 2 ? fw_h_q : r.h_q, h_n_q, B * H,
+                        h_n.data_ptr<uint8_t>() + idx * B * H);
+      stack_final_state(r.c.data(), r.c_q, D == 2 ? fw_c_q : r.c_q, c_n_q, B * H,
+                        c_n.data_ptr<uint8_t>() + idx * B * H);
     }
     layer_in = layer_out;
     layer_in_q = fw_h_q;

@@ -37,6 +37,12 @@ class LayerData:
     qparams: List[Tuple[float, int]]
 
 
+def layer_suffix(index: int, num_directions: int) -> str:
+    """nn.LSTM's name suffix of layer-direction `index`: _l0, _l0_reverse, _l1, ..."""
+    layer, direction = divmod(index, num_directions)
+    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
 def qparams_of(observer: torch.nn.Module, name: str) -> Tuple[float, int]:
     """(scale, zero_point) an activation observer chose, as ATen's converted modules store them."""
     dtype = getattr(observer, "dtype", torch.quint8)

@@ -8,14 +8,11 @@ from torch import Tensor
 
 from .. import ops
 from ..ops import CELL_QPARAM_NAMES
-from ._layer_data import LayerData, quantize_weight
+from ._layer_data import LayerData, layer_suffix, quantize_weight
+from .observed import ObservedLSTM, layer_data_of_quantizable
 
 _HIDDEN = CELL_QPARAM_NAMES.index("hidden")
 _CELL = CELL_QPARAM_NAMES.index("cell")
-
-
-def _suffix(layer: int, direction: int) -> str:
-    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
 def _repack_after_load(module: "LSTM", incompatible_keys) -> None:
@@ -75,6 +72,7 @@ class LSTM(torch.nn.Module):
         self.register_buffer("input_scale", torch.tensor(float("nan"), dtype=torch.float64))
         self.register_buffer("input_zero_point", torch.tensor(-1, dtype=torch.int64))
         self._packed: List[Tensor] = []
+        self._io_qparams: Tuple = (None, None, None, None)
         for index in range(num_layers * self.num_directions):
             self._set_placeholders(index)
         self.register_load_state_dict_post_hook(_repack_after_load)
@@ -83,7 +81,7 @@ class LSTM(torch.nn.Module):
         # Empty per-tensor buffers with the right names: load_state_dict or
         # from_observed fills them, and their shapes follow what is loaded.
         layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
-        rows, suffix = 4 * self.hidden_size, _suffix(index // self.num_directions, index % self.num_directions)
+        rows, suffix = 4 * self.hidden_size, self._layer_suffix(index)
         for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
             self.register_buffer(f"weight_{kind}{suffix}", torch.zeros(rows, cols, dtype=torch.int8))
             self.register_buffer(f"weight_{kind}{suffix}_scales", torch.ones(1, dtype=torch.float64))
@@ -110,6 +108,9 @@ class LSTM(torch.nn.Module):
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    def _layer_suffix(self, index: int) -> str:
+        return layer_suffix(index, self.num_directions)
+
     def _get_name(self) -> str:
         return "QuantizedLSTM"
 
@@ -125,8 +126,6 @@ class LSTM(torch.nn.Module):
     @classmethod
     def from_observed(cls, observed: torch.nn.Module) -> "LSTM":
         """Converts a calibrated ``torch.ao.nn.quantizable.LSTM`` or :class:`qlstm.nn.ObservedLSTM`."""
-        from .observed import ObservedLSTM, layer_data_of_quantizable
-
         if isinstance(observed, ObservedLSTM):
             data = observed.layer_data()
             input_qparams = observed.input_qparams()
@@ -151,7 +150,7 @@ class LSTM(torch.nn.Module):
         return module
 
     def _set_layer(self, index: int, layer: LayerData) -> None:
-        suffix = _suffix(index // self.num_directions, index % self.num_directions)
+        suffix = self._layer_suffix(index)
         for kind, weight, observer in (("ih", layer.w_ih, layer.ih_weight_observer),
                                        ("hh", layer.w_hh, layer.hh_weight_observer)):
             q = quantize_weight(weight, observer)
@@ -170,10 +169,9 @@ class LSTM(torch.nn.Module):
         """(Re)builds the packed blobs from the int8 weights and qparams in the state_dict."""
         packed = []
         for index in range(self.num_layers * self.num_directions):
-            s = _suffix(index // self.num_directions, index % self.num_directions)
-            w_ih = getattr(self, f"weight_ih{s}")
+            s = self._layer_suffix(index)
             packed.append(ops.pack_lstm_layer(
-                w_ih, getattr(self, f"weight_ih{s}_scales"), getattr(self, f"weight_ih{s}_zero_points"),
+                getattr(self, f"weight_ih{s}"), getattr(self, f"weight_ih{s}_scales"), getattr(self, f"weight_ih{s}_zero_points"),
                 getattr(self, f"weight_hh{s}"), getattr(self, f"weight_hh{s}_scales"),
                 getattr(self, f"weight_hh{s}_zero_points"),
                 getattr(self, f"bias_ih{s}") if self.bias else None,
@@ -183,33 +181,39 @@ class LSTM(torch.nn.Module):
                 getattr(self, f"weight_ih{s}_scales").numel() > 1,
             ))
         self._packed = packed
+        # Read once here rather than from the buffers on every forward.
+        self._io_qparams = (
+            None if torch.isnan(self.input_scale)
+            else (float(self.input_scale), int(self.input_zero_point)),
+            self._layer_qparams((self.num_layers - 1) * self.num_directions, _HIDDEN),
+            self._layer_qparams(0, _HIDDEN),
+            self._layer_qparams(0, _CELL),
+        )
 
     def _layer_qparams(self, index: int, which: int) -> Tuple[float, int]:
-        s = _suffix(index // self.num_directions, index % self.num_directions)
+        s = self._layer_suffix(index)
         return (float(getattr(self, f"qparams_scales{s}")[which]),
                 int(getattr(self, f"qparams_zero_points{s}")[which]))
 
     @property
+    def input_qparams(self) -> Optional[Tuple[float, int]]:
+        """Observed (scale, zero_point) of float inputs, or None when not observed."""
+        return self._io_qparams[0]
+
+    @property
     def output_qparams(self) -> Tuple[float, int]:
         """(scale, zero_point) of the output: the last layer's forward hidden state."""
-        return self._layer_qparams((self.num_layers - 1) * self.num_directions, _HIDDEN)
+        return self._io_qparams[1]
 
     @property
     def hidden_qparams(self) -> Tuple[float, int]:
         """(scale, zero_point) of h_n: layer 0's forward hidden state."""
-        return self._layer_qparams(0, _HIDDEN)
+        return self._io_qparams[2]
 
     @property
     def cell_qparams(self) -> Tuple[float, int]:
         """(scale, zero_point) of c_n: layer 0's forward cell state."""
-        return self._layer_qparams(0, _CELL)
-
-    @property
-    def input_qparams(self) -> Optional[Tuple[float, int]]:
-        """Observed (scale, zero_point) of float inputs, or None when not observed."""
-        if torch.isnan(self.input_scale):
-            return None
-        return float(self.input_scale), int(self.input_zero_point)
+        return self._io_qparams[3]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"

@@ -13,7 +13,7 @@ from torch.ao.quantization.observer import (
 )
 
 from ..ops import CELL_QPARAM_NAMES
-from ._layer_data import LayerData, qparams_of
+from ._layer_data import LayerData, layer_suffix, qparams_of
 
 ObserverFactory = Callable[[], torch.nn.Module]
 
@@ -80,8 +80,7 @@ class ObservedLSTM(torch.nn.Module):
             for _ in range(directions))
 
     def _weights(self, index: int):
-        layer, direction = divmod(index, 2 if self.bidirectional else 1)
-        s = f"_l{layer}" + ("_reverse" if direction else "")
+        s = layer_suffix(index, 2 if self.bidirectional else 1)
         get = lambda name: getattr(self.lstm, name + s, None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
