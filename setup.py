@@ -14,7 +14,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Portable flags only: the binary must run on any x86-64 (or aarch64) CPU.
 # -ffp-contract=off keeps the compiler from fusing the float requantization
 # steps into FMAs, which would change rounding against PyTorch's kernels.
-CXX_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-Wall", "-Wextra"]
+# -fopenmp: at::parallel_for is inline OpenMP code in ATen's headers, serial
+# unless the extension itself is compiled with OpenMP; at run time it binds to
+# the libgomp.so.1 that torch has already loaded.
+CXX_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fopenmp", "-Wall", "-Wextra"]
 
 sources = sorted(glob.glob(os.path.join("csrc", "kernels", "*.cpp"))) + sorted(
     glob.glob(os.path.join("csrc", "ops", "*.cpp"))
@@ -27,6 +30,7 @@ setup(
     packages=find_packages(include=["qlstm", "qlstm.*"]),
     python_requires=">=3.10",
     install_requires=["torch==2.13.0"],
-    ext_modules=[CppExtension("qlstm._C", sources, extra_compile_args={"cxx": CXX_FLAGS})],
+    ext_modules=[CppExtension("qlstm._C", sources, extra_compile_args={"cxx": CXX_FLAGS},
+                              extra_link_args=["-fopenmp"])],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

@@ -9,7 +9,12 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 from . import _C  # noqa: F401  (registers torch.ops.qlstm)
 from . import ops
 from . import nn
+from .isa import available_isas, isa, peak_macs_per_second, set_isa, use_isa
 from .quantize import convert, prepare, quantize
 
-__all__ = ["ops", "nn", "prepare", "convert", "quantize"]
+__all__ = ["ops", "nn", "prepare", "convert", "quantize", "isa", "set_isa", "available_isas",
+           "use_isa", "peak_macs_per_second"]
+
+# A QLSTM_ISA naming a set this CPU cannot run fails here, not at the first forward.
+isa()
 __version__ = "0.1.0"

@@ -3,17 +3,14 @@ against float and its speed against nn.LSTM and PyTorch's int8 LSTMs."""
 from __future__ import annotations
 
 import argparse
-import copy
-import statistics
 import sys
-import time
 import warnings
-from typing import Callable, List
+from typing import List
 
 import torch
-import torch.ao.quantization as tq
 
 import qlstm
+from qlstm._compare import median_ms, torch_dynamic, torch_static
 
 
 def signals(n: int, T: int, B: int, I: int, seed: int) -> List[torch.Tensor]:
@@ -22,36 +19,6 @@ def signals(n: int, T: int, B: int, I: int, seed: int) -> List[torch.Tensor]:
     return [torch.sin(t * torch.rand(1, B, I, generator=gen) * 0.5
                       + torch.rand(1, B, I, generator=gen) * 6.28)
             + 0.1 * torch.randn(T, B, I, generator=gen) for _ in range(n)]
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-class _Stubbed(torch.nn.Module):
-    def __init__(self, lstm):
-        super().__init__()
-        self.quant, self.lstm, self.dequant = tq.QuantStub(), lstm, tq.DeQuantStub()
-
-    def forward(self, x):
-        return self.dequant(self.lstm(self.quant(x))[0])
-
-
-def torch_static(model: torch.nn.LSTM, calibration: List[torch.Tensor]) -> torch.nn.Module:
-    m = _Stubbed(copy.deepcopy(model)).eval()
-    m.qconfig = tq.get_default_qconfig("x86")
-    custom = {torch.nn.LSTM: torch.ao.nn.quantizable.LSTM}
-    prepared = tq.prepare(m, prepare_custom_config_dict={"float_to_observed_custom_module_class": custom})
-    for x in calibration:
-        prepared(x)
-    return tq.convert(prepared, convert_custom_config_dict={
-        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: torch.ao.nn.quantized.LSTM}})
 
 
 def demo(size: int, seq_len: int, batch: int, repeats: int) -> None:
@@ -64,9 +31,7 @@ def demo(size: int, seq_len: int, batch: int, repeats: int) -> None:
 
     quantized = qlstm.quantize(model, calibration)
     static = torch_static(model, calibration)
-    # quantize_dynamic swaps children only, so the LSTM goes inside a container.
-    dynamic = torch.ao.quantization.quantize_dynamic(
-        torch.nn.Sequential(copy.deepcopy(model)), {torch.nn.LSTM}, torch.qint8)
+    dynamic = torch_dynamic(model)
     with torch.no_grad():
         reference = model(x)[0]
         runs = {

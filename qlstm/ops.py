@@ -5,13 +5,15 @@ real value of a byte ``q`` is ``(q - zero_point) * scale``.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 __all__ = [
     "pack_lstm_layer",
+    "unpack_lstm_layer",
+    "UnpackedLayer",
     "quantized_lstm",
     "quantized_lstm_cell",
     "quantize",
@@ -44,6 +46,31 @@ def pack_lstm_layer(
         w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
         b_ih, b_hh, [float(s) for s in scales], [int(z) for z in zero_points], per_channel,
     )
+
+
+class UnpackedLayer(NamedTuple):
+    """What :func:`pack_lstm_layer` took, as :func:`unpack_lstm_layer` gives it
+    back: int8 weights, float64 scales and int64 zero points (one entry, or one
+    per row when per_channel), float biases or None, the seven qparams."""
+
+    w_ih: Tensor
+    w_ih_scales: Tensor
+    w_ih_zero_points: Tensor
+    w_hh: Tensor
+    w_hh_scales: Tensor
+    w_hh_zero_points: Tensor
+    b_ih: Optional[Tensor]
+    b_hh: Optional[Tensor]
+    scales: List[float]
+    zero_points: List[int]
+    per_channel: bool
+
+
+def unpack_lstm_layer(params: Tensor) -> UnpackedLayer:
+    """The weights and qparams of a packed layer, in nn.LSTM's layout; packing
+    them again gives the same blob. Scales come back as the float32 values the
+    kernels use."""
+    return UnpackedLayer(*torch.ops.qlstm.unpack_lstm_layer(params))
 
 
 def quantized_lstm(

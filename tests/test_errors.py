@@ -126,3 +126,18 @@ def test_module_errors():
         qlstm.quantize(torch.nn.LSTM(4, 5), [])
     with pytest.raises(ValueError, match="qlstm: LSTMs with proj_size are not supported"):
         qlstm.prepare(torch.nn.LSTM(4, 5, proj_size=2))
+
+
+def test_altered_min_weight_list_is_rejected():
+    gen = torch.Generator().manual_seed(2)
+    l = qg.random_layer(9, 6, True, True, gen)
+    l.w_hh[0, :] = -128
+    blob = pack(l)
+    # The -128 list is the blob's last section: point one entry past the matrix.
+    tampered = blob.clone()
+    entries = tampered[-64:].view(torch.int32)
+    entries[entries != 0] = 0x7FFF
+    with pytest.raises(ValueError, match="qlstm: params must be a packed layer.*corrupt list of -128 weights"):
+        qlstm.ops.quantized_lstm_cell(torch.zeros(1, 9, dtype=torch.uint8), 0.1, 0,
+                                      torch.zeros(1, 6, dtype=torch.uint8), 0.1, 0,
+                                      torch.zeros(1, 6, dtype=torch.uint8), 0.1, 0, tampered)

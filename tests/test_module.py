@@ -132,9 +132,33 @@ def test_repr_shows_sizes_and_qparams():
     assert "per-channel int8" in text and "output_qparams=(" in text
 
 
-def test_packed_weights_are_much_smaller_than_float():
-    model = float_model(256, 256, 1, False)
-    m = qlstm.quantize(model, sine_batches(1, T=4, I=256))[0]
+@pytest.mark.parametrize("size,ratio", [(256, 3.8), (512, 3.9)])
+def test_module_is_much_smaller_than_float(size, ratio):
+    # The packed blobs are the module's only copy of the weights.
+    model = float_model(size, size, 1, False)
+    m = qlstm.quantize(model, sine_batches(1, T=4, I=size))[0]
     float_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    packed_bytes = sum(t.numel() for t in m._packed)
-    assert float_bytes / packed_bytes > 3.7
+    module_bytes = sum(t.numel() * t.element_size() for t in list(m.buffers()) + m._packed)
+    assert float_bytes / module_bytes > ratio
+    assert all(t.numel() <= 1 for t in m.buffers())
+
+
+def test_state_dict_holds_nn_lstm_names_and_load_reports_missing_keys():
+    m = qlstm.quantize(float_model(L=1, bidirectional=True), sine_batches(1))[0]
+    sd = m.state_dict()
+    assert sd["weight_ih_l0"].dtype == torch.int8 and sd["weight_ih_l0"].shape == (80, 12)
+    assert sd["weight_hh_l0_reverse_scales"].shape == (80,)
+    assert sd["qparams_scales_l0"].shape == (7,) and sd["input_scale"].dim() == 0
+    del sd["bias_hh_l0_reverse"]
+    fresh = qlstm.nn.LSTM(12, 20, 1, bidirectional=True)
+    with pytest.raises(RuntimeError, match="Missing key.*bias_hh_l0_reverse"):
+        fresh.load_state_dict(sd)
+    sd = m.state_dict()
+    sd["weight_hh_l0"] = sd["weight_hh_l0"][:, :5]
+    with pytest.raises(RuntimeError, match=r"qlstm: size mismatch for weight_hh_l0: this module "
+                                           r"expects \(80, 20\), the state_dict has \(80, 5\)"):
+        fresh.load_state_dict(sd)
+    sd = m.state_dict()
+    sd["weight_ih_l0_scales"] = -sd["weight_ih_l0_scales"]
+    with pytest.raises(RuntimeError, match=r"layer l0: qlstm: w_ih_scales must be finite and > 0"):
+        fresh.load_state_dict(sd)

@@ -135,3 +135,20 @@ def test_results_do_not_depend_on_thread_count():
         torch.set_num_threads(before)
     for a, b in zip(one, two):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bias,per_channel,wzp", [(True, True, False), (False, False, False),
+                                                  (True, False, True), (True, True, True)])
+def test_unpack_gives_back_what_was_packed(bias, per_channel, wzp):
+    layer = random_model(13, 21, 1, False, bias, per_channel, seed=3, weight_zero_points=wzp)[0]
+    blob = pack(layer)
+    u = qlstm.ops.unpack_lstm_layer(blob)
+    assert torch.equal(u.w_ih, layer.w_ih) and torch.equal(u.w_hh, layer.w_hh)
+    assert torch.equal(u.w_ih_zero_points, layer.w_ih_zps.long())
+    assert torch.equal(u.w_hh_scales, layer.w_hh_scales.float().double())
+    assert u.per_channel == per_channel and (u.b_ih is None) == (not bias)
+    if bias:
+        assert torch.equal(u.b_ih, layer.b_ih.float()) and torch.equal(u.b_hh, layer.b_hh.float())
+    assert u.scales == [float(torch.tensor(s, dtype=torch.float32)) for s, _ in layer.qparams]
+    assert u.zero_points == [z for _, z in layer.qparams]
+    assert torch.equal(qlstm.ops.pack_lstm_layer(*u), blob)

@@ -7,6 +7,7 @@
 // FBGEMM's ReQuantizeOutput with a float bias does.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -60,38 +61,74 @@ struct LayerTables {
   const uint8_t* tanh_cell;      // [256] cell -> tanh
 };
 
-// Read-only view of one packed layer-direction inside a packed blob.
-// Rows are gate-interleaved: row 4*u + gate holds that gate of hidden unit u,
-// so the epilogue finds i, f, g, o of a unit side by side.
+// Packed weight layout, read by every ISA path (so a blob does not depend on
+// the CPU it was made on). Hidden units are taken in blocks of kUnitBlock; a
+// block's rows are ordered gate-major, [i u0..u15, f u0..u15, g .., o ..], so
+// the epilogue finds the four gates of 16 units side by side. Each group of 16
+// rows (a panel) stores its int8 weights as [K/4][16 rows][4 consecutive k]:
+// one 64-byte line per 4 k, the operand layout of vpdpbusd (4 k per 32-bit
+// lane). Rows past hidden_size and k past K are zero-filled.
+inline constexpr int64_t kUnitBlock = 16;
+inline constexpr int64_t kPanelRows = 16;
+inline constexpr int64_t kKGroup = 4;
+
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+inline int64_t padded_hidden(int64_t hidden_size) { return round_up(hidden_size, kUnitBlock); }
+// Packed row of gate g of hidden unit u.
+inline int64_t packed_row(int64_t u, int g) {
+  return (u / kUnitBlock) * 4 * kUnitBlock + g * kUnitBlock + u % kUnitBlock;
+}
+// Offset of weight (row, k) inside a packed matrix with inner dimension K.
+inline int64_t packed_weight_offset(int64_t row, int64_t k, int64_t K) {
+  return (row / kPanelRows) * round_up(K, kKGroup) * kPanelRows +
+         (k / kKGroup) * kPanelRows * kKGroup + (row % kPanelRows) * kKGroup + k % kKGroup;
+}
+
+// One weight equal to -128: its panel (13 bits: 4 * 32768 rows / 16), its row
+// in the panel (4 bits) and its k (15 bits), so that sorted entries run panel
+// by panel and row by row.
+inline constexpr int kMinWeightPanelShift = 19;
+inline constexpr int kMinWeightRowShift = 15;
+inline constexpr uint32_t kMinWeightKMask = (1u << 15) - 1;
+inline uint32_t min_weight_entry(int64_t panel, int64_t row, int64_t k) {
+  return static_cast<uint32_t>(panel) << kMinWeightPanelShift |
+         static_cast<uint32_t>(row) << kMinWeightRowShift | static_cast<uint32_t>(k);
+}
+
+// Read-only view of one packed layer-direction inside a packed blob. Per-row
+// arrays have 4 * padded_hidden entries in packed row order.
 struct PackedLayer {
   int64_t input_size;
   int64_t hidden_size;
+  int64_t rows;  // 4 * padded_hidden(hidden_size)
   bool per_channel;
   bool has_bias;
   CellQParams q;
-  const int8_t* w_ih;          // [4H][I]
-  const int8_t* w_hh;          // [4H][H]
-  const float* w_ih_scale;     // [4H]
-  const float* w_hh_scale;     // [4H]
-  const int32_t* w_ih_zp;      // [4H]
-  const int32_t* w_hh_zp;      // [4H]
-  const int32_t* w_ih_colsum;  // [4H] sum over k of w_ih
-  const int32_t* w_hh_colsum;  // [4H]
-  const float* b_ih;           // [4H] (zeros when !has_bias)
-  const float* b_hh;           // [4H]
-  const float* deq_igates;     // [256] dequantized igates values
-  const float* deq_hgates;     // [256]
-  const float* deq_fgate_cx;   // [256]
-  const float* deq_igate_cgate;  // [256]
+  const int8_t* w_ih;          // panels over input_size
+  const int8_t* w_hh;          // panels over hidden_size
+  const float* w_ih_scale;     // [rows]
+  const float* w_hh_scale;     // [rows]
+  const int8_t* w_ih_zp;       // [rows], or nullptr when every weight zero point is 0
+  const int8_t* w_hh_zp;       // [rows], or nullptr likewise
+  const int32_t* w_ih_colsum;  // [rows] sum over k of w_ih
+  const int32_t* w_hh_colsum;  // [rows]
+  const float* b_ih;           // [rows] (zeros when !has_bias)
+  const float* b_hh;           // [rows]
   const uint8_t* sigmoid_gates;  // [256]
   const uint8_t* tanh_gates;     // [256]
   const uint8_t* tanh_cell;      // [256]
-  bool w_ih_has_zp;
+  // The weights equal to -128, sorted, as min_weight_entry values. Kernels
+  // that negate weights (where -128 has no int8 opposite) correct for these.
+  const uint32_t* w_ih_min;
+  int64_t w_ih_min_count;
+  const uint32_t* w_hh_min;
+  int64_t w_hh_min_count;
+  bool w_ih_has_zp;  // some zero point of w_ih is nonzero: rows of x need their sums
   bool w_hh_has_zp;
 };
 
-// Size in bytes of a packed layer-direction.
-size_t packed_layer_size(int64_t input_size, int64_t hidden_size);
+// Size in bytes of the packed form of w.
+size_t packed_layer_size(const LayerWeights& w);
 
 // Packs one layer-direction into `out` (packed_layer_size bytes, 64-byte aligned).
 void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& t,
@@ -101,27 +138,54 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
 // or a static message naming what is wrong.
 const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out);
 
+// Inverse of pack_layer's weight part, in nn.LSTM's layout: w_ih [4H][I],
+// w_hh [4H][H], per-row scales, zero points and biases [4H] (biases are
+// skipped when the layer has none).
+void unpack_layer_weights(const PackedLayer& p, int8_t* w_ih, float* w_ih_scale,
+                          int32_t* w_ih_zp, int8_t* w_hh, float* w_hh_scale, int32_t* w_hh_zp,
+                          float* b_ih, float* b_hh);
+
 // Dequantized value of every uint8 under qparams `q`, exactly as ATen's
-// vectorized dequantize (fma(q, scale, -zero_point * scale)) computes it.
+// vectorized dequantize, fma(q, scale, -zero_point * scale), computes it.
 void make_dequantize_table(QParams q, float* out /*[256]*/);
 
 // Per-call constants of one linear whose input qparams are known only at run
 // time: offset[n] folds the zero-point corrections, bias_term and multiplier
 // are FBGEMM's float requantization constants.
 struct LinearRequant {
-  int32_t* offset;     // [4H]
-  float* bias_term;    // [4H]
-  float* multiplier;   // [4H]
+  int32_t* offset;     // [rows]
+  float* bias_term;    // [rows]
+  float* multiplier;   // [rows]
   int32_t output_zero_point;
 };
 
-// Fills r (whose arrays hold 4H entries) for x * w_ih^T (ih = true) or h * w_hh^T.
+// Fills r (whose arrays hold p.rows entries) for x * w_ih^T (ih = true) or h * w_hh^T.
 void prepare_linear_requant(const PackedLayer& p, bool ih, QParams input, LinearRequant* r);
 
-// igates[r][n] for rows [row_begin, row_end) of x ([rows][input_size], uint8).
-// All timesteps go through here at once, before the time loop.
-void input_projection(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
-                      int64_t row_begin, int64_t row_end, uint8_t* igates /*[rows][4H]*/);
+// Per-call constants of the cell epilogue, built once before the time loop:
+// lookup tables both as the scalar path reads them and widened to int32 for
+// vector gathers.
+struct CellConstants {
+  float deq_igates[256], deq_hgates[256], deq_fgate_cx[256], deq_igate_cgate[256];
+  int32_t sigmoid_gates[256], tanh_gates[256], tanh_cell[256];
+};
+void prepare_cell_constants(const PackedLayer& p, CellConstants* c);
+
+// Float multipliers of the cell's element-wise ops for one step; forget*cell
+// depends on the qparams the previous cell state came with.
+struct StepMultipliers {
+  float inv_gates, inv_cell, fgate_cx, igate_cgate, hidden;
+};
+// ATen's quantized mul multiplier: a_scale * b_scale * (1 / out_scale), in float.
+inline float product_multiplier(float a_scale, float b_scale, float out_scale) {
+  return a_scale * b_scale * (1.0f / out_scale);
+}
+inline StepMultipliers step_multipliers(const CellQParams& q, QParams c_prev) {
+  return {1.0f / q.gates.scale, 1.0f / q.cell.scale,
+          product_multiplier(kSigmoidQParams.scale, c_prev.scale, q.fgate_cx.scale),
+          product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.igate_cgate.scale),
+          product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.hidden.scale)};
+}
 
 // State of one recurrent step: the previous h and c with their qparams.
 struct StepState {
@@ -130,12 +194,44 @@ struct StepState {
   QParams c_qparams;
 };
 
-// One timestep for batch rows [b_begin, b_end): hgates = h * w_hh^T, then
-// gates, sigmoid/tanh, the cell update and the new hidden state, all fused.
-// hh must have been prepared with the qparams of state.h.
-void lstm_step(const PackedLayer& p, const LinearRequant& hh, const uint8_t* igates /*[B][4H]*/,
-               const StepState& state, int64_t b_begin, int64_t b_end, uint8_t* h_next,
-               uint8_t* c_next);
+// The kernels of one instruction set. Work is split over rows (timesteps x
+// batch, or batch) and over panels (input projection) or unit blocks (step);
+// time stays sequential. Every set gives the scalar reference's results bit
+// for bit.
+struct KernelSet {
+  const char* name;
+  // igates[r][n] for rows [row_begin, row_end) of x ([rows][input_size]) and
+  // packed rows n in panels [panel_begin, panel_end).
+  void (*input_projection)(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
+                           int64_t row_begin, int64_t row_end, int64_t panel_begin,
+                           int64_t panel_end, uint8_t* igates /*[rows][p.rows]*/);
+  // One timestep for batch rows [b_begin, b_end) and unit blocks
+  // [block_begin, block_end): hgates = h * w_hh^T, then gates, sigmoid/tanh,
+  // the cell update and the new hidden state, fused. hh must have been
+  // prepared with the qparams of state.h.
+  void (*lstm_step)(const PackedLayer& p, const LinearRequant& hh, const CellConstants& cc,
+                    const uint8_t* igates /*[B][p.rows]*/, const StepState& state,
+                    int64_t b_begin, int64_t b_end, int64_t block_begin, int64_t block_end,
+                    uint8_t* h_next /*[B][H]*/, uint8_t* c_next /*[B][H]*/);
+  // int8 multiply-accumulates per second that this set's inner-loop
+  // instructions reach on one core, registers only, timed over `seconds`.
+  double (*peak_macs_per_second)(double seconds);
+};
+
+enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni };
+
+const KernelSet& scalar_kernels();
+// The kernels of `isa`, or nullptr when this build has none for it.
+const KernelSet* kernels_for(Isa isa);
+// Whether this CPU (and OS) can run `isa`'s kernels.
+bool cpu_supports(Isa isa);
+const char* isa_name(Isa isa);
+// Parses "scalar", "avx2", ...; returns false for an unknown name.
+bool parse_isa(const char* name, Isa* out);
+// All ISAs in order of preference, best last.
+inline constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni};
+// The best ISA this CPU can run that this build has kernels for.
+Isa best_isa();
 
 // ATen's quantize: zero_point + round_half_even(x * (1 / scale)), clamped to [0, 255].
 inline uint8_t quantize_value(float x, float inv_scale, int32_t zero_point) {

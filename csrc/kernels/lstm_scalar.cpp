@@ -1,13 +1,18 @@
 // Scalar reference kernels: the input projection over all timesteps and the
 // fused recurrent step. Every ISA-specific path must match these bit for bit.
+#include <chrono>
+
 #include "lstm_kernels.h"
 
 namespace qlstm {
 namespace {
 
-int32_t dot_u8s8(const uint8_t* x, const int8_t* w, int64_t k) {
+// sum_k x[k] * w[row][k] over a packed matrix.
+int32_t dot_row(const uint8_t* x, const int8_t* w, int64_t row, int64_t K) {
   int32_t acc = 0;
-  for (int64_t i = 0; i < k; ++i) acc += static_cast<int32_t>(x[i]) * w[i];
+  for (int64_t k = 0; k < K; ++k) {
+    acc += static_cast<int32_t>(x[k]) * w[packed_weight_offset(row, k, K)];
+  }
   return acc;
 }
 
@@ -19,8 +24,12 @@ int32_t row_sum(const uint8_t* x, int64_t k) {
 
 // FBGEMM's ReQuantizeOutput with a float bias: (float(raw) + bias_term) * multiplier,
 // rounded half to even, shifted by the zero point and clamped to uint8.
-uint8_t requantize_linear(int64_t raw, float bias_term, float multiplier, int32_t zero_point) {
-  return quantize_value(static_cast<float>(raw) + bias_term, multiplier, zero_point);
+uint8_t linear_output(const uint8_t* x, int64_t K, const int8_t* w, const int8_t* w_zp,
+                      const LinearRequant& r, int64_t n, int32_t x_row_sum) {
+  int64_t raw = static_cast<int64_t>(dot_row(x, w, n, K)) + r.offset[n];
+  if (x_row_sum != 0) raw -= static_cast<int64_t>(w_zp[n]) * x_row_sum;
+  return quantize_value(static_cast<float>(raw) + r.bias_term[n], r.multiplier[n],
+                        r.output_zero_point);
 }
 
 // ATen's quantized mul: zero_point + round(float(a * b) * multiplier), clamped.
@@ -28,76 +37,84 @@ uint8_t requantize_product(int32_t product, float multiplier, int32_t zero_point
   return quantize_value(static_cast<float>(product), multiplier, zero_point);
 }
 
-// One output row of a uint8 x int8 linear: out[n] for n in [0, rows).
-void linear_row(const uint8_t* x, int64_t k, const int8_t* w, const int32_t* w_zp, bool has_zp,
-                const LinearRequant& r, int64_t n, int32_t x_row_sum, uint8_t* out) {
-  int64_t raw = static_cast<int64_t>(dot_u8s8(x, w + n * k, k)) + r.offset[n];
-  if (has_zp) raw -= static_cast<int64_t>(w_zp[n]) * x_row_sum;
-  *out = requantize_linear(raw, r.bias_term[n], r.multiplier[n], r.output_zero_point);
-}
-
-// ATen's quantized mul multiplier: a_scale * b_scale * (1 / out_scale), in float.
-float product_multiplier(float a_scale, float b_scale, float out_scale) {
-  return a_scale * b_scale * (1.0f / out_scale);
-}
-
-}  // namespace
-
-void input_projection(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
-                      int64_t row_begin, int64_t row_end, uint8_t* igates) {
-  const int64_t K = p.input_size, N = 4 * p.hidden_size;
+void input_projection_scalar(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
+                             int64_t row_begin, int64_t row_end, int64_t panel_begin,
+                             int64_t panel_end, uint8_t* igates) {
+  const int64_t K = p.input_size, N = p.rows;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const uint8_t* xr = x + row * K;
     const int32_t rs = p.w_ih_has_zp ? row_sum(xr, K) : 0;
-    for (int64_t n = 0; n < N; ++n) {
-      linear_row(xr, K, p.w_ih, p.w_ih_zp, p.w_ih_has_zp, r, n, rs, igates + row * N + n);
+    for (int64_t n = panel_begin * kPanelRows; n < panel_end * kPanelRows; ++n) {
+      igates[row * N + n] = linear_output(xr, K, p.w_ih, p.w_ih_zp, r, n, rs);
     }
   }
 }
 
-void lstm_step(const PackedLayer& p, const LinearRequant& hh, const uint8_t* igates,
-               const StepState& state, int64_t b_begin, int64_t b_end, uint8_t* h_next,
-               uint8_t* c_next) {
-  const int64_t H = p.hidden_size, N = 4 * H;
+void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellConstants& cc,
+                      const uint8_t* igates, const StepState& state, int64_t b_begin,
+                      int64_t b_end, int64_t block_begin, int64_t block_end, uint8_t* h_next,
+                      uint8_t* c_next) {
+  const int64_t H = p.hidden_size, N = p.rows;
   const CellQParams& q = p.q;
-  const float inv_gates = 1.0f / q.gates.scale;
-  const float inv_cell = 1.0f / q.cell.scale;
-  const float fc_mult = product_multiplier(kSigmoidQParams.scale, state.c_qparams.scale,
-                                           q.fgate_cx.scale);
-  const float ig_mult = product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale,
-                                           q.igate_cgate.scale);
-  const float h_mult = product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale,
-                                          q.hidden.scale);
+  const StepMultipliers m = step_multipliers(q, state.c_qparams);
   const int32_t cz = state.c_qparams.zero_point, tz = kTanhQParams.zero_point;
+  const int64_t u_end = std::min(H, block_end * kUnitBlock);
 
   for (int64_t b = b_begin; b < b_end; ++b) {
     const uint8_t* h = state.h + b * H;
     const uint8_t* c = state.c + b * H;
     const uint8_t* ig = igates + b * N;
     const int32_t rs = p.w_hh_has_zp ? row_sum(h, H) : 0;
-    for (int64_t u = 0; u < H; ++u) {
+    for (int64_t u = block_begin * kUnitBlock; u < u_end; ++u) {
       uint8_t gate[4];
       for (int g = 0; g < 4; ++g) {
-        const int64_t n = 4 * u + g;
-        uint8_t hg;
-        linear_row(h, H, p.w_hh, p.w_hh_zp, p.w_hh_has_zp, hh, n, rs, &hg);
-        gate[g] = quantize_value(p.deq_igates[ig[n]] + p.deq_hgates[hg], inv_gates,
+        const int64_t n = packed_row(u, g);
+        const uint8_t hg = linear_output(h, H, p.w_hh, p.w_hh_zp, hh, n, rs);
+        gate[g] = quantize_value(cc.deq_igates[ig[n]] + cc.deq_hgates[hg], m.inv_gates,
                                  q.gates.zero_point);
       }
-      const int32_t i = p.sigmoid_gates[gate[kInputGate]];
-      const int32_t f = p.sigmoid_gates[gate[kForgetGate]];
-      const int32_t gg = p.tanh_gates[gate[kCellGate]];
-      const int32_t o = p.sigmoid_gates[gate[kOutputGate]];
+      const int32_t i = cc.sigmoid_gates[gate[kInputGate]];
+      const int32_t f = cc.sigmoid_gates[gate[kForgetGate]];
+      const int32_t gg = cc.tanh_gates[gate[kCellGate]];
+      const int32_t o = cc.sigmoid_gates[gate[kOutputGate]];
       // Sigmoid outputs have zero point 0, so they enter the products as they are.
-      const uint8_t fc = requantize_product(f * (c[u] - cz), fc_mult, q.fgate_cx.zero_point);
-      const uint8_t igc = requantize_product(i * (gg - tz), ig_mult, q.igate_cgate.zero_point);
-      const uint8_t c_new = quantize_value(p.deq_fgate_cx[fc] + p.deq_igate_cgate[igc],
-                                           inv_cell, q.cell.zero_point);
+      const uint8_t fc = requantize_product(f * (c[u] - cz), m.fgate_cx, q.fgate_cx.zero_point);
+      const uint8_t igc = requantize_product(i * (gg - tz), m.igate_cgate, q.igate_cgate.zero_point);
+      const uint8_t c_new = quantize_value(cc.deq_fgate_cx[fc] + cc.deq_igate_cgate[igc],
+                                           m.inv_cell, q.cell.zero_point);
       c_next[b * H + u] = c_new;
       h_next[b * H + u] =
-          requantize_product(o * (p.tanh_cell[c_new] - tz), h_mult, q.hidden.zero_point);
+          requantize_product(o * (cc.tanh_cell[c_new] - tz), m.hidden, q.hidden.zero_point);
     }
   }
+}
+
+double peak_macs_scalar(double seconds) {
+  // A chain-free integer multiply-add loop: what the reference can reach.
+  using clock = std::chrono::steady_clock;
+  int32_t acc[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  volatile int32_t a = 3, w = -5;
+  const int32_t av = a, wv = w;
+  int64_t iters = 0;
+  const auto start = clock::now();
+  double elapsed = 0;
+  do {
+    for (int r = 0; r < 4096; ++r) {
+      for (int j = 0; j < 8; ++j) acc[j] += (av + j) * wv;
+    }
+    iters += 4096;
+    elapsed = std::chrono::duration<double>(clock::now() - start).count();
+  } while (elapsed < seconds);
+  volatile int32_t sink = acc[0] + acc[7];
+  (void)sink;
+  return static_cast<double>(iters) * 8 / elapsed;
+}
+
+}  // namespace
+
+const KernelSet& scalar_kernels() {
+  static const KernelSet k{"scalar", input_projection_scalar, lstm_step_scalar, peak_macs_scalar};
+  return k;
 }
 
 }  // namespace qlstm

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "lstm_kernels.h"
 
@@ -10,9 +11,11 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 3;
 constexpr uint32_t kFlagPerChannel = 1u;
 constexpr uint32_t kFlagHasBias = 2u;
+// Weight zero points are stored only when one is nonzero (symmetric weights have none).
+constexpr uint32_t kFlagWeightZeroPoints = 4u;
 constexpr size_t kAlign = 64;
 
 struct Header {
@@ -23,6 +26,8 @@ struct Header {
   int64_t hidden_size;
   float scales[kNumCellQParams];
   int32_t zero_points[kNumCellQParams];
+  int64_t min_weights_ih;  // entries of the -128 lists
+  int64_t min_weights_hh;
 };
 static_assert(sizeof(Header) <= 128, "header must fit its slot");
 
@@ -31,34 +36,32 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // Byte offsets of every section; one definition serves packing and viewing.
 struct Layout {
   size_t w_ih, w_hh, w_ih_scale, w_hh_scale, w_ih_zp, w_hh_zp, w_ih_colsum, w_hh_colsum, b_ih,
-      b_hh, deq_igates, deq_hgates, deq_fgate_cx, deq_igate_cgate, sigmoid_gates, tanh_gates,
-      tanh_cell, total;
+      b_hh, sigmoid_gates, tanh_gates, tanh_cell, min_ih, min_hh, total;
 
-  Layout(int64_t input_size, int64_t hidden_size) {
-    const size_t rows = 4 * static_cast<size_t>(hidden_size);
+  Layout(int64_t input_size, int64_t hidden_size, int64_t min_weights_ih, int64_t min_weights_hh,
+         bool zero_points) {
+    const size_t rows = 4 * static_cast<size_t>(padded_hidden(hidden_size));
     size_t at = align_up(sizeof(Header));
     auto take = [&](size_t bytes) {
       const size_t here = at;
       at = align_up(at + bytes);
       return here;
     };
-    w_ih = take(rows * static_cast<size_t>(input_size));
-    w_hh = take(rows * static_cast<size_t>(hidden_size));
+    w_ih = take(rows * static_cast<size_t>(round_up(input_size, kKGroup)));
+    w_hh = take(rows * static_cast<size_t>(round_up(hidden_size, kKGroup)));
     w_ih_scale = take(rows * sizeof(float));
     w_hh_scale = take(rows * sizeof(float));
-    w_ih_zp = take(rows * sizeof(int32_t));
-    w_hh_zp = take(rows * sizeof(int32_t));
+    w_ih_zp = take(zero_points ? rows : 0);
+    w_hh_zp = take(zero_points ? rows : 0);
     w_ih_colsum = take(rows * sizeof(int32_t));
     w_hh_colsum = take(rows * sizeof(int32_t));
     b_ih = take(rows * sizeof(float));
     b_hh = take(rows * sizeof(float));
-    deq_igates = take(256 * sizeof(float));
-    deq_hgates = take(256 * sizeof(float));
-    deq_fgate_cx = take(256 * sizeof(float));
-    deq_igate_cgate = take(256 * sizeof(float));
     sigmoid_gates = take(256);
     tanh_gates = take(256);
     tanh_cell = take(256);
+    min_ih = take(static_cast<size_t>(min_weights_ih) * sizeof(uint32_t));
+    min_hh = take(static_cast<size_t>(min_weights_hh) * sizeof(uint32_t));
     total = at;
   }
 };
@@ -69,24 +72,96 @@ QParams* qparams_slot(CellQParams& q, int i) {
   return slots[i];
 }
 
-// Row 4*u + gate of the packed matrix is row gate*H + u of nn.LSTM's.
-int64_t source_row(int64_t packed_row, int64_t hidden_size) {
-  return (packed_row % 4) * hidden_size + packed_row / 4;
-}
-
-template <typename T>
-void interleave_rows(const T* src, int64_t hidden_size, int64_t cols, T* dst) {
-  for (int64_t r = 0; r < 4 * hidden_size; ++r) {
-    std::memcpy(dst + r * cols, src + source_row(r, hidden_size) * cols, cols * sizeof(T));
+// Copies an nn.LSTM weight matrix ([4H][K], rows i, f, g, o) into panels.
+void pack_matrix(const int8_t* src, int64_t hidden_size, int64_t K, int8_t* dst) {
+  for (int64_t u = 0; u < hidden_size; ++u) {
+    for (int g = 0; g < 4; ++g) {
+      const int8_t* row = src + (g * hidden_size + u) * K;
+      const int64_t r = packed_row(u, g);
+      for (int64_t k = 0; k < K; ++k) dst[packed_weight_offset(r, k, K)] = row[k];
+    }
   }
 }
 
-void column_sums(const int8_t* w, int64_t rows, int64_t cols, int32_t* out) {
+// Reorders a per-row array from nn.LSTM's row order to packed rows; padding
+// rows keep what dst held.
+template <typename Src, typename Dst>
+void pack_rows(const Src* src, int64_t hidden_size, Dst* dst) {
+  for (int64_t u = 0; u < hidden_size; ++u) {
+    for (int g = 0; g < 4; ++g) dst[packed_row(u, g)] = static_cast<Dst>(src[g * hidden_size + u]);
+  }
+}
+
+template <typename Src, typename Dst>
+void unpack_rows(const Src* src, int64_t hidden_size, Dst* dst) {
+  for (int64_t u = 0; u < hidden_size; ++u) {
+    for (int g = 0; g < 4; ++g) dst[g * hidden_size + u] = static_cast<Dst>(src[packed_row(u, g)]);
+  }
+}
+
+void column_sums(const int8_t* panels, int64_t rows, int64_t K, int32_t* out) {
   for (int64_t r = 0; r < rows; ++r) {
     int32_t s = 0;
-    for (int64_t k = 0; k < cols; ++k) s += w[r * cols + k];
+    for (int64_t k = 0; k < K; ++k) s += panels[packed_weight_offset(r, k, K)];
     out[r] = s;
   }
+}
+
+int64_t count_min_weights(const int8_t* w, int64_t n) {
+  return std::count(w, w + n, int8_t{-128});
+}
+
+bool has_zero_points(const LayerWeights& w) {
+  const int64_t rows = 4 * w.hidden_size;
+  auto nonzero = [](int32_t z) { return z != 0; };
+  return std::any_of(w.w_ih_zp, w.w_ih_zp + rows, nonzero) ||
+         std::any_of(w.w_hh_zp, w.w_hh_zp + rows, nonzero);
+}
+
+Layout layout_of(const LayerWeights& w) {
+  const int64_t rows = 4 * w.hidden_size;
+  return Layout(w.input_size, w.hidden_size, count_min_weights(w.w_ih, rows * w.input_size),
+                count_min_weights(w.w_hh, rows * w.hidden_size), has_zero_points(w));
+}
+
+// Lists the weights equal to -128 as min_weight_entry values, sorted.
+void list_min_weights(const int8_t* panels, int64_t rows, int64_t K, uint32_t* entries) {
+  int64_t n = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < K; ++k) {
+      if (panels[packed_weight_offset(r, k, K)] == -128) {
+        entries[n++] = min_weight_entry(r / kPanelRows, r % kPanelRows, k);
+      }
+    }
+  }
+}
+
+// A -128 list must be sorted and stay inside its matrix. The checks of every
+// view are branch-free reductions, which the compiler vectorizes.
+bool valid_min_weights(const uint32_t* entries, int64_t n, int64_t panels, int64_t K) {
+  uint32_t unsorted = 0, max_k = 0, max_panel = 0;
+  for (int64_t i = 1; i < n; ++i) unsorted |= static_cast<uint32_t>(entries[i] < entries[i - 1]);
+  for (int64_t i = 0; i < n; ++i) {
+    max_k = std::max(max_k, entries[i] & kMinWeightKMask);
+    max_panel = std::max(max_panel, entries[i] >> kMinWeightPanelShift);
+  }
+  return n == 0 || (unsorted == 0 && static_cast<int64_t>(max_k) < K &&
+                    static_cast<int64_t>(max_panel) < panels);
+}
+
+bool valid_scales(const float* s, int64_t n) {
+  int32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    bad |= static_cast<int32_t>(!(s[i] > 0.0f)) |
+           static_cast<int32_t>(!(s[i] <= std::numeric_limits<float>::max()));
+  }
+  return bad == 0;
+}
+
+bool any_nonzero(const int8_t* v, int64_t n) {
+  int8_t acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc |= v[i];
+  return acc != 0;
 }
 
 bool valid_qparams(QParams q) {
@@ -95,18 +170,12 @@ bool valid_qparams(QParams q) {
 
 }  // namespace
 
-size_t packed_layer_size(int64_t input_size, int64_t hidden_size) {
-  return Layout(input_size, hidden_size).total;
-}
+size_t packed_layer_size(const LayerWeights& w) { return layout_of(w).total; }
 
 void make_dequantize_table(QParams q, float* out) {
-  // ATen dequantizes vectors as fma(v, scale, -zero_point * scale). The product
-  // of an 8-bit integer and a float is exact in double, so one rounding of the
-  // double sum reproduces the fused multiply-add on any CPU.
+  // std::fma rounds once, as the vector fused multiply-add does, on any CPU.
   const float premul = q.scale * static_cast<float>(-q.zero_point);
-  for (int v = 0; v < 256; ++v) {
-    out[v] = static_cast<float>(static_cast<double>(v) * q.scale + static_cast<double>(premul));
-  }
+  for (int v = 0; v < 256; ++v) out[v] = std::fma(static_cast<float>(v), q.scale, premul);
 }
 
 void make_requantize_table(QParams from, QParams to, uint8_t* table) {
@@ -117,16 +186,19 @@ void make_requantize_table(QParams from, QParams to, uint8_t* table) {
 }
 
 void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& t, uint8_t* out) {
-  const int64_t I = w.input_size, H = w.hidden_size, rows = 4 * H;
-  const Layout L(I, H);
+  const int64_t I = w.input_size, H = w.hidden_size, rows = 4 * padded_hidden(H);
+  const Layout L = layout_of(w);
   std::memset(out, 0, L.total);
 
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
   h.version = kVersion;
-  h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.b_ih ? kFlagHasBias : 0u);
+  h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.b_ih ? kFlagHasBias : 0u) |
+            (has_zero_points(w) ? kFlagWeightZeroPoints : 0u);
   h.input_size = I;
   h.hidden_size = H;
+  h.min_weights_ih = count_min_weights(w.w_ih, 4 * H * I);
+  h.min_weights_hh = count_min_weights(w.w_hh, 4 * H * H);
   CellQParams qc = q;
   for (int i = 0; i < kNumCellQParams; ++i) {
     h.scales[i] = qparams_slot(qc, i)->scale;
@@ -134,28 +206,56 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   }
   std::memcpy(out, &h, sizeof(h));
 
-  auto at = [&](size_t off) { return out + off; };
-  interleave_rows(w.w_ih, H, I, reinterpret_cast<int8_t*>(at(L.w_ih)));
-  interleave_rows(w.w_hh, H, H, reinterpret_cast<int8_t*>(at(L.w_hh)));
-  interleave_rows(w.w_ih_scale, H, 1, reinterpret_cast<float*>(at(L.w_ih_scale)));
-  interleave_rows(w.w_hh_scale, H, 1, reinterpret_cast<float*>(at(L.w_hh_scale)));
-  interleave_rows(w.w_ih_zp, H, 1, reinterpret_cast<int32_t*>(at(L.w_ih_zp)));
-  interleave_rows(w.w_hh_zp, H, 1, reinterpret_cast<int32_t*>(at(L.w_hh_zp)));
-  if (w.b_ih) {
-    interleave_rows(w.b_ih, H, 1, reinterpret_cast<float*>(at(L.b_ih)));
-    interleave_rows(w.b_hh, H, 1, reinterpret_cast<float*>(at(L.b_hh)));
+  auto f32 = [&](size_t off) { return reinterpret_cast<float*>(out + off); };
+  auto i8 = [&](size_t off) { return reinterpret_cast<int8_t*>(out + off); };
+  pack_matrix(w.w_ih, H, I, i8(L.w_ih));
+  pack_matrix(w.w_hh, H, H, i8(L.w_hh));
+  // Padding rows have zero weights; scale 1 keeps their (unused) outputs finite.
+  std::fill(f32(L.w_ih_scale), f32(L.w_ih_scale) + rows, 1.0f);
+  std::fill(f32(L.w_hh_scale), f32(L.w_hh_scale) + rows, 1.0f);
+  pack_rows(w.w_ih_scale, H, f32(L.w_ih_scale));
+  pack_rows(w.w_hh_scale, H, f32(L.w_hh_scale));
+  if (h.flags & kFlagWeightZeroPoints) {
+    pack_rows(w.w_ih_zp, H, i8(L.w_ih_zp));
+    pack_rows(w.w_hh_zp, H, i8(L.w_hh_zp));
   }
-  column_sums(reinterpret_cast<const int8_t*>(at(L.w_ih)), rows, I,
-              reinterpret_cast<int32_t*>(at(L.w_ih_colsum)));
-  column_sums(reinterpret_cast<const int8_t*>(at(L.w_hh)), rows, H,
-              reinterpret_cast<int32_t*>(at(L.w_hh_colsum)));
-  make_dequantize_table(q.igates, reinterpret_cast<float*>(at(L.deq_igates)));
-  make_dequantize_table(q.hgates, reinterpret_cast<float*>(at(L.deq_hgates)));
-  make_dequantize_table(q.fgate_cx, reinterpret_cast<float*>(at(L.deq_fgate_cx)));
-  make_dequantize_table(q.igate_cgate, reinterpret_cast<float*>(at(L.deq_igate_cgate)));
-  std::memcpy(at(L.sigmoid_gates), t.sigmoid_gates, 256);
-  std::memcpy(at(L.tanh_gates), t.tanh_gates, 256);
-  std::memcpy(at(L.tanh_cell), t.tanh_cell, 256);
+  if (w.b_ih) {
+    pack_rows(w.b_ih, H, f32(L.b_ih));
+    pack_rows(w.b_hh, H, f32(L.b_hh));
+  }
+  column_sums(i8(L.w_ih), rows, I, reinterpret_cast<int32_t*>(out + L.w_ih_colsum));
+  column_sums(i8(L.w_hh), rows, H, reinterpret_cast<int32_t*>(out + L.w_hh_colsum));
+  std::memcpy(out + L.sigmoid_gates, t.sigmoid_gates, 256);
+  std::memcpy(out + L.tanh_gates, t.tanh_gates, 256);
+  std::memcpy(out + L.tanh_cell, t.tanh_cell, 256);
+  list_min_weights(i8(L.w_ih), rows, I, reinterpret_cast<uint32_t*>(out + L.min_ih));
+  list_min_weights(i8(L.w_hh), rows, H, reinterpret_cast<uint32_t*>(out + L.min_hh));
+}
+
+void unpack_layer_weights(const PackedLayer& p, int8_t* w_ih, float* w_ih_scale,
+                          int32_t* w_ih_zp, int8_t* w_hh, float* w_hh_scale, int32_t* w_hh_zp,
+                          float* b_ih, float* b_hh) {
+  const int64_t I = p.input_size, H = p.hidden_size;
+  for (int64_t u = 0; u < H; ++u) {
+    for (int g = 0; g < 4; ++g) {
+      const int64_t r = packed_row(u, g), n = g * H + u;
+      for (int64_t k = 0; k < I; ++k) w_ih[n * I + k] = p.w_ih[packed_weight_offset(r, k, I)];
+      for (int64_t k = 0; k < H; ++k) w_hh[n * H + k] = p.w_hh[packed_weight_offset(r, k, H)];
+    }
+  }
+  unpack_rows(p.w_ih_scale, H, w_ih_scale);
+  unpack_rows(p.w_hh_scale, H, w_hh_scale);
+  if (p.w_ih_zp) {
+    unpack_rows(p.w_ih_zp, H, w_ih_zp);
+    unpack_rows(p.w_hh_zp, H, w_hh_zp);
+  } else {
+    std::fill(w_ih_zp, w_ih_zp + 4 * H, 0);
+    std::fill(w_hh_zp, w_hh_zp + 4 * H, 0);
+  }
+  if (p.has_bias) {
+    unpack_rows(p.b_ih, H, b_ih);
+    unpack_rows(p.b_hh, H, b_hh);
+  }
 }
 
 const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out) {
@@ -169,12 +269,19 @@ const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out
       h.hidden_size > kMaxInnerDim) {
     return "has input or hidden size out of range";
   }
-  const Layout L(h.input_size, h.hidden_size);
-  if (size != L.total) return "has a size that does not match its input and hidden sizes";
+  const int64_t rows = 4 * padded_hidden(h.hidden_size);
+  if (h.min_weights_ih < 0 || h.min_weights_ih > rows * h.input_size || h.min_weights_hh < 0 ||
+      h.min_weights_hh > rows * h.hidden_size) {
+    return "has a weight list longer than its weights";
+  }
+  const bool zero_points = (h.flags & kFlagWeightZeroPoints) != 0;
+  const Layout L(h.input_size, h.hidden_size, h.min_weights_ih, h.min_weights_hh, zero_points);
+  if (size != L.total) return "has a size that does not match its header";
 
   PackedLayer& p = *out;
   p.input_size = h.input_size;
   p.hidden_size = h.hidden_size;
+  p.rows = 4 * padded_hidden(h.hidden_size);
   p.per_channel = (h.flags & kFlagPerChannel) != 0;
   p.has_bias = (h.flags & kFlagHasBias) != 0;
   for (int i = 0; i < kNumCellQParams; ++i) {
@@ -188,57 +295,73 @@ const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out
   p.w_hh = reinterpret_cast<const int8_t*>(data + L.w_hh);
   p.w_ih_scale = f32(L.w_ih_scale);
   p.w_hh_scale = f32(L.w_hh_scale);
-  p.w_ih_zp = i32(L.w_ih_zp);
-  p.w_hh_zp = i32(L.w_hh_zp);
+  p.w_ih_zp = zero_points ? reinterpret_cast<const int8_t*>(data + L.w_ih_zp) : nullptr;
+  p.w_hh_zp = zero_points ? reinterpret_cast<const int8_t*>(data + L.w_hh_zp) : nullptr;
   p.w_ih_colsum = i32(L.w_ih_colsum);
   p.w_hh_colsum = i32(L.w_hh_colsum);
   p.b_ih = f32(L.b_ih);
   p.b_hh = f32(L.b_hh);
-  p.deq_igates = f32(L.deq_igates);
-  p.deq_hgates = f32(L.deq_hgates);
-  p.deq_fgate_cx = f32(L.deq_fgate_cx);
-  p.deq_igate_cgate = f32(L.deq_igate_cgate);
   p.sigmoid_gates = data + L.sigmoid_gates;
   p.tanh_gates = data + L.tanh_gates;
   p.tanh_cell = data + L.tanh_cell;
-  const int64_t rows = 4 * p.hidden_size;
-  p.w_ih_has_zp = std::any_of(p.w_ih_zp, p.w_ih_zp + rows, [](int32_t z) { return z != 0; });
-  p.w_hh_has_zp = std::any_of(p.w_hh_zp, p.w_hh_zp + rows, [](int32_t z) { return z != 0; });
-  for (int64_t r = 0; r < rows; ++r) {
-    if (p.w_ih_zp[r] < -128 || p.w_ih_zp[r] > 127 || p.w_hh_zp[r] < -128 || p.w_hh_zp[r] > 127) {
-      return "holds a weight zero point outside [-128, 127]";
-    }
+  p.w_ih_min = reinterpret_cast<const uint32_t*>(data + L.min_ih);
+  p.w_ih_min_count = h.min_weights_ih;
+  p.w_hh_min = reinterpret_cast<const uint32_t*>(data + L.min_hh);
+  p.w_hh_min_count = h.min_weights_hh;
+  if (!valid_min_weights(p.w_ih_min, p.w_ih_min_count, rows / kPanelRows, h.input_size) ||
+      !valid_min_weights(p.w_hh_min, p.w_hh_min_count, rows / kPanelRows, h.hidden_size)) {
+    return "has a corrupt list of -128 weights";
   }
+  if (!valid_scales(p.w_ih_scale, rows) || !valid_scales(p.w_hh_scale, rows)) {
+    return "holds a weight scale that is not finite and > 0";
+  }
+  p.w_ih_has_zp = zero_points && any_nonzero(p.w_ih_zp, rows);
+  p.w_hh_has_zp = zero_points && any_nonzero(p.w_hh_zp, rows);
   return nullptr;
 }
 
 void prepare_linear_requant(const PackedLayer& p, bool ih, QParams input, LinearRequant* r) {
-  const int64_t rows = 4 * p.hidden_size;
+  const int64_t rows = p.rows;
   const int64_t K = ih ? p.input_size : p.hidden_size;
   const float* w_scale = ih ? p.w_ih_scale : p.w_hh_scale;
-  const int32_t* w_zp = ih ? p.w_ih_zp : p.w_hh_zp;
+  const int8_t* w_zp = ih ? p.w_ih_zp : p.w_hh_zp;
   const int32_t* colsum = ih ? p.w_ih_colsum : p.w_hh_colsum;
   const float* bias = ih ? p.b_ih : p.b_hh;
   const QParams out = ih ? p.q.igates : p.q.hgates;
-  const int32_t xz = input.zero_point;
+  const int32_t xz = input.zero_point, k = static_cast<int32_t>(K);
   r->output_zero_point = out.zero_point;
-  for (int64_t n = 0; n < rows; ++n) {
-    // sum_k (x - xz)(w - wz) = acc - xz * (colsum - K * wz) - wz * rowsum(x);
-    // the row-sum term is added per row in the GEMM.
-    r->offset[n] = -xz * (colsum[n] - static_cast<int32_t>(K) * w_zp[n]);
-    // FBGEMM: act_times_w_scale = x_scale * w_scale; multiplier = that / out_scale;
-    // a float bias enters as bias / act_times_w_scale, computed per channel by
-    // division and per tensor by multiplying with a reciprocal taken in double.
-    const float ats = input.scale * w_scale[n];
-    r->multiplier[n] = ats / out.scale;
-    if (!p.has_bias) {
-      r->bias_term[n] = 0.0f;
-    } else if (p.per_channel) {
-      r->bias_term[n] = bias[n] / ats;
-    } else {
-      r->bias_term[n] = bias[n] * static_cast<float>(1.0 / static_cast<double>(ats));
+  // Separate branch-free loops, so that each vectorizes; this runs on every call.
+  // sum_k (x - xz)(w - wz) = acc - xz * (colsum - K * wz) - wz * rowsum(x);
+  // the row-sum term is added per row in the GEMM.
+  if (w_zp != nullptr) {
+    for (int64_t n = 0; n < rows; ++n) r->offset[n] = -xz * (colsum[n] - k * w_zp[n]);
+  } else {
+    for (int64_t n = 0; n < rows; ++n) r->offset[n] = -xz * colsum[n];
+  }
+  // FBGEMM: act_times_w_scale = x_scale * w_scale; multiplier = that / out_scale;
+  // a float bias enters as bias / act_times_w_scale, computed per channel by
+  // division and per tensor by multiplying with a reciprocal taken in double.
+  for (int64_t n = 0; n < rows; ++n) r->multiplier[n] = (input.scale * w_scale[n]) / out.scale;
+  if (!p.has_bias) {
+    std::fill(r->bias_term, r->bias_term + rows, 0.0f);
+  } else if (p.per_channel) {
+    for (int64_t n = 0; n < rows; ++n) r->bias_term[n] = bias[n] / (input.scale * w_scale[n]);
+  } else {
+    for (int64_t n = 0; n < rows; ++n) {
+      r->bias_term[n] =
+          bias[n] * static_cast<float>(1.0 / static_cast<double>(input.scale * w_scale[n]));
     }
   }
+}
+
+void prepare_cell_constants(const PackedLayer& p, CellConstants* c) {
+  make_dequantize_table(p.q.igates, c->deq_igates);
+  make_dequantize_table(p.q.hgates, c->deq_hgates);
+  make_dequantize_table(p.q.fgate_cx, c->deq_fgate_cx);
+  make_dequantize_table(p.q.igate_cgate, c->deq_igate_cgate);
+  std::copy(p.sigmoid_gates, p.sigmoid_gates + 256, c->sigmoid_gates);
+  std::copy(p.tanh_gates, p.tanh_gates + 256, c->tanh_gates);
+  std::copy(p.tanh_cell, p.tanh_cell + 256, c->tanh_cell);
 }
 
 void quantize(const float* x, int64_t n, QParams q, uint8_t* out) {

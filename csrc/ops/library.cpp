@@ -8,6 +8,10 @@ TORCH_LIBRARY(qlstm, m) {
       "Tensor w_hh_scales, Tensor w_hh_zero_points, Tensor? b_ih, Tensor? b_hh, float[] scales, "
       "int[] zero_points, bool per_channel) -> Tensor");
   m.def(
+      "unpack_lstm_layer(Tensor params) -> (Tensor w_ih, Tensor w_ih_scales, "
+      "Tensor w_ih_zero_points, Tensor w_hh, Tensor w_hh_scales, Tensor w_hh_zero_points, "
+      "Tensor? b_ih, Tensor? b_hh, float[] scales, int[] zero_points, bool per_channel)");
+  m.def(
       "quantized_lstm(Tensor input, float input_scale, int input_zero_point, Tensor? h0, "
       "float h0_scale, int h0_zero_point, Tensor? c0, float c0_scale, int c0_zero_point, "
       "Tensor[] params, int num_layers, bool bidirectional, bool batch_first) "

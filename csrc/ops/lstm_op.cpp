@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "isa.h"
 
 namespace qlstm::ops {
 namespace {
@@ -19,7 +20,7 @@ struct LinearRequantStorage {
   LinearRequant r{};
 
   LinearRequantStorage(const PackedLayer& p, bool ih, QParams input)
-      : offset(4 * p.hidden_size), bias_term(4 * p.hidden_size), multiplier(4 * p.hidden_size) {
+      : offset(p.rows), bias_term(p.rows), multiplier(p.rows) {
     r.offset = offset.data();
     r.bias_term = bias_term.data();
     r.multiplier = multiplier.data();
@@ -28,25 +29,58 @@ struct LinearRequantStorage {
 };
 
 // Enough multiply-accumulates per task to pay for handing it to a thread.
-int64_t grain_for(int64_t macs_per_item) {
-  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, macs_per_item));
+constexpr int64_t kMinMacsPerTask = int64_t{1} << 17;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Splits [0, n) into `parts` near-equal ranges; returns the i-th.
+std::pair<int64_t, int64_t> part(int64_t n, int64_t parts, int64_t i) {
+  return {n * i / parts, n * (i + 1) / parts};
 }
 
-void run_input_projection(const PackedLayer& p, QParams x_q, const uint8_t* x, int64_t rows,
-                          uint8_t* igates) {
+// Runs f(row_begin, row_end, col_begin, col_end) over a rows x cols grid of
+// independent work, split into tiles across at::parallel_for's threads: rows
+// first, then columns when there are fewer row chunks than threads. Each
+// output is computed by exactly one task, so any split gives the same result.
+template <class F>
+void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_per_row_col,
+                   const F& f) {
+  const int64_t threads = at::get_num_threads();
+  const int64_t total_macs = rows * cols * macs_per_row_col;
+  if (threads == 1 || total_macs < 2 * kMinMacsPerTask) {
+    f(0, rows, 0, cols);
+    return;
+  }
+  const int64_t row_parts = std::min(ceil_div(rows, row_chunk), threads * 4);
+  const int64_t col_parts = std::min(cols, std::max<int64_t>(1, ceil_div(threads, row_parts)));
+  const int64_t tasks = row_parts * col_parts;
+  const int64_t grain = std::max<int64_t>(1, kMinMacsPerTask / std::max<int64_t>(1, total_macs / tasks));
+  at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const auto [r0, r1] = part(rows, row_parts, t / col_parts);
+      const auto [c0, c1] = part(cols, col_parts, t % col_parts);
+      f(r0, r1, c0, c1);
+    }
+  });
+}
+
+void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q,
+                          const uint8_t* x, int64_t rows, uint8_t* igates) {
   const LinearRequantStorage ih(p, /*ih=*/true, x_q);
-  at::parallel_for(0, rows, grain_for(4 * p.hidden_size * p.input_size),
-                   [&](int64_t begin, int64_t end) {
-                     input_projection(p, ih.r, x, begin, end, igates);
-                   });
+  parallel_grid(rows, /*row_chunk=*/64, p.rows / kPanelRows, kPanelRows * p.input_size,
+                [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+                  k.input_projection(p, ih.r, x, r0, r1, c0, c1, igates);
+                });
 }
 
-void run_step(const PackedLayer& p, const LinearRequant& hh, const uint8_t* igates,
-              const StepState& s, int64_t batch, uint8_t* h_next, uint8_t* c_next) {
-  at::parallel_for(0, batch, grain_for(4 * p.hidden_size * p.hidden_size),
-                   [&](int64_t begin, int64_t end) {
-                     lstm_step(p, hh, igates, s, begin, end, h_next, c_next);
-                   });
+void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
+              const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
+              uint8_t* h_next, uint8_t* c_next) {
+  parallel_grid(batch, /*row_chunk=*/8, padded_hidden(p.hidden_size) / kUnitBlock,
+                4 * kUnitBlock * p.hidden_size,
+                [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
+                  k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, h_next, c_next);
+                });
 }
 
 // Lookup table for requantizing from -> to, or null when they are the same.
@@ -74,12 +108,13 @@ struct DirectionResult {
 
 // Runs one layer-direction over x ([T][B][I]); writes h_t into
 // out[t][b][out_offset : out_offset + H] (row length out_width), through `out_table`.
-DirectionResult run_direction(const PackedLayer& p, const uint8_t* x, QParams x_q, int64_t T,
-                              int64_t B, bool reverse, const InitialState& init, uint8_t* out,
-                              int64_t out_width, int64_t out_offset, const uint8_t* out_table) {
-  const int64_t H = p.hidden_size, N = 4 * H;
+DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const uint8_t* x,
+                              QParams x_q, int64_t T, int64_t B, bool reverse,
+                              const InitialState& init, uint8_t* out, int64_t out_width,
+                              int64_t out_offset, const uint8_t* out_table) {
+  const int64_t H = p.hidden_size, N = p.rows;
   std::vector<uint8_t> igates(static_cast<size_t>(T * B * N));
-  run_input_projection(p, x_q, x, T * B, igates.data());
+  run_input_projection(k, p, x_q, x, T * B, igates.data());
 
   DirectionResult res;
   const size_t state_size = static_cast<size_t>(B * H);
@@ -91,10 +126,12 @@ DirectionResult run_direction(const PackedLayer& p, const uint8_t* x, QParams x_
 
   const LinearRequantStorage hh_init(p, /*ih=*/false, init.h_q);
   const LinearRequantStorage hh_steady(p, /*ih=*/false, p.q.hidden);
+  CellConstants cc;
+  prepare_cell_constants(p, &cc);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
     const StepState state{res.h.data(), res.c.data(), res.c_q};
-    run_step(p, s == 0 ? hh_init.r : hh_steady.r, igates.data() + t * B * N, state, B,
+    run_step(k, p, s == 0 ? hh_init.r : hh_steady.r, cc, igates.data() + t * B * N, state, B,
              h_next.data(), c_next.data());
     res.h.swap(h_next);
     res.c.swap(c_next);
@@ -178,6 +215,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
   const QParams h0_q = h0 ? checked_qparams("h0", h0_scale, h0_zero_point) : QParams{1.0f, 0};
   const QParams c0_q = c0 ? checked_qparams("c0", c0_scale, c0_zero_point) : QParams{1.0f, 0};
 
+  const KernelSet& k = current_kernels();
   at::Tensor h_n = at::empty(state_shape, at::kByte);
   at::Tensor c_n = at::empty(state_shape, at::kByte);
   // Like ATen's stack and cat of quantized tensors, h_n, c_n and a bidirectional
@@ -194,7 +232,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
       const PackedLayer& p = layers[idx];
       const RequantTable to_fw(p.q.hidden, fw_h_q);
       const DirectionResult r = run_direction(
-          p, layer_in.data_ptr<uint8_t>(), layer_in_q, T, B, /*reverse=*/d == 1,
+          k, p, layer_in.data_ptr<uint8_t>(), layer_in_q, T, B, /*reverse=*/d == 1,
           initial_state(h0, h0_q, c0, c0_q, idx, B, H), layer_out.data_ptr<uint8_t>(), D * H,
           d * H, to_fw.get());
       stack_final_state(r.h.data(), r.h_q, D == 2 ? fw_h_q : r.h_q, h_n_q, B * H,
@@ -228,11 +266,14 @@ std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
   const QParams c_q = checked_qparams("cx", cx_scale, cx_zero_point);
 
   const at::Tensor x = input.contiguous(), h = hx.contiguous(), c = cx.contiguous();
-  at::Tensor igates = at::empty({B, 4 * H}, at::kByte);
-  run_input_projection(p, x_q, x.data_ptr<uint8_t>(), B, igates.data_ptr<uint8_t>());
+  const KernelSet& k = current_kernels();
+  at::Tensor igates = at::empty({B, p.rows}, at::kByte);
+  run_input_projection(k, p, x_q, x.data_ptr<uint8_t>(), B, igates.data_ptr<uint8_t>());
   at::Tensor h_next = at::empty({B, H}, at::kByte), c_next = at::empty({B, H}, at::kByte);
   const LinearRequantStorage hh(p, /*ih=*/false, h_q);
-  run_step(p, hh.r, igates.data_ptr<uint8_t>(),
+  CellConstants cc;
+  prepare_cell_constants(p, &cc);
+  run_step(k, p, hh.r, cc, igates.data_ptr<uint8_t>(),
            StepState{h.data_ptr<uint8_t>(), c.data_ptr<uint8_t>(), c_q}, B,
            h_next.data_ptr<uint8_t>(), c_next.data_ptr<uint8_t>());
   return {h_next, c_next};

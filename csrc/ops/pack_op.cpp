@@ -131,9 +131,48 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
                         per_channel};
   const Tables t = make_tables(q);
   const LayerTables lt{t.sigmoid_gates, t.tanh_gates, t.tanh_cell};
-  at::Tensor out = at::empty({static_cast<int64_t>(packed_layer_size(I, H))}, at::kByte);
+  at::Tensor out = at::empty({static_cast<int64_t>(packed_layer_size(lw))}, at::kByte);
   pack_layer(lw, q, lt, out.data_ptr<uint8_t>());
   return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+           c10::optional<at::Tensor>, c10::optional<at::Tensor>, std::vector<double>,
+           std::vector<int64_t>, bool>
+unpack_lstm_layer_cpu(const at::Tensor& params) {
+  at::Tensor blob;
+  const PackedLayer p = checked_packed_layer(params, "params", &blob);
+  const int64_t I = p.input_size, H = p.hidden_size, rows = 4 * H;
+  at::Tensor w_ih = at::empty({rows, I}, at::kChar), w_hh = at::empty({rows, H}, at::kChar);
+  at::Tensor s_ih = at::empty({rows}, at::kFloat), s_hh = at::empty({rows}, at::kFloat);
+  at::Tensor z_ih = at::empty({rows}, at::kInt), z_hh = at::empty({rows}, at::kInt);
+  at::Tensor b_ih = at::empty({rows}, at::kFloat), b_hh = at::empty({rows}, at::kFloat);
+  unpack_layer_weights(p, w_ih.data_ptr<int8_t>(), s_ih.data_ptr<float>(), z_ih.data_ptr<int32_t>(),
+                       w_hh.data_ptr<int8_t>(), s_hh.data_ptr<float>(), z_hh.data_ptr<int32_t>(),
+                       b_ih.data_ptr<float>(), b_hh.data_ptr<float>());
+  // Per-tensor weights come back with their single scale and zero point.
+  auto qparam = [&](const at::Tensor& t, at::ScalarType dtype) {
+    return (p.per_channel ? t : t.slice(0, 0, 1)).to(dtype);
+  };
+  const QParams* q[kNumCellQParams] = {&p.q.igates, &p.q.hgates,      &p.q.gates, &p.q.fgate_cx,
+                                       &p.q.igate_cgate, &p.q.cell, &p.q.hidden};
+  std::vector<double> scales;
+  std::vector<int64_t> zero_points;
+  for (const QParams* qp : q) {
+    scales.push_back(qp->scale);
+    zero_points.push_back(qp->zero_point);
+  }
+  return {w_ih,
+          qparam(s_ih, at::kDouble),
+          qparam(z_ih, at::kLong),
+          w_hh,
+          qparam(s_hh, at::kDouble),
+          qparam(z_hh, at::kLong),
+          p.has_bias ? c10::optional<at::Tensor>(b_ih) : c10::nullopt,
+          p.has_bias ? c10::optional<at::Tensor>(b_hh) : c10::nullopt,
+          scales,
+          zero_points,
+          p.per_channel};
 }
 
 at::Tensor quantize_cpu(const at::Tensor& input, double scale, int64_t zero_point) {
@@ -160,6 +199,7 @@ at::Tensor dequantize_cpu(const at::Tensor& input, double scale, int64_t zero_po
 
 TORCH_LIBRARY_IMPL(qlstm, CPU, m) {
   m.impl("pack_lstm_layer", &pack_lstm_layer_cpu);
+  m.impl("unpack_lstm_layer", &unpack_lstm_layer_cpu);
   m.impl("quantize", &quantize_cpu);
   m.impl("dequantize", &dequantize_cpu);
 }

@@ -15,10 +15,6 @@ _HIDDEN = CELL_QPARAM_NAMES.index("hidden")
 _CELL = CELL_QPARAM_NAMES.index("cell")
 
 
-def _repack_after_load(module: "LSTM", incompatible_keys) -> None:
-    module._repack()
-
-
 class LSTM(torch.nn.Module):
     r"""A quantized long short-term memory (LSTM) with nn.LSTM's interface.
 
@@ -71,38 +67,92 @@ class LSTM(torch.nn.Module):
         self.bidirectional = bool(bidirectional)
         self.register_buffer("input_scale", torch.tensor(float("nan"), dtype=torch.float64))
         self.register_buffer("input_zero_point", torch.tensor(-1, dtype=torch.int64))
+        # The packed blobs are the only copy of the weights: state_dict unpacks
+        # them (nn.LSTM-layout int8 weights and qparams) and load_state_dict packs.
         self._packed: List[Tensor] = []
         self._io_qparams: Tuple = (None, None, None, None)
-        for index in range(num_layers * self.num_directions):
-            self._set_placeholders(index)
-        self.register_load_state_dict_post_hook(_repack_after_load)
 
-    def _set_placeholders(self, index: int) -> None:
-        # Empty per-tensor buffers with the right names: load_state_dict or
-        # from_observed fills them, and their shapes follow what is loaded.
-        layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
-        rows, suffix = 4 * self.hidden_size, self._layer_suffix(index)
-        for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
-            self.register_buffer(f"weight_{kind}{suffix}", torch.zeros(rows, cols, dtype=torch.int8))
-            self.register_buffer(f"weight_{kind}{suffix}_scales", torch.ones(1, dtype=torch.float64))
-            self.register_buffer(f"weight_{kind}{suffix}_zero_points", torch.zeros(1, dtype=torch.int64))
-            if self.bias:
-                self.register_buffer(f"bias_{kind}{suffix}", torch.zeros(rows))
-        self.register_buffer(f"qparams_scales{suffix}", torch.ones(len(CELL_QPARAM_NAMES), dtype=torch.float64))
-        self.register_buffer(f"qparams_zero_points{suffix}",
-                             torch.zeros(len(CELL_QPARAM_NAMES), dtype=torch.int64))
+    def _layer_keys(self, index: int) -> List[str]:
+        s = self._layer_suffix(index)
+        keys = []
+        for kind in ("ih", "hh"):
+            keys += [f"weight_{kind}{s}", f"weight_{kind}{s}_scales", f"weight_{kind}{s}_zero_points"]
+        if self.bias:
+            keys += [f"bias_ih{s}", f"bias_hh{s}"]
+        return keys + [f"qparams_scales{s}", f"qparams_zero_points{s}"]
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for index, blob in enumerate(self._packed):
+            u = ops.unpack_lstm_layer(blob)
+            s = self._layer_suffix(index)
+            for kind in ("ih", "hh"):
+                destination[f"{prefix}weight_{kind}{s}"] = getattr(u, f"w_{kind}")
+                destination[f"{prefix}weight_{kind}{s}_scales"] = getattr(u, f"w_{kind}_scales")
+                destination[f"{prefix}weight_{kind}{s}_zero_points"] = getattr(u, f"w_{kind}_zero_points")
+                if self.bias:
+                    destination[f"{prefix}bias_{kind}{s}"] = getattr(u, f"b_{kind}")
+            destination[f"{prefix}qparams_scales{s}"] = torch.tensor(u.scales, dtype=torch.float64)
+            destination[f"{prefix}qparams_zero_points{s}"] = torch.tensor(u.zero_points, dtype=torch.int64)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
-        # Weight scales and zero points have one entry (per-tensor) or one per
-        # row (per-channel): take the loaded buffers as they come; packing then
-        # checks every shape, dtype and value.
-        for name in list(self._buffers):
-            key = prefix + name
-            if key in state_dict and isinstance(state_dict[key], Tensor):
-                self._buffers[name] = state_dict[key].detach().clone()
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+        layers = []
+        for index in range(self.num_layers * self.num_directions):
+            keys = self._layer_keys(index)
+            for key in keys:
+                if prefix + key in unexpected_keys:
+                    unexpected_keys.remove(prefix + key)
+            absent = [prefix + k for k in keys if prefix + k not in state_dict]
+            if absent:
+                missing_keys.extend(absent)
+                continue
+            get = {k: state_dict[prefix + k] for k in keys}
+            s = self._layer_suffix(index)
+            layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
+            for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
+                shape = tuple(getattr(get[f"weight_{kind}{s}"], "shape", ()))
+                if shape != (4 * self.hidden_size, cols):
+                    error_msgs.append(f"qlstm: size mismatch for {prefix}weight_{kind}{s}: this module "
+                                      f"expects {(4 * self.hidden_size, cols)}, the state_dict has {shape}")
+            if len(error_msgs) > 0:
+                continue
+            try:
+                layers.append(self._pack(
+                    get[f"weight_ih{s}"], get[f"weight_ih{s}_scales"], get[f"weight_ih{s}_zero_points"],
+                    get[f"weight_hh{s}"], get[f"weight_hh{s}_scales"], get[f"weight_hh{s}_zero_points"],
+                    get.get(f"bias_ih{s}"), get.get(f"bias_hh{s}"),
+                    get[f"qparams_scales{s}"].tolist(), get[f"qparams_zero_points{s}"].tolist()))
+            except (ValueError, TypeError, RuntimeError) as e:
+                error_msgs.append(f"layer {s[1:]}: {e}")
+        if len(layers) == self.num_layers * self.num_directions:
+            self._set_packed(layers)
+
+    @staticmethod
+    def _pack(w_ih: Tensor, w_ih_scales: Tensor, w_ih_zero_points: Tensor, w_hh: Tensor,
+              w_hh_scales: Tensor, w_hh_zero_points: Tensor, b_ih: Optional[Tensor],
+              b_hh: Optional[Tensor], scales: List[float], zero_points: List[int]) -> Tensor:
+        return ops.pack_lstm_layer(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales,
+                                   w_hh_zero_points, b_ih, b_hh, scales, zero_points,
+                                   w_ih_scales.numel() > 1)
+
+    def _set_packed(self, packed: List[Tensor]) -> None:
+        self._packed = packed
+        qparams = [ops.unpack_lstm_layer(blob) for blob in (packed[0], packed[-self.num_directions])]
+        first, last = qparams
+
+        def pick(u, which):
+            return (u.scales[which], u.zero_points[which])
+
+        # Read once here rather than from the blobs on every forward.
+        self._io_qparams = (
+            None if torch.isnan(self.input_scale)
+            else (float(self.input_scale), int(self.input_zero_point)),
+            pick(last, _HIDDEN), pick(first, _HIDDEN), pick(first, _CELL),
+        )
+        self._per_channel = first.per_channel
 
     @property
     def num_directions(self) -> int:
@@ -141,59 +191,18 @@ class LSTM(torch.nn.Module):
         module = cls(first.w_ih.shape[1], first.w_hh.shape[1], observed.num_layers,
                      first.b_ih is not None, observed.batch_first, observed.dropout,
                      observed.bidirectional)
-        for index, layer in enumerate(data):
-            module._set_layer(index, layer)
         if input_qparams is not None:
             module.input_scale.fill_(input_qparams[0])
             module.input_zero_point.fill_(input_qparams[1])
-        module._repack()
+        module._set_packed([module._pack_observed(layer) for layer in data])
         return module
 
-    def _set_layer(self, index: int, layer: LayerData) -> None:
-        suffix = self._layer_suffix(index)
-        for kind, weight, observer in (("ih", layer.w_ih, layer.ih_weight_observer),
-                                       ("hh", layer.w_hh, layer.hh_weight_observer)):
-            q = quantize_weight(weight, observer)
-            self.register_buffer(f"weight_{kind}{suffix}", q.int8)
-            self.register_buffer(f"weight_{kind}{suffix}_scales", q.scales)
-            self.register_buffer(f"weight_{kind}{suffix}_zero_points", q.zero_points)
-        if self.bias:
-            self.register_buffer(f"bias_ih{suffix}", layer.b_ih.detach().float().clone())
-            self.register_buffer(f"bias_hh{suffix}", layer.b_hh.detach().float().clone())
-        self.register_buffer(f"qparams_scales{suffix}",
-                             torch.tensor([s for s, _ in layer.qparams], dtype=torch.float64))
-        self.register_buffer(f"qparams_zero_points{suffix}",
-                             torch.tensor([z for _, z in layer.qparams], dtype=torch.int64))
-
-    def _repack(self) -> None:
-        """(Re)builds the packed blobs from the int8 weights and qparams in the state_dict."""
-        packed = []
-        for index in range(self.num_layers * self.num_directions):
-            s = self._layer_suffix(index)
-            packed.append(ops.pack_lstm_layer(
-                getattr(self, f"weight_ih{s}"), getattr(self, f"weight_ih{s}_scales"), getattr(self, f"weight_ih{s}_zero_points"),
-                getattr(self, f"weight_hh{s}"), getattr(self, f"weight_hh{s}_scales"),
-                getattr(self, f"weight_hh{s}_zero_points"),
-                getattr(self, f"bias_ih{s}") if self.bias else None,
-                getattr(self, f"bias_hh{s}") if self.bias else None,
-                getattr(self, f"qparams_scales{s}").tolist(),
-                getattr(self, f"qparams_zero_points{s}").tolist(),
-                getattr(self, f"weight_ih{s}_scales").numel() > 1,
-            ))
-        self._packed = packed
-        # Read once here rather than from the buffers on every forward.
-        self._io_qparams = (
-            None if torch.isnan(self.input_scale)
-            else (float(self.input_scale), int(self.input_zero_point)),
-            self._layer_qparams((self.num_layers - 1) * self.num_directions, _HIDDEN),
-            self._layer_qparams(0, _HIDDEN),
-            self._layer_qparams(0, _CELL),
-        )
-
-    def _layer_qparams(self, index: int, which: int) -> Tuple[float, int]:
-        s = self._layer_suffix(index)
-        return (float(getattr(self, f"qparams_scales{s}")[which]),
-                int(getattr(self, f"qparams_zero_points{s}")[which]))
+    def _pack_observed(self, layer: LayerData) -> Tensor:
+        ih = quantize_weight(layer.w_ih, layer.ih_weight_observer)
+        hh = quantize_weight(layer.w_hh, layer.hh_weight_observer)
+        bias = [b.detach().float().contiguous() if self.bias else None for b in (layer.b_ih, layer.b_hh)]
+        return self._pack(ih.int8, ih.scales, ih.zero_points, hh.int8, hh.scales, hh.zero_points,
+                          *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams])
 
     @property
     def input_qparams(self) -> Optional[Tuple[float, int]]:
@@ -219,8 +228,7 @@ class LSTM(torch.nn.Module):
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
         s += f", bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}"
         if self._packed:
-            per_channel = self.weight_ih_l0_scales.numel() > 1
-            s += f", weights={'per-channel' if per_channel else 'per-tensor'} int8"
+            s += f", weights={'per-channel' if self._per_channel else 'per-tensor'} int8"
             s += f", input_qparams={self.input_qparams}, output_qparams={self.output_qparams}"
             s += f", h_n_qparams={self.hidden_qparams}, c_n_qparams={self.cell_qparams}"
         return s

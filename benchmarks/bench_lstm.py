@@ -1,0 +1,284 @@
+"""Side-by-side LSTM benchmark: qlstm against every LSTM a PyTorch user could
+pick instead, measured in the same run, reported as median milliseconds and as
+qlstm's speedup over each.
+
+    python benchmarks/bench_lstm.py            # the full grid, 1 thread and all threads
+    python benchmarks/bench_lstm.py --quick    # a small grid, for a smoke run
+
+Columns: float nn.LSTM, torch's dynamic int8 LSTM, torch's static int8 LSTM
+(torch.ao.nn.quantized.LSTM), onnxruntime's float LSTM and its int8 LSTM (the
+exported nn.LSTM through onnxruntime.quantization.quantize_dynamic; skipped
+when onnxruntime is not installed), and qlstm. Every model takes a float
+sequence and returns the float output sequence. Results go to
+benchmarks/results/lstm.json and lstm.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+import qlstm
+from qlstm._compare import torch_dynamic, torch_static
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+COLUMNS = ["float", "torch_dynamic", "torch_static", "ort_float", "ort_int8", "qlstm"]
+LABELS = {"float": "float nn.LSTM", "torch_dynamic": "torch dynamic int8",
+          "torch_static": "torch static int8", "ort_float": "onnxruntime float",
+          "ort_int8": "onnxruntime int8", "qlstm": "qlstm"}
+
+
+def timed_ms(fn: Callable[[], object], min_runs: int = 5, budget_s: float = 0.5,
+             max_runs: int = 200) -> float:
+    """Median wall time of fn() in ms: at least min_runs calls (2 when one call
+    takes over 2 s), more while within budget_s."""
+    fn()
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < max_runs:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        enough = len(times) >= (2 if times[0] > 2.0 else min_runs)
+        if enough and time.perf_counter() - start > budget_s:
+            break
+    return statistics.median(times) * 1e3
+
+
+class OrtLSTM:
+    """nn.LSTM exported to ONNX, as a float and a dynamically quantized int8 session."""
+
+    def __init__(self, model: torch.nn.LSTM, workdir: str):
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        self.ort = ort
+        size = model.input_size
+        self.float_path = os.path.join(workdir, f"lstm{size}.onnx")
+        self.int8_path = os.path.join(workdir, f"lstm{size}_int8.onnx")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (torch.randn(3, 2, size),), self.float_path,
+                              input_names=["x"], output_names=["y", "h", "c"],
+                              dynamic_axes={"x": {0: "T", 1: "B"}}, dynamo=False,
+                              opset_version=17)
+            quantize_dynamic(self.float_path, self.int8_path, weight_type=QuantType.QInt8)
+
+        self.sessions: Dict[tuple, Callable] = {}
+
+    def session(self, int8: bool, threads: int) -> Callable:
+        """A run function of a session with `threads` intra-op threads; its idle
+        threads sleep instead of spinning, so they do not slow the other columns."""
+        if (int8, threads) not in self.sessions:
+            so = self.ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            s = self.ort.InferenceSession(self.int8_path if int8 else self.float_path, so,
+                                          providers=["CPUExecutionProvider"])
+            self.sessions[(int8, threads)] = lambda x: s.run(["y"], {"x": x})[0]
+        return self.sessions[(int8, threads)]
+
+
+def have_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def lstm_macs(T: int, B: int, size: int) -> int:
+    return T * B * 4 * size * (size + size)
+
+
+def module_bytes(m: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(m.parameters()) + list(m.buffers())) + \
+        sum(p.numel() * p.element_size() for p in getattr(m, "_packed", []))
+
+
+def build(size: int, calib_T: int, workdir: str, use_ort: bool) -> Dict[str, object]:
+    torch.manual_seed(size)
+    model = torch.nn.LSTM(size, size).eval()
+    calibration = [torch.randn(calib_T, 4, size) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        built = {"model": model, "qlstm": qlstm.quantize(model, calibration),
+                 "torch_static": torch_static(model, calibration),
+                 "torch_dynamic": torch_dynamic(model)}
+    if use_ort:
+        built["ort"] = OrtLSTM(model, workdir)
+    return built
+
+
+def runners(built: Dict[str, object], x: torch.Tensor, threads: int) -> Dict[str, Callable]:
+    model, q, static, dynamic = (built[k] for k in ("model", "qlstm", "torch_static", "torch_dynamic"))
+    r: Dict[str, Callable] = {
+        "float": lambda: model(x)[0],
+        "torch_dynamic": lambda: dynamic(x)[0],
+        "torch_static": lambda: static(x),
+        "qlstm": lambda: q(x)[0],
+    }
+    if "ort" in built:
+        xn = x.numpy()
+        f, i8 = built["ort"].session(False, threads), built["ort"].session(True, threads)
+        r["ort_float"] = lambda: f(xn)
+        r["ort_int8"] = lambda: i8(xn)
+    return r
+
+
+def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
+    """One step (T=1, B=1) with the state carried between calls."""
+    q, size = built["qlstm"], built["model"].input_size
+    x = torch.randn(1, 1, size)
+    state = {"hc": None}
+
+    def module_step():
+        _, state["hc"] = q(x, state["hc"])
+
+    layer = q._packed[0]
+    xq = torch.randint(0, 256, (1, size), dtype=torch.uint8)
+    hc = {"h": torch.zeros(1, size, dtype=torch.uint8), "c": torch.zeros(1, size, dtype=torch.uint8)}
+
+    def op_step():
+        hc["h"], hc["c"] = torch.ops.qlstm.quantized_lstm_cell(
+            xq, 0.05, 128, hc["h"], 0.01, 128, hc["c"], 0.02, 128, layer)
+
+    out = {"qlstm_module": timed_ms(module_step, 20, 0.5), "qlstm_cell_op": timed_ms(op_step, 20, 0.5)}
+    if "ort" in built:
+        ort_step = built["ort"].session(True, threads)
+        xn = x.numpy()
+        out["ort_int8"] = timed_ms(lambda: ort_step(xn), 20, 0.5)
+    return out
+
+
+def run(sizes: List[int], seqs: List[int], batches: List[int], thread_counts: List[int],
+        use_ort: bool) -> Dict[str, object]:
+    results: Dict[str, object] = {
+        "machine": {"processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                    "qlstm_isa": qlstm.isa(), "onnxruntime": use_ort},
+        "grid": [], "streaming": [], "memory": []}
+    torch.set_num_threads(1)
+    peak = qlstm.peak_macs_per_second(0.5)
+    results["machine"]["peak_int8_macs_per_s_1core"] = peak
+    print(f"qlstm {qlstm.isa()}: single-core int8 peak {peak / 1e9:.1f} GMAC/s "
+          f"(register-only microbenchmark of its inner loop)")
+    if not use_ort:
+        print("note: onnxruntime is not installed; its columns are skipped")
+    with tempfile.TemporaryDirectory() as workdir, torch.no_grad():
+        for size in sizes:
+            built = build(size, 20, workdir, use_ort)
+            float_bytes = module_bytes(built["model"])
+            q_bytes = module_bytes(built["qlstm"])
+            results["memory"].append({"size": size, "float_bytes": float_bytes,
+                                      "qlstm_bytes": q_bytes, "ratio": float_bytes / q_bytes})
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                s = streaming(built, threads)
+                s.update(size=size, threads=threads)
+                results["streaming"].append(s)
+                for B in batches:
+                    for T in seqs:
+                        x = torch.randn(T, B, size)
+                        row = {"size": size, "threads": threads, "batch": B, "seq": T}
+                        for name, fn in runners(built, x, threads).items():
+                            row[name] = timed_ms(fn)
+                        row["qlstm_macs_per_s"] = lstm_macs(T, B, size) / (row["qlstm"] / 1e3)
+                        results["grid"].append(row)
+                        print(format_row(row, peak), flush=True)
+    torch.set_num_threads(max(thread_counts))
+    return results
+
+
+def format_row(row: Dict[str, float], peak: float) -> str:
+    cells = [f"{row['threads']}t B={row['batch']:<3} T={row['seq']:<4} size={row['size']:<5}"]
+    for c in COLUMNS:
+        if c in row:
+            cells.append(f"{LABELS[c]} {row[c]:9.3f}" + ("" if c == "qlstm" else f" ({row[c] / row['qlstm']:5.2f}x)"))
+    cells.append(f"{row['qlstm_macs_per_s'] / peak * 100:5.1f}% of peak")
+    return " | ".join(cells)
+
+
+def markdown(results: Dict[str, object]) -> str:
+    cols = [c for c in COLUMNS if any(c in r for r in results["grid"])]
+    lines = ["| threads | batch | seq | size | " + " | ".join(LABELS[c] + " ms" for c in cols) +
+             " | qlstm speedup (min over others) | qlstm % of peak |",
+             "|" + "---|" * (len(cols) + 6)]
+    peak = results["machine"]["peak_int8_macs_per_s_1core"]
+    for r in results["grid"]:
+        others = [r[c] / r["qlstm"] for c in cols if c != "qlstm"]
+        lines.append(f"| {r['threads']} | {r['batch']} | {r['seq']} | {r['size']} | " +
+                     " | ".join(f"{r[c]:.3f}" for c in cols) +
+                     f" | {min(others):.2f}x | {r['qlstm_macs_per_s'] / (peak * r['threads']) * 100:.0f}% |")
+    lines += ["", "| threads | size | qlstm module step ms | qlstm cell op ms | per-call overhead ms | onnxruntime int8 step ms |",
+              "|---|---|---|---|---|---|"]
+    for s in results["streaming"]:
+        lines.append(f"| {s['threads']} | {s['size']} | {s['qlstm_module']:.4f} | {s['qlstm_cell_op']:.4f} | "
+                     f"{s['qlstm_module'] - s['qlstm_cell_op']:.4f} | {s.get('ort_int8', float('nan')):.4f} |")
+    lines += ["", "| size | float parameters bytes | qlstm module bytes | ratio |", "|---|---|---|---|"]
+    for m in results["memory"]:
+        lines.append(f"| {m['size']} | {m['float_bytes']} | {m['qlstm_bytes']} | {m['ratio']:.2f}x |")
+    return "\n".join(lines)
+
+
+def chart(results: Dict[str, object], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    threads = sorted({r["threads"] for r in results["grid"]})
+    fig, axes = plt.subplots(1, len(threads), figsize=(7 * len(threads), 5), squeeze=False)
+    for ax, t in zip(axes[0], threads):
+        rows = [r for r in results["grid"] if r["threads"] == t]
+        labels = [f"B{r['batch']} T{r['seq']} {r['size']}" for r in rows]
+        for c in COLUMNS:
+            if c != "qlstm" and any(c in r for r in rows):
+                ax.plot(range(len(rows)), [r.get(c, float("nan")) / r["qlstm"] for r in rows],
+                        marker="o", linestyle="", label=LABELS[c])
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(labels, rotation=90, fontsize=6)
+        ax.set_ylabel("time / qlstm time (above 1: qlstm faster)")
+        ax.set_title(f"{t} thread(s), qlstm {results['machine']['qlstm_isa']}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a small grid (sizes 128, 256; B 1, 8; T 1, 50)")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    all_threads = torch.get_num_threads()
+    if args.quick:
+        grid = ([128, 256], [1, 50], [1, 8])
+    else:
+        grid = ([128, 256, 512, 1024], [1, 50, 200], [1, 8, 64])
+    thread_counts = sorted({1, all_threads})
+    results = run(*grid, thread_counts, have_onnxruntime())
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "lstm.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    table = markdown(results)
+    with open(os.path.join(args.out, "lstm.md"), "w") as f:
+        f.write(table + "\n")
+    chart(results, os.path.join(args.out, "lstm.png"))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+// AVX2 kernels. vpmaddubsw multiplies unsigned by signed bytes but saturates
+// its int16 pair sums, and 255 * 127 * 2 does not fit. Centering the
+// activations, x - 128 in [-128, 127], and moving their sign onto the weights
+// (vpsignb) feeds it |x - 128| <= 128 against |w| <= 128, whose pair sums
+// always fit; lstm_x86.h's center_fixup restores sum x * w exactly.
+#include <immintrin.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "lstm_kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include "lstm_x86.h"
+
+namespace qlstm {
+namespace {
+
+struct DotAvx2 {
+  // A panel's rows 0-7 and 8-15, each 32-bit lane one row's 4 k.
+  struct W {
+    __m256i q[2];
+  };
+  struct Acc {
+    __m256i q[2];
+  };
+  // The 4 activation bytes centered, x - 128, and their magnitudes, broadcast.
+  struct Act {
+    __m256i magnitude, centered;
+  };
+  static constexpr bool kCentered = true;
+  // 3 rows x 2 accumulators + 2 weights + 2 activations + 2 constants + 2
+  // temporaries of the 16 registers (4 rows spill).
+  static constexpr int kGemmRows = 3;
+
+  static W load(const int8_t* w) {
+    return W{{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32))}};
+  }
+  static Acc zero() { return Acc{{_mm256_setzero_si256(), _mm256_setzero_si256()}}; }
+  static Act act(uint32_t four_bytes) {
+    const __m256i centered = _mm256_xor_si256(_mm256_set1_epi32(static_cast<int>(four_bytes)),
+                                              _mm256_set1_epi8(static_cast<char>(0x80)));
+    return Act{_mm256_abs_epi8(centered), centered};
+  }
+  static void madd(Acc& a, const Act& x, const W& w) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < 2; ++i) {
+      const __m256i pairs = _mm256_maddubs_epi16(x.magnitude, _mm256_sign_epi8(w.q[i], x.centered));
+      a.q[i] = _mm256_add_epi32(a.q[i], _mm256_madd_epi16(pairs, ones));
+    }
+  }
+  static void finish(const Acc& a, __m256i* rows0_7, __m256i* rows8_15) {
+    *rows0_7 = a.q[0];
+    *rows8_15 = a.q[1];
+  }
+};
+
+double peak_macs_avx2(double seconds) {
+  __m256i acc[8], w[8];
+  for (int j = 0; j < 8; ++j) {
+    acc[j] = _mm256_setzero_si256();
+    w[j] = _mm256_set1_epi8(static_cast<char>(j + 1));
+  }
+  const DotAvx2::Act x = DotAvx2::act(0x01020304u);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const double rate = time_peak(seconds, 8 * 32, [&] {
+    for (int j = 0; j < 8; ++j) {
+      asm volatile("" : "+x"(w[j]));  // keeps the multiply inside the loop
+      const __m256i pairs = _mm256_maddubs_epi16(x.magnitude, _mm256_sign_epi8(w[j], x.centered));
+      acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(pairs, ones));
+    }
+  });
+  volatile int sink = _mm256_extract_epi32(acc[0], 0) + _mm256_extract_epi32(acc[7], 0);
+  (void)sink;
+  return rate;
+}
+
+}  // namespace
+
+const KernelSet& avx2_kernels() {
+  static const KernelSet k = make_kernel_set<DotAvx2>("avx2", peak_macs_avx2);
+  return k;
+}
+
+}  // namespace qlstm
+#pragma GCC pop_options

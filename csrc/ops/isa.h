@@ -1,0 +1,11 @@
+// The kernel set the ops run: the best this CPU supports, or the one named by
+// the QLSTM_ISA environment variable or qlstm::set_isa.
+#pragma once
+
+#include "../kernels/lstm_kernels.h"
+
+namespace qlstm::ops {
+
+const KernelSet& current_kernels();
+
+}  // namespace qlstm::ops

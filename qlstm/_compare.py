@@ -1,0 +1,57 @@
+"""The models qlstm is compared with, built the way a user would build them,
+and a timer; used by ``python -m qlstm demo`` and by benchmarks/."""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from typing import Callable, List
+
+import torch
+import torch.ao.quantization as tq
+
+__all__ = ["median_ms", "torch_static", "torch_dynamic"]
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of fn() in milliseconds over `repeats` calls, after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+class _Stubbed(torch.nn.Module):
+    """QuantStub -> LSTM -> DeQuantStub of the output sequence."""
+
+    def __init__(self, lstm):
+        super().__init__()
+        self.quant, self.lstm, self.dequant = tq.QuantStub(), lstm, tq.DeQuantStub()
+
+    def forward(self, x):
+        return self.dequant(self.lstm(self.quant(x))[0])
+
+
+def torch_static(model: torch.nn.LSTM, calibration: List[torch.Tensor]) -> torch.nn.Module:
+    """torch.ao.nn.quantized.LSTM through PyTorch's eager flow ('x86' qconfig);
+    float sequence in, float output sequence out."""
+    m = _Stubbed(copy.deepcopy(model)).eval()
+    m.qconfig = tq.get_default_qconfig("x86")
+    custom = {torch.nn.LSTM: torch.ao.nn.quantizable.LSTM}
+    prepared = tq.prepare(m, prepare_custom_config_dict={"float_to_observed_custom_module_class": custom})
+    for x in calibration:
+        prepared(x)
+    return tq.convert(prepared, convert_custom_config_dict={
+        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: torch.ao.nn.quantized.LSTM}})
+
+
+
+
+def torch_dynamic(model: torch.nn.LSTM) -> torch.nn.Module:
+    """torch's dynamic int8 LSTM (quantize_dynamic swaps children only, so the
+    LSTM goes inside a container)."""
+    return tq.quantize_dynamic(torch.nn.Sequential(copy.deepcopy(model)), {torch.nn.LSTM},
+                               torch.qint8)

@@ -1,0 +1,144 @@
+"""Every kernel set against the scalar reference, bit for bit, and the run-time choice of set."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import qlstm
+from conftest import pack
+from test_ops_reference import random_bytes, random_model
+
+ALL_ISAS = ["avx2", "avx_vnni", "avx512_vnni"]
+
+
+def runnable(name):
+    if name not in qlstm.available_isas():
+        pytest.skip(f"this CPU cannot run {name}")
+    return name
+
+
+def run_lstm(isa, x, h0, c0, packed, num_layers, bidirectional):
+    with qlstm.use_isa(isa):
+        return qlstm.ops.quantized_lstm(x, 0.05, 128, h0, 0.011, 120, c0, 0.021, 131, packed,
+                                        num_layers, bidirectional, False)
+
+
+# Sizes around the vector widths (8, 16 rows; 4 k) and the register tiles.
+SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100), (130, 47)]
+
+
+@pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("B", [1, 2, 3, 9])
+@pytest.mark.parametrize("wzp", [False, True])
+def test_lstm_matches_scalar(isa, I, H, B, wzp):
+    runnable(isa)
+    seed = I * 31 + H + B
+    layers = random_model(I, H, 2, True, True, True, seed, weight_zero_points=wzp)
+    packed = [pack(l) for l in layers]
+    x = random_bytes(5, B, I, seed=seed)
+    h0, c0 = random_bytes(4, B, H, seed=seed + 1), random_bytes(4, B, H, seed=seed + 2)
+    expected = run_lstm("scalar", x, h0, c0, packed, 2, True)
+    got = run_lstm(isa, x, h0, c0, packed, 2, True)
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+
+
+@pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("activation", [0, 1, 127, 128, 255])
+def test_extreme_operands_match_scalar(isa, activation):
+    # Weights of only 127 and -128 against constant activations: where a
+    # saturating int16 multiply-add, or a negated -128, would go wrong.
+    runnable(isa)
+    layer = random_model(37, 29, 1, False, True, True, seed=5)[0]
+    gen = torch.Generator().manual_seed(0)
+    sign = torch.randint(0, 2, layer.w_ih.shape, generator=gen).bool()
+    layer.w_ih[:] = torch.where(sign, 127, -128).to(torch.int8)
+    layer.w_hh[:] = torch.where(sign[:, :29], -128, 127).to(torch.int8)
+    layer.w_hh[:7] = -128
+    packed = [pack(layer)]
+    x = torch.full((3, 4, 37), activation, dtype=torch.uint8)
+    h0 = torch.full((1, 4, 29), activation, dtype=torch.uint8)
+    c0 = torch.zeros(1, 4, 29, dtype=torch.uint8)
+    expected = run_lstm("scalar", x, h0, c0, packed, 1, False)
+    got = run_lstm(isa, x, h0, c0, packed, 1, False)
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+
+
+@pytest.mark.parametrize("isa", ["scalar"] + ALL_ISAS)
+def test_cell_matches_scalar(isa):
+    runnable(isa)
+    layer = random_model(45, 70, 1, False, True, True, seed=3)[0]
+    packed = pack(layer)
+    x, h, c = random_bytes(6, 45, seed=1), random_bytes(6, 70, seed=2), random_bytes(6, 70, seed=3)
+
+    def step(name):
+        with qlstm.use_isa(name):
+            return qlstm.ops.quantized_lstm_cell(x, 0.04, 120, h, 0.02, 110, c, 0.03, 125, packed)
+
+    for e, g in zip(step("scalar"), step(isa)):
+        assert torch.equal(e, g)
+
+
+@pytest.mark.parametrize("isa", ["scalar"] + ALL_ISAS)
+def test_results_do_not_depend_on_thread_count(isa):
+    runnable(isa)
+    # Big enough that the ops split both the input projection and each step.
+    layers = random_model(96, 160, 1, True, True, True, seed=11)
+    packed = [pack(l) for l in layers]
+    x = random_bytes(7, 12, 96, seed=4)
+    h0, c0 = random_bytes(2, 12, 160, seed=5), random_bytes(2, 12, 160, seed=6)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(run_lstm(isa, x, h0, c0, packed, 1, True))
+            results.append(run_lstm(isa, x[:, :1], h0[:, :1], c0[:, :1], packed, 1, True))
+    finally:
+        torch.set_num_threads(before)
+    for r in results[2:]:
+        expected = results[0] if r[0].shape[1] == 12 else results[1]
+        for e, g in zip(expected, r):
+            assert torch.equal(e, g)
+
+
+def test_default_is_the_best_available():
+    assert qlstm.available_isas()[0] == "scalar"
+    if "QLSTM_ISA" not in os.environ:
+        assert qlstm.isa() == qlstm.available_isas()[-1]
+
+
+def test_set_isa_rejects_unknown_and_unrunnable_sets():
+    with pytest.raises(ValueError, match=r"qlstm: set_isa's name must name an instruction set.*'sse9'"):
+        qlstm.set_isa("sse9")
+    missing = [n for n in ALL_ISAS if n not in qlstm.available_isas()]
+    if not missing:
+        pytest.skip("this CPU runs every kernel set")
+    with pytest.raises(ValueError, match=f"qlstm: .*'{missing[0]}', which this CPU cannot run"):
+        qlstm.set_isa(missing[0])
+
+
+def _import_with_env(value):
+    env = dict(os.environ, QLSTM_ISA=value)
+    return subprocess.run([sys.executable, "-c", "import qlstm; print(qlstm.isa())"],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_environment_variable_forces_a_set():
+    done = _import_with_env("scalar")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "scalar"
+
+
+def test_environment_variable_with_a_bad_name_fails_at_import():
+    done = _import_with_env("fastest")
+    assert done.returncode != 0
+    assert "qlstm: the QLSTM_ISA environment variable must name an instruction set" in done.stderr
+
+
+def test_peak_is_measured():
+    assert qlstm.peak_macs_per_second(0.01) > 1e6
