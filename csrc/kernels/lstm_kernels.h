@@ -163,10 +163,8 @@ struct LinearRequant {
 void prepare_linear_requant(const PackedLayer& p, bool ih, QParams input, LinearRequant* r);
 
 // Per-call constants of the cell epilogue, built once before the time loop:
-// lookup tables both as the scalar path reads them and widened to int32 for
-// vector gathers.
+// the activation tables widened to int32, as vector gathers read them.
 struct CellConstants {
-  float deq_igates[256], deq_hgates[256], deq_fgate_cx[256], deq_igate_cgate[256];
   int32_t sigmoid_gates[256], tanh_gates[256], tanh_cell[256];
 };
 void prepare_cell_constants(const PackedLayer& p, CellConstants* c);

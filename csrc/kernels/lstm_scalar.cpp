@@ -59,6 +59,11 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
   const StepMultipliers m = step_multipliers(q, state.c_qparams);
   const int32_t cz = state.c_qparams.zero_point, tz = kTanhQParams.zero_point;
   const int64_t u_end = std::min(H, block_end * kUnitBlock);
+  float deq_igates[256], deq_hgates[256], deq_fgate_cx[256], deq_igate_cgate[256];
+  make_dequantize_table(q.igates, deq_igates);
+  make_dequantize_table(q.hgates, deq_hgates);
+  make_dequantize_table(q.fgate_cx, deq_fgate_cx);
+  make_dequantize_table(q.igate_cgate, deq_igate_cgate);
 
   for (int64_t b = b_begin; b < b_end; ++b) {
     const uint8_t* h = state.h + b * H;
@@ -70,7 +75,7 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
       for (int g = 0; g < 4; ++g) {
         const int64_t n = packed_row(u, g);
         const uint8_t hg = linear_output(h, H, p.w_hh, p.w_hh_zp, hh, n, rs);
-        gate[g] = quantize_value(cc.deq_igates[ig[n]] + cc.deq_hgates[hg], m.inv_gates,
+        gate[g] = quantize_value(deq_igates[ig[n]] + deq_hgates[hg], m.inv_gates,
                                  q.gates.zero_point);
       }
       const int32_t i = cc.sigmoid_gates[gate[kInputGate]];
@@ -80,7 +85,7 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
       // Sigmoid outputs have zero point 0, so they enter the products as they are.
       const uint8_t fc = requantize_product(f * (c[u] - cz), m.fgate_cx, q.fgate_cx.zero_point);
       const uint8_t igc = requantize_product(i * (gg - tz), m.igate_cgate, q.igate_cgate.zero_point);
-      const uint8_t c_new = quantize_value(cc.deq_fgate_cx[fc] + cc.deq_igate_cgate[igc],
+      const uint8_t c_new = quantize_value(deq_fgate_cx[fc] + deq_igate_cgate[igc],
                                            m.inv_cell, q.cell.zero_point);
       c_next[b * H + u] = c_new;
       h_next[b * H + u] =

@@ -238,12 +238,18 @@ template <class Dot>
 void input_projection_x86(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
                           int64_t row_begin, int64_t row_end, int64_t panel_begin,
                           int64_t panel_end, uint8_t* igates) {
-  // Rows inner: one panel's weights stay in L1 while the rows' activations pass.
+  // A block of rows (about 32 KB of activations) stays in cache while a few
+  // panels at a time (about 16 KB of weights) pass over it, rows inner.
   constexpr int64_t kPanelChunk = 4;
-  for (int64_t pc = panel_begin; pc < panel_end; pc += kPanelChunk) {
-    const int64_t pe = std::min(panel_end, pc + kPanelChunk);
-    for (int64_t row = row_begin; row < row_end; row += Dot::kGemmRows) {
-      project_tile<Dot>(row_end - row, p, r, x, row, pc, pe, igates);
+  const int64_t row_block =
+      round_up(std::max<int64_t>(Dot::kGemmRows, (int64_t{32} << 10) / p.input_size), Dot::kGemmRows);
+  for (int64_t rb = row_begin; rb < row_end; rb += row_block) {
+    const int64_t re = std::min(row_end, rb + row_block);
+    for (int64_t pc = panel_begin; pc < panel_end; pc += kPanelChunk) {
+      const int64_t pe = std::min(panel_end, pc + kPanelChunk);
+      for (int64_t row = rb; row < re; row += Dot::kGemmRows) {
+        project_tile<Dot>(re - row, p, r, x, row, pc, pe, igates);
+      }
     }
   }
 }

@@ -355,10 +355,6 @@ void prepare_linear_requant(const PackedLayer& p, bool ih, QParams input, Linear
 }
 
 void prepare_cell_constants(const PackedLayer& p, CellConstants* c) {
-  make_dequantize_table(p.q.igates, c->deq_igates);
-  make_dequantize_table(p.q.hgates, c->deq_hgates);
-  make_dequantize_table(p.q.fgate_cx, c->deq_fgate_cx);
-  make_dequantize_table(p.q.igate_cgate, c->deq_igate_cgate);
   std::copy(p.sigmoid_gates, p.sigmoid_gates + 256, c->sigmoid_gates);
   std::copy(p.tanh_gates, p.tanh_gates + 256, c->tanh_gates);
   std::copy(p.tanh_cell, p.tanh_cell + 256, c->tanh_cell);

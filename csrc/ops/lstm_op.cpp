@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <optional>
 #include <vector>
 
 #include "checks.h"
@@ -89,7 +90,7 @@ struct RequantTable {
   bool identity;
   RequantTable(QParams from, QParams to)
       : identity(from.scale == to.scale && from.zero_point == to.zero_point) {
-    make_requantize_table(from, to, table);
+    if (!identity) make_requantize_table(from, to, table);
   }
   const uint8_t* get() const { return identity ? nullptr : table; }
 };
@@ -124,14 +125,20 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
   res.c_q = init.c_q;
   std::vector<uint8_t> h_next(state_size), c_next(state_size);
 
+  // Step 0 multiplies the initial h, later steps the layer's own h; the
+  // constants differ only when their qparams do.
   const LinearRequantStorage hh_init(p, /*ih=*/false, init.h_q);
-  const LinearRequantStorage hh_steady(p, /*ih=*/false, p.q.hidden);
+  const bool same_h_q = init.h_q.scale == p.q.hidden.scale && init.h_q.zero_point == p.q.hidden.zero_point;
+  const std::optional<LinearRequantStorage> hh_later =
+      T > 1 && !same_h_q ? std::make_optional<LinearRequantStorage>(p, false, p.q.hidden)
+                         : std::nullopt;
+  const LinearRequant& hh_steady = hh_later ? hh_later->r : hh_init.r;
   CellConstants cc;
   prepare_cell_constants(p, &cc);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
     const StepState state{res.h.data(), res.c.data(), res.c_q};
-    run_step(k, p, s == 0 ? hh_init.r : hh_steady.r, cc, igates.data() + t * B * N, state, B,
+    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.data() + t * B * N, state, B,
              h_next.data(), c_next.data());
     res.h.swap(h_next);
     res.c.swap(c_next);
