@@ -157,6 +157,8 @@ struct LinearRequant {
   float* bias_term;    // [rows]
   float* multiplier;   // [rows]
   int32_t output_zero_point;
+  // Where each panel's entries start in the linear's -128 list ([panels + 1]).
+  int32_t* min_weights_start;
 };
 
 // Fills r (whose arrays hold p.rows entries) for x * w_ih^T (ih = true) or h * w_hh^T.

@@ -33,14 +33,11 @@ struct PanelFix {
   int32_t min_count;
 };
 
-// The panel's entries of a sorted -128 list.
-PanelFix panel_fix(const int32_t* colsum, const uint32_t* min_weights, int64_t min_count,
+PanelFix panel_fix(const int32_t* colsum, const uint32_t* min_weights, const LinearRequant& r,
                    int64_t panel) {
-  const uint32_t* end = min_weights + min_count;
-  const uint32_t* first =
-      std::lower_bound(min_weights, end, min_weight_entry(panel, 0, 0));
-  const uint32_t* last = std::lower_bound(first, end, min_weight_entry(panel + 1, 0, 0));
-  return PanelFix{colsum + panel * kPanelRows, first, static_cast<int32_t>(last - first)};
+  const int32_t begin = r.min_weights_start[panel];
+  return PanelFix{colsum + panel * kPanelRows, min_weights + begin,
+                  r.min_weights_start[panel + 1] - begin};
 }
 
 // A centered policy computes, per k, |x - 128| * sign(w, x - 128) with bytes:
@@ -195,7 +192,7 @@ void project_panels(const PackedLayer& p, const LinearRequant& r, const uint8_t*
   const int64_t K = p.input_size, N = p.rows, panel_bytes = round_up(K, kKGroup) * kPanelRows;
   PanelFix fix[P];
   for (int j = 0; j < P; ++j) {
-    fix[j] = panel_fix(p.w_ih_colsum, p.w_ih_min, p.w_ih_min_count, panel + j);
+    fix[j] = panel_fix(p.w_ih_colsum, p.w_ih_min, r, panel + j);
   }
   __m256i raw[R][P][2];
   panels_dot<Dot, R, P>(x + row * K, K, K, p.w_ih + panel * panel_bytes, panel_bytes, fix, raw);
@@ -309,7 +306,7 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const Epilogue& ep
       const int64_t panel = 4 * block + g;
       PanelFix fix[P];
       for (int j = 0; j < P; ++j) {
-        fix[j] = panel_fix(p.w_hh_colsum, p.w_hh_min, p.w_hh_min_count, panel + j);
+        fix[j] = panel_fix(p.w_hh_colsum, p.w_hh_min, hh, panel + j);
       }
       __m256i raw[R][P][2];
       panels_dot<Dot, R, P>(s.h + b * H, H, H, p.w_hh + panel * panel_bytes, panel_bytes, fix,

@@ -330,6 +330,13 @@ void prepare_linear_requant(const PackedLayer& p, bool ih, QParams input, Linear
   const QParams out = ih ? p.q.igates : p.q.hgates;
   const int32_t xz = input.zero_point, k = static_cast<int32_t>(K);
   r->output_zero_point = out.zero_point;
+  const uint32_t* min_weights = ih ? p.w_ih_min : p.w_hh_min;
+  const int64_t min_count = ih ? p.w_ih_min_count : p.w_hh_min_count;
+  int64_t at = 0;
+  for (int64_t panel = 0; panel <= rows / kPanelRows; ++panel) {
+    while (at < min_count && (min_weights[at] >> kMinWeightPanelShift) < panel) ++at;
+    r->min_weights_start[panel] = static_cast<int32_t>(at);
+  }
   // Separate branch-free loops, so that each vectorizes; this runs on every call.
   // sum_k (x - xz)(w - wz) = acc - xz * (colsum - K * wz) - wz * rowsum(x);
   // the row-sum term is added per row in the GEMM.

@@ -16,13 +16,17 @@ namespace {
 // Requantization constants of one linear for one call, owned here so the
 // kernels see plain arrays and nothing is allocated inside the time loop.
 struct LinearRequantStorage {
-  std::vector<int32_t> offset;
+  std::vector<int32_t> offset, min_weights_start;
   std::vector<float> bias_term, multiplier;
   LinearRequant r{};
 
   LinearRequantStorage(const PackedLayer& p, bool ih, QParams input)
-      : offset(p.rows), bias_term(p.rows), multiplier(p.rows) {
+      : offset(p.rows),
+        min_weights_start(p.rows / kPanelRows + 1),
+        bias_term(p.rows),
+        multiplier(p.rows) {
     r.offset = offset.data();
+    r.min_weights_start = min_weights_start.data();
     r.bias_term = bias_term.data();
     r.multiplier = multiplier.data();
     prepare_linear_requant(p, ih, input, &r);
