@@ -15,6 +15,7 @@ __all__ = [
     "unpack_lstm_layer",
     "UnpackedLayer",
     "quantized_lstm",
+    "quantized_lstm_float",
     "quantized_lstm_cell",
     "quantize",
     "dequantize",
@@ -99,6 +100,26 @@ def quantized_lstm(
     )
 
 
+def quantized_lstm_float(
+    input: Tensor,
+    input_scale: float,
+    input_zero_point: int,
+    h0: Optional[Tensor],
+    c0: Optional[Tensor],
+    params: List[Tensor],
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`quantized_lstm` with float32 tensors in and out, in one op call: the
+    input is quantized with (input_scale, input_zero_point), float h0 / c0 with
+    layer 0's forward hidden / cell qparams, and the results are dequantized with
+    the qparams :func:`quantized_lstm` gives them."""
+    return torch.ops.qlstm.quantized_lstm_float(
+        input, input_scale, input_zero_point, h0, c0, params, num_layers, bidirectional,
+        batch_first)
+
+
 def quantized_lstm_cell(
     input: Tensor,
     input_scale: float,
@@ -138,9 +159,7 @@ def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, 
     return w_ih.new_empty((n,), dtype=torch.uint8)
 
 
-@torch.library.register_fake("qlstm::quantized_lstm")
-def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_scale,
-      c0_zero_point, params, num_layers, bidirectional, batch_first):
+def _fake_lstm_shapes(input, h0, c0, num_layers, bidirectional, batch_first):
     torch._check(input.dim() == 3, lambda: "qlstm: input must have 3 dimensions")
     num_directions = 2 if bidirectional else 1
     if h0 is not None:
@@ -151,10 +170,25 @@ def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_
         hidden_size = c0.shape[2]
     T, B = (input.shape[1], input.shape[0]) if batch_first else (input.shape[0], input.shape[1])
     out_shape = (B, T, num_directions * hidden_size) if batch_first else (T, B, num_directions * hidden_size)
-    state = (num_layers * num_directions, B, hidden_size)
+    return out_shape, (num_layers * num_directions, B, hidden_size)
+
+
+@torch.library.register_fake("qlstm::quantized_lstm")
+def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_scale,
+      c0_zero_point, params, num_layers, bidirectional, batch_first):
+    out_shape, state = _fake_lstm_shapes(input, h0, c0, num_layers, bidirectional, batch_first)
     return (input.new_empty(out_shape, dtype=torch.uint8),
             input.new_empty(state, dtype=torch.uint8),
             input.new_empty(state, dtype=torch.uint8))
+
+
+@torch.library.register_fake("qlstm::quantized_lstm_float")
+def _(input, input_scale, input_zero_point, h0, c0, params, num_layers, bidirectional,
+      batch_first):
+    out_shape, state = _fake_lstm_shapes(input, h0, c0, num_layers, bidirectional, batch_first)
+    return (input.new_empty(out_shape, dtype=torch.float32),
+            input.new_empty(state, dtype=torch.float32),
+            input.new_empty(state, dtype=torch.float32))
 
 
 @torch.library.register_fake("qlstm::quantized_lstm_cell")

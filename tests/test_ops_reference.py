@@ -152,3 +152,30 @@ def test_unpack_gives_back_what_was_packed(bias, per_channel, wzp):
     assert u.scales == [float(torch.tensor(s, dtype=torch.float32)) for s, _ in layer.qparams]
     assert u.zero_points == [z for _, z in layer.qparams]
     assert torch.equal(qlstm.ops.pack_lstm_layer(*u), blob)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_float_op_equals_quantize_lstm_dequantize(batch_first):
+    layers = random_model(11, 9, 2, True, True, True, seed=21)
+    params = [pack(l) for l in layers]
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 3, 11, generator=gen)
+    if batch_first:
+        x = x.transpose(0, 1)
+    h0, c0 = torch.randn(4, 3, 9, generator=gen), torch.randn(4, 3, 9, generator=gen)
+    (hs, hz), (cs, cz) = layers[0].qparams[6], layers[0].qparams[5]
+    (ys, yz) = layers[2].qparams[6]
+    for state in (None, (h0, c0)):
+        got = qlstm.ops.quantized_lstm_float(x, 0.02, 130, *(state or (None, None)), params, 2,
+                                             True, batch_first)
+        hq = (qlstm.ops.quantize(h0, hs, hz), hs, hz) if state else (None, 1.0, 0)
+        cq = (qlstm.ops.quantize(c0, cs, cz), cs, cz) if state else (None, 1.0, 0)
+        y, h, c = qlstm.ops.quantized_lstm(qlstm.ops.quantize(x, 0.02, 130), 0.02, 130, *hq, *cq,
+                                           params, 2, True, batch_first)
+        expected = (qlstm.ops.dequantize(y, ys, yz), qlstm.ops.dequantize(h, hs, hz),
+                    qlstm.ops.dequantize(c, cs, cz))
+        for e, g in zip(expected, got):
+            assert torch.equal(e, g)
+    with pytest.raises(TypeError, match="qlstm: input must be a Float tensor, got Byte"):
+        qlstm.ops.quantized_lstm_float(qlstm.ops.quantize(x, 0.02, 130), 0.02, 130, None, None,
+                                       params, 2, True, batch_first)

@@ -17,6 +17,10 @@ TORCH_LIBRARY(qlstm, m) {
       "Tensor[] params, int num_layers, bool bidirectional, bool batch_first) "
       "-> (Tensor output, Tensor h_n, Tensor c_n)");
   m.def(
+      "quantized_lstm_float(Tensor input, float input_scale, int input_zero_point, Tensor? h0, "
+      "Tensor? c0, Tensor[] params, int num_layers, bool bidirectional, bool batch_first) "
+      "-> (Tensor output, Tensor h_n, Tensor c_n)");
+  m.def(
       "quantized_lstm_cell(Tensor input, float input_scale, int input_zero_point, Tensor hx, "
       "float hx_scale, int hx_zero_point, Tensor cx, float cx_scale, int cx_zero_point, "
       "Tensor params) -> (Tensor h_next, Tensor c_next)");

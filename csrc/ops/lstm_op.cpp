@@ -258,6 +258,49 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
   return {output, h_n, c_n};
 }
 
+at::Tensor quantized_copy(const at::Tensor& t, const char* name, QParams q) {
+  check_cpu(t, name);
+  check_dtype(t, name, at::kFloat);
+  const at::Tensor c = t.contiguous();
+  at::Tensor out = at::empty(c.sizes(), at::kByte);
+  quantize(c.data_ptr<float>(), c.numel(), q, out.data_ptr<uint8_t>());
+  return out;
+}
+
+at::Tensor dequantized_copy(const at::Tensor& t, QParams q) {
+  const at::Tensor c = t.contiguous();
+  at::Tensor out = at::empty(c.sizes(), at::kFloat);
+  dequantize(c.data_ptr<uint8_t>(), c.numel(), q, out.data_ptr<float>());
+  return out;
+}
+
+// quantized_lstm with float tensors in and out, in one call: the input with
+// (input_scale, input_zero_point), h0 and c0 with layer 0's hidden and cell
+// qparams (those of h_n and c_n); results dequantized with their own qparams.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
+    const at::Tensor& input, double input_scale, int64_t input_zero_point,
+    const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0,
+    at::TensorList params, int64_t num_layers, bool bidirectional, bool batch_first) {
+  const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
+  TORCH_CHECK_VALUE(!params.empty() && num_layers >= 1 &&
+                        static_cast<int64_t>(params.size()) == num_layers * (bidirectional ? 2 : 1),
+                    "qlstm: params must hold num_layers * num_directions packed layers, got ",
+                    params.size(), " for num_layers=", num_layers);
+  at::Tensor first_blob, last_blob;
+  const PackedLayer first = checked_packed_layer(params[0], "params[0]", &first_blob);
+  const PackedLayer last = checked_packed_layer(params[params.size() - (bidirectional ? 2 : 1)],
+                                                "params[-1]", &last_blob);
+  const at::Tensor x = quantized_copy(input, "input", x_q);
+  c10::optional<at::Tensor> h0_q, c0_q;
+  if (h0.has_value()) h0_q = quantized_copy(*h0, "h0", first.q.hidden);
+  if (c0.has_value()) c0_q = quantized_copy(*c0, "c0", first.q.cell);
+  const auto [y, h_n, c_n] = quantized_lstm_cpu(
+      x, input_scale, input_zero_point, h0_q, first.q.hidden.scale, first.q.hidden.zero_point, c0_q,
+      first.q.cell.scale, first.q.cell.zero_point, params, num_layers, bidirectional, batch_first);
+  return {dequantized_copy(y, last.q.hidden), dequantized_copy(h_n, first.q.hidden),
+          dequantized_copy(c_n, first.q.cell)};
+}
+
 std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
     const at::Tensor& input, double input_scale, int64_t input_zero_point, const at::Tensor& hx,
     double hx_scale, int64_t hx_zero_point, const at::Tensor& cx, double cx_scale,
@@ -294,6 +337,7 @@ std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
 
 TORCH_LIBRARY_IMPL(qlstm, CPU, m) {
   m.impl("quantized_lstm", &quantized_lstm_cpu);
+  m.impl("quantized_lstm_float", &quantized_lstm_float_cpu);
   m.impl("quantized_lstm_cell", &quantized_lstm_cell_cpu);
 }
 

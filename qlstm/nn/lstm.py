@@ -252,11 +252,31 @@ class LSTM(torch.nn.Module):
         scale, zero_point = float_qparams
         return ops.quantize(t.float(), scale, zero_point), scale, zero_point, False
 
+    def _float_interface(self, input: Tensor, hx) -> bool:
+        # float32 input and state with observed input qparams: one op call.
+        if not (isinstance(input, Tensor) and input.dtype == torch.float32 and input.dim() == 3
+                and self.input_qparams is not None):
+            return False
+        if hx is None:
+            return True
+        return (isinstance(hx, (tuple, list)) and len(hx) == 2
+                and all(isinstance(t, Tensor) and t.dtype == torch.float32 and t.dim() == 3
+                        for t in hx))
+
+    def _forward_float(self, input: Tensor, hx) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        scale, zero_point = self.input_qparams
+        h0, c0 = (None, None) if hx is None else hx
+        y, h_n, c_n = ops.quantized_lstm_float(input, scale, zero_point, h0, c0, self._packed,
+                                               self.num_layers, self.bidirectional, self.batch_first)
+        return y, (h_n, c_n)
+
     def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
         if not self._packed:
             raise RuntimeError("qlstm: this LSTM holds no weights; build it with LSTM.from_observed "
                                "or load a state_dict")
+        if self._float_interface(input, hx):
+            return self._forward_float(input, hx)
         x, x_scale, x_zp, quantized = self._as_uint8(input, "input", self.input_qparams)
         if x.dim() not in (2, 3):
             raise ValueError(f"qlstm: input must be 2-d (unbatched) or 3-d, got shape {tuple(x.shape)}")
