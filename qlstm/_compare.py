@@ -48,8 +48,6 @@ def torch_static(model: torch.nn.LSTM, calibration: List[torch.Tensor]) -> torch
         "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: torch.ao.nn.quantized.LSTM}})
 
 
-
-
 def torch_dynamic(model: torch.nn.LSTM) -> torch.nn.Module:
     """torch's dynamic int8 LSTM (quantize_dynamic swaps children only, so the
     LSTM goes inside a container)."""

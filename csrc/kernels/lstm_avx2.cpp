@@ -17,14 +17,7 @@
 namespace qlstm {
 namespace {
 
-struct DotAvx2 {
-  // A panel's rows 0-7 and 8-15, each 32-bit lane one row's 4 k.
-  struct W {
-    __m256i q[2];
-  };
-  struct Acc {
-    __m256i q[2];
-  };
+struct DotAvx2 : TwoHalves256 {
   // The 4 activation bytes centered, x - 128, and their magnitudes, broadcast.
   struct Act {
     __m256i magnitude, centered;
@@ -34,11 +27,6 @@ struct DotAvx2 {
   // temporaries of the 16 registers (4 rows spill).
   static constexpr int kGemmRows = 3;
 
-  static W load(const int8_t* w) {
-    return W{{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32))}};
-  }
-  static Acc zero() { return Acc{{_mm256_setzero_si256(), _mm256_setzero_si256()}}; }
   static Act act(uint32_t four_bytes) {
     const __m256i centered = _mm256_xor_si256(_mm256_set1_epi32(static_cast<int>(four_bytes)),
                                               _mm256_set1_epi8(static_cast<char>(0x80)));
@@ -50,10 +38,6 @@ struct DotAvx2 {
       const __m256i pairs = _mm256_maddubs_epi16(x.magnitude, _mm256_sign_epi8(w.q[i], x.centered));
       a.q[i] = _mm256_add_epi32(a.q[i], _mm256_madd_epi16(pairs, ones));
     }
-  }
-  static void finish(const Acc& a, __m256i* rows0_7, __m256i* rows8_15) {
-    *rows0_7 = a.q[0];
-    *rows8_15 = a.q[1];
   }
 };
 

@@ -14,32 +14,16 @@
 namespace qlstm {
 namespace {
 
-struct DotAvxVnni {
-  // A panel's 16 rows x 4 k: rows 0-7 and 8-15, one row per 32-bit lane.
-  struct W {
-    __m256i q[2];
-  };
-  struct Acc {
-    __m256i q[2];
-  };
+struct DotAvxVnni : TwoHalves256 {
   using Act = __m256i;
   // 4 rows x 2 accumulators + 2 weights + 1 activation of the 16 registers.
   static constexpr bool kCentered = false;
   static constexpr int kGemmRows = 4;
 
-  static W load(const int8_t* w) {
-    return W{{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32))}};
-  }
-  static Acc zero() { return Acc{{_mm256_setzero_si256(), _mm256_setzero_si256()}}; }
   static Act act(uint32_t four_bytes) { return _mm256_set1_epi32(static_cast<int>(four_bytes)); }
   static void madd(Acc& a, Act x, const W& w) {
     a.q[0] = _mm256_dpbusd_avx_epi32(a.q[0], x, w.q[0]);
     a.q[1] = _mm256_dpbusd_avx_epi32(a.q[1], x, w.q[1]);
-  }
-  static void finish(const Acc& a, __m256i* rows0_7, __m256i* rows8_15) {
-    *rows0_7 = a.q[0];
-    *rows8_15 = a.q[1];
   }
 };
 

@@ -18,6 +18,9 @@ struct QParams {
   float scale;
   int32_t zero_point;
 };
+inline bool operator==(QParams a, QParams b) {
+  return a.scale == b.scale && a.zero_point == b.zero_point;
+}
 
 // Fixed output qparams of quantized sigmoid and tanh for quint8.
 inline constexpr QParams kSigmoidQParams{1.0f / 256.0f, 0};

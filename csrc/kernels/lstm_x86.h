@@ -292,52 +292,51 @@ struct Epilogue {
   }
 };
 
+// One unit block of one step for batch rows [b, b + R).
 template <class Dot, int R>
 void step_rows(const PackedLayer& p, const LinearRequant& hh, const Epilogue& epilogue,
-               const uint8_t* igates, const StepState& s, int64_t b, int64_t block_begin,
-               int64_t block_end, uint8_t* h_next, uint8_t* c_next) {
+               const uint8_t* igates, const StepState& s, int64_t b, int64_t block,
+               uint8_t* h_next, uint8_t* c_next) {
   const int64_t H = p.hidden_size, N = p.rows, panel_bytes = round_up(H, kKGroup) * kPanelRows;
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = p.w_hh_has_zp ? row_sum(s.h + (b + i) * H, H) : 0;
-  for (int64_t block = block_begin; block < block_end; ++block) {
-    __m256 hg[R][2][4];
-    constexpr int P = kPanelsPerPass<R>;
-    for (int g = 0; g < 4; g += P) {
-      const int64_t panel = 4 * block + g;
-      PanelFix fix[P];
+  __m256 hg[R][2][4];
+  constexpr int P = kPanelsPerPass<R>;
+  for (int g = 0; g < 4; g += P) {
+    const int64_t panel = 4 * block + g;
+    PanelFix fix[P];
+    for (int j = 0; j < P; ++j) {
+      fix[j] = panel_fix(p.w_hh_colsum, p.w_hh_min, hh, panel + j);
+    }
+    __m256i raw[R][P][2];
+    panels_dot<Dot, R, P>(s.h + b * H, H, H, p.w_hh + panel * panel_bytes, panel_bytes, fix,
+                          raw);
+    for (int i = 0; i < R; ++i) {
       for (int j = 0; j < P; ++j) {
-        fix[j] = panel_fix(p.w_hh_colsum, p.w_hh_min, hh, panel + j);
-      }
-      __m256i raw[R][P][2];
-      panels_dot<Dot, R, P>(s.h + b * H, H, H, p.w_hh + panel * panel_bytes, panel_bytes, fix,
-                            raw);
-      for (int i = 0; i < R; ++i) {
-        for (int j = 0; j < P; ++j) {
-          for (int half = 0; half < 2; ++half) {
-            hg[i][half][g + j] = linear_output8(raw[i][j][half], hh, p.w_hh_zp,
-                                                (panel + j) * kPanelRows + half * 8, rs[i]);
-          }
+        for (int half = 0; half < 2; ++half) {
+          hg[i][half][g + j] = linear_output8(raw[i][j][half], hh, p.w_hh_zp,
+                                              (panel + j) * kPanelRows + half * 8, rs[i]);
         }
       }
     }
-    const int64_t u0 = block * kUnitBlock;
-    for (int i = 0; i < R; ++i) {
-      const uint8_t* ig = igates + (b + i) * N + 4 * u0;
-      const int64_t row = (b + i) * H;
-      for (int half = 0; half < 2; ++half) {
-        const int64_t u = u0 + half * 8;
-        if (u + 8 <= H) {
-          epilogue(hg[i][half], ig + half * 8, s.c + row + u, h_next + row + u, c_next + row + u);
-        } else if (u < H) {
-          // The last units of a hidden size that is not a multiple of 8: stage
-          // them so that no byte past the state rows is read or written.
-          uint8_t c[8] = {}, hn[8], cn[8];
-          const size_t n = static_cast<size_t>(H - u);
-          std::memcpy(c, s.c + row + u, n);
-          epilogue(hg[i][half], ig + half * 8, c, hn, cn);
-          std::memcpy(h_next + row + u, hn, n);
-          std::memcpy(c_next + row + u, cn, n);
-        }
+  }
+  const int64_t u0 = block * kUnitBlock;
+  for (int i = 0; i < R; ++i) {
+    const uint8_t* ig = igates + (b + i) * N + 4 * u0;
+    const int64_t row = (b + i) * H;
+    for (int half = 0; half < 2; ++half) {
+      const int64_t u = u0 + half * 8;
+      if (u + 8 <= H) {
+        epilogue(hg[i][half], ig + half * 8, s.c + row + u, h_next + row + u, c_next + row + u);
+      } else if (u < H) {
+        // The last units of a hidden size that is not a multiple of 8: stage
+        // them so that no byte past the state rows is read or written.
+        uint8_t c[8] = {}, hn[8], cn[8];
+        const size_t n = static_cast<size_t>(H - u);
+        std::memcpy(c, s.c + row + u, n);
+        epilogue(hg[i][half], ig + half * 8, c, hn, cn);
+        std::memcpy(h_next + row + u, hn, n);
+        std::memcpy(c_next + row + u, cn, n);
       }
     }
   }
@@ -346,14 +345,13 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const Epilogue& ep
 template <class Dot, int R = Dot::kGemmRows>
 void step_tile(int64_t rows, const PackedLayer& p, const LinearRequant& hh,
                const Epilogue& epilogue, const uint8_t* igates, const StepState& s, int64_t b,
-               int64_t block_begin, int64_t block_end, uint8_t* h_next, uint8_t* c_next) {
+               int64_t block, uint8_t* h_next, uint8_t* c_next) {
   if constexpr (R > 1) {
     if (rows < R) {
-      return step_tile<Dot, R - 1>(rows, p, hh, epilogue, igates, s, b, block_begin, block_end,
-                                   h_next, c_next);
+      return step_tile<Dot, R - 1>(rows, p, hh, epilogue, igates, s, b, block, h_next, c_next);
     }
   }
-  step_rows<Dot, R>(p, hh, epilogue, igates, s, b, block_begin, block_end, h_next, c_next);
+  step_rows<Dot, R>(p, hh, epilogue, igates, s, b, block, h_next, c_next);
 }
 
 template <class Dot>
@@ -365,10 +363,30 @@ void lstm_step_x86(const PackedLayer& p, const LinearRequant& hh, const CellCons
   // and stay in cache while every tile of the batch passes.
   for (int64_t block = block_begin; block < block_end; ++block) {
     for (int64_t b = b_begin; b < b_end; b += Dot::kGemmRows) {
-      step_tile<Dot>(b_end - b, p, hh, epilogue, igates, s, b, block, block + 1, h_next, c_next);
+      step_tile<Dot>(b_end - b, p, hh, epilogue, igates, s, b, block, h_next, c_next);
     }
   }
 }
+
+// The parts of a 256-bit Dot policy that hold a panel as two registers,
+// rows 0-7 and 8-15, one row's 4 k per 32-bit lane.
+struct TwoHalves256 {
+  struct W {
+    __m256i q[2];
+  };
+  struct Acc {
+    __m256i q[2];
+  };
+  static W load(const int8_t* w) {
+    return W{{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32))}};
+  }
+  static Acc zero() { return Acc{{_mm256_setzero_si256(), _mm256_setzero_si256()}}; }
+  static void finish(const Acc& a, __m256i* rows0_7, __m256i* rows8_15) {
+    *rows0_7 = a.q[0];
+    *rows8_15 = a.q[1];
+  }
+};
 
 // Calls step() (macs_per_call multiply-accumulates on registers) until
 // `seconds` have passed; returns multiply-accumulates per second.

@@ -37,9 +37,12 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 struct Layout {
   size_t w_ih, w_hh, w_ih_scale, w_hh_scale, w_ih_zp, w_hh_zp, w_ih_colsum, w_hh_colsum, b_ih,
       b_hh, sigmoid_gates, tanh_gates, tanh_cell, min_ih, min_hh, total;
+  int64_t min_weights_ih, min_weights_hh;  // entries of the -128 lists
+  bool zero_points;                        // whether the weight zero points are stored
 
   Layout(int64_t input_size, int64_t hidden_size, int64_t min_weights_ih, int64_t min_weights_hh,
-         bool zero_points) {
+         bool zero_points)
+      : min_weights_ih(min_weights_ih), min_weights_hh(min_weights_hh), zero_points(zero_points) {
     const size_t rows = 4 * static_cast<size_t>(padded_hidden(hidden_size));
     size_t at = align_up(sizeof(Header));
     auto take = [&](size_t bytes) {
@@ -194,11 +197,11 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
   h.version = kVersion;
   h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.b_ih ? kFlagHasBias : 0u) |
-            (has_zero_points(w) ? kFlagWeightZeroPoints : 0u);
+            (L.zero_points ? kFlagWeightZeroPoints : 0u);
   h.input_size = I;
   h.hidden_size = H;
-  h.min_weights_ih = count_min_weights(w.w_ih, 4 * H * I);
-  h.min_weights_hh = count_min_weights(w.w_hh, 4 * H * H);
+  h.min_weights_ih = L.min_weights_ih;
+  h.min_weights_hh = L.min_weights_hh;
   CellQParams qc = q;
   for (int i = 0; i < kNumCellQParams; ++i) {
     h.scales[i] = qparams_slot(qc, i)->scale;
@@ -215,7 +218,7 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   std::fill(f32(L.w_hh_scale), f32(L.w_hh_scale) + rows, 1.0f);
   pack_rows(w.w_ih_scale, H, f32(L.w_ih_scale));
   pack_rows(w.w_hh_scale, H, f32(L.w_hh_scale));
-  if (h.flags & kFlagWeightZeroPoints) {
+  if (L.zero_points) {
     pack_rows(w.w_ih_zp, H, i8(L.w_ih_zp));
     pack_rows(w.w_hh_zp, H, i8(L.w_hh_zp));
   }

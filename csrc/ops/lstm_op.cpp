@@ -93,7 +93,7 @@ struct RequantTable {
   uint8_t table[256];
   bool identity;
   RequantTable(QParams from, QParams to)
-      : identity(from.scale == to.scale && from.zero_point == to.zero_point) {
+      : identity(from == to) {
     if (!identity) make_requantize_table(from, to, table);
   }
   const uint8_t* get() const { return identity ? nullptr : table; }
@@ -132,10 +132,10 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
   // Step 0 multiplies the initial h, later steps the layer's own h; the
   // constants differ only when their qparams do.
   const LinearRequantStorage hh_init(p, /*ih=*/false, init.h_q);
-  const bool same_h_q = init.h_q.scale == p.q.hidden.scale && init.h_q.zero_point == p.q.hidden.zero_point;
   const std::optional<LinearRequantStorage> hh_later =
-      T > 1 && !same_h_q ? std::make_optional<LinearRequantStorage>(p, false, p.q.hidden)
-                         : std::nullopt;
+      T > 1 && !(init.h_q == p.q.hidden)
+          ? std::make_optional<LinearRequantStorage>(p, false, p.q.hidden)
+          : std::nullopt;
   const LinearRequant& hh_steady = hh_later ? hh_later->r : hh_init.r;
   CellConstants cc;
   prepare_cell_constants(p, &cc);
@@ -164,6 +164,14 @@ void stack_final_state(const uint8_t* state, QParams state_q, QParams layer_q, Q
   const RequantTable to_layer(state_q, layer_q), to_out(layer_q, out_q);
   map_bytes(to_layer.get(), state, n, dst);
   map_bytes(to_out.get(), dst, n, dst);
+}
+
+void check_layer_count(at::TensorList params, int64_t num_layers, bool bidirectional) {
+  TORCH_CHECK_VALUE(num_layers >= 1, "qlstm: num_layers must be >= 1, got ", num_layers);
+  const int64_t D = bidirectional ? 2 : 1;
+  TORCH_CHECK_VALUE(static_cast<int64_t>(params.size()) == num_layers * D, "qlstm: params must ",
+                    "hold num_layers * num_directions = ", num_layers * D,
+                    " packed layers, got ", params.size());
 }
 
 InitialState initial_state(const c10::optional<at::Tensor>& h0, QParams h0_q,
@@ -198,11 +206,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     at::TensorList params, int64_t num_layers, bool bidirectional, bool batch_first) {
   check_activation(input, "input", 3);
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
-  TORCH_CHECK_VALUE(num_layers >= 1, "qlstm: num_layers must be >= 1, got ", num_layers);
+  check_layer_count(params, num_layers, bidirectional);
   const int64_t D = bidirectional ? 2 : 1;
-  TORCH_CHECK_VALUE(static_cast<int64_t>(params.size()) == num_layers * D, "qlstm: params must ",
-                    "hold num_layers * num_directions = ", num_layers * D,
-                    " packed layers, got ", params.size());
 
   std::vector<at::Tensor> blobs(params.size());
   std::vector<PackedLayer> layers(params.size());
@@ -282,10 +287,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
     const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0,
     at::TensorList params, int64_t num_layers, bool bidirectional, bool batch_first) {
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
-  TORCH_CHECK_VALUE(!params.empty() && num_layers >= 1 &&
-                        static_cast<int64_t>(params.size()) == num_layers * (bidirectional ? 2 : 1),
-                    "qlstm: params must hold num_layers * num_directions packed layers, got ",
-                    params.size(), " for num_layers=", num_layers);
+  check_layer_count(params, num_layers, bidirectional);
   at::Tensor first_blob, last_blob;
   const PackedLayer first = checked_packed_layer(params[0], "params[0]", &first_blob);
   const PackedLayer last = checked_packed_layer(params[params.size() - (bidirectional ? 2 : 1)],

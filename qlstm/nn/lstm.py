@@ -1,7 +1,7 @@
 """The quantized LSTM module: one call into the fused op per forward."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -71,29 +71,33 @@ class LSTM(torch.nn.Module):
         # them (nn.LSTM-layout int8 weights and qparams) and load_state_dict packs.
         self._packed: List[Tensor] = []
         self._io_qparams: Tuple = (None, None, None, None)
+        self._per_channel = True
 
-    def _layer_keys(self, index: int) -> List[str]:
+    def _layer_fields(self, index: int) -> Dict[str, str]:
+        """state_dict key of each UnpackedLayer field of layer-direction `index`."""
         s = self._layer_suffix(index)
-        keys = []
+        fields = {}
         for kind in ("ih", "hh"):
-            keys += [f"weight_{kind}{s}", f"weight_{kind}{s}_scales", f"weight_{kind}{s}_zero_points"]
+            fields[f"weight_{kind}{s}"] = f"w_{kind}"
+            fields[f"weight_{kind}{s}_scales"] = f"w_{kind}_scales"
+            fields[f"weight_{kind}{s}_zero_points"] = f"w_{kind}_zero_points"
         if self.bias:
-            keys += [f"bias_ih{s}", f"bias_hh{s}"]
-        return keys + [f"qparams_scales{s}", f"qparams_zero_points{s}"]
+            fields[f"bias_ih{s}"], fields[f"bias_hh{s}"] = "b_ih", "b_hh"
+        fields[f"qparams_scales{s}"] = "scales"
+        fields[f"qparams_zero_points{s}"] = "zero_points"
+        return fields
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         for index, blob in enumerate(self._packed):
             u = ops.unpack_lstm_layer(blob)
-            s = self._layer_suffix(index)
-            for kind in ("ih", "hh"):
-                destination[f"{prefix}weight_{kind}{s}"] = getattr(u, f"w_{kind}")
-                destination[f"{prefix}weight_{kind}{s}_scales"] = getattr(u, f"w_{kind}_scales")
-                destination[f"{prefix}weight_{kind}{s}_zero_points"] = getattr(u, f"w_{kind}_zero_points")
-                if self.bias:
-                    destination[f"{prefix}bias_{kind}{s}"] = getattr(u, f"b_{kind}")
-            destination[f"{prefix}qparams_scales{s}"] = torch.tensor(u.scales, dtype=torch.float64)
-            destination[f"{prefix}qparams_zero_points{s}"] = torch.tensor(u.zero_points, dtype=torch.int64)
+            for key, field in self._layer_fields(index).items():
+                value = getattr(u, field)
+                if field == "scales":
+                    value = torch.tensor(value, dtype=torch.float64)
+                elif field == "zero_points":
+                    value = torch.tensor(value, dtype=torch.int64)
+                destination[prefix + key] = value
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
@@ -101,30 +105,31 @@ class LSTM(torch.nn.Module):
                                       unexpected_keys, error_msgs)
         layers = []
         for index in range(self.num_layers * self.num_directions):
-            keys = self._layer_keys(index)
-            for key in keys:
+            fields = self._layer_fields(index)
+            for key in fields:
                 if prefix + key in unexpected_keys:
                     unexpected_keys.remove(prefix + key)
-            absent = [prefix + k for k in keys if prefix + k not in state_dict]
+            absent = [prefix + k for k in fields if prefix + k not in state_dict]
             if absent:
                 missing_keys.extend(absent)
                 continue
-            get = {k: state_dict[prefix + k] for k in keys}
+            u = {field: state_dict[prefix + key] for key, field in fields.items()}
             s = self._layer_suffix(index)
             layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
+            mismatched = False
             for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
-                shape = tuple(getattr(get[f"weight_{kind}{s}"], "shape", ()))
+                shape = tuple(getattr(u[f"w_{kind}"], "shape", ()))
                 if shape != (4 * self.hidden_size, cols):
+                    mismatched = True
                     error_msgs.append(f"qlstm: size mismatch for {prefix}weight_{kind}{s}: this module "
                                       f"expects {(4 * self.hidden_size, cols)}, the state_dict has {shape}")
-            if len(error_msgs) > 0:
+            if mismatched:
                 continue
             try:
                 layers.append(self._pack(
-                    get[f"weight_ih{s}"], get[f"weight_ih{s}_scales"], get[f"weight_ih{s}_zero_points"],
-                    get[f"weight_hh{s}"], get[f"weight_hh{s}_scales"], get[f"weight_hh{s}_zero_points"],
-                    get.get(f"bias_ih{s}"), get.get(f"bias_hh{s}"),
-                    get[f"qparams_scales{s}"].tolist(), get[f"qparams_zero_points{s}"].tolist()))
+                    u["w_ih"], u["w_ih_scales"], u["w_ih_zero_points"], u["w_hh"], u["w_hh_scales"],
+                    u["w_hh_zero_points"], u.get("b_ih"), u.get("b_hh"), u["scales"].tolist(),
+                    u["zero_points"].tolist()))
             except (ValueError, TypeError, RuntimeError) as e:
                 error_msgs.append(f"layer {s[1:]}: {e}")
         if len(layers) == self.num_layers * self.num_directions:
@@ -140,8 +145,7 @@ class LSTM(torch.nn.Module):
 
     def _set_packed(self, packed: List[Tensor]) -> None:
         self._packed = packed
-        qparams = [ops.unpack_lstm_layer(blob) for blob in (packed[0], packed[-self.num_directions])]
-        first, last = qparams
+        first, last = (ops.unpack_lstm_layer(blob) for blob in (packed[0], packed[-self.num_directions]))
 
         def pick(u, which):
             return (u.scales[which], u.zero_points[which])
