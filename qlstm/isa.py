@@ -1,8 +1,9 @@
 """Which kernel set (instruction set) the qlstm ops run.
 
 At import the best set this CPU supports is chosen, unless the ``QLSTM_ISA``
-environment variable names one (``scalar``, ``avx2``, ``avx_vnni``,
-``avx512_vnni``). Every set gives bit-identical results.
+environment variable names one: ``scalar`` anywhere; ``avx2``, ``avx_vnni``,
+``avx512_vnni`` on x86-64; ``neon``, ``neon_dot`` on aarch64. Every set gives
+bit-identical results.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Every kernel set against the scalar reference, bit for bit, and the run-time choice of set."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -10,7 +11,9 @@ import qlstm
 from conftest import pack
 from test_ops_reference import random_bytes, random_model
 
-ALL_ISAS = ["avx2", "avx_vnni", "avx512_vnni"]
+# The vector sets of this machine's architecture (a CPU without some of them skips those).
+ALL_ISAS = ["neon", "neon_dot"] if platform.machine() in ("aarch64", "arm64") else [
+    "avx2", "avx_vnni", "avx512_vnni"]
 
 
 def runnable(name):

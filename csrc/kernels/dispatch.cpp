@@ -3,12 +3,20 @@
 
 #include "lstm_kernels.h"
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 namespace qlstm {
 
 #if defined(__x86_64__)
 const KernelSet& avx2_kernels();
 const KernelSet& avx_vnni_kernels();
 const KernelSet& avx512_vnni_kernels();
+#elif defined(__aarch64__)
+const KernelSet& neon_kernels();
+const KernelSet& neon_dot_kernels();
 #endif
 
 namespace {
@@ -19,7 +27,9 @@ struct IsaInfo {
 constexpr IsaInfo kIsaNames[] = {{Isa::kScalar, "scalar"},
                                  {Isa::kAvx2, "avx2"},
                                  {Isa::kAvxVnni, "avx_vnni"},
-                                 {Isa::kAvx512Vnni, "avx512_vnni"}};
+                                 {Isa::kAvx512Vnni, "avx512_vnni"},
+                                 {Isa::kNeon, "neon"},
+                                 {Isa::kNeonDot, "neon_dot"}};
 }  // namespace
 
 const char* isa_name(Isa isa) {
@@ -50,6 +60,11 @@ const KernelSet* kernels_for(Isa isa) {
       return &avx_vnni_kernels();
     case Isa::kAvx512Vnni:
       return &avx512_vnni_kernels();
+#elif defined(__aarch64__)
+    case Isa::kNeon:
+      return &neon_kernels();
+    case Isa::kNeonDot:
+      return &neon_dot_kernels();
 #endif
     default:
       return nullptr;
@@ -71,8 +86,21 @@ bool cpu_supports(Isa isa) {
     case Isa::kAvx512Vnni:
       return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    default:
+      return false;
   }
-  return false;
+#elif defined(__aarch64__)
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+    case Isa::kNeon:
+      return (hwcap & HWCAP_ASIMD) != 0;
+    case Isa::kNeonDot:
+      return (hwcap & HWCAP_ASIMD) != 0 && (hwcap & HWCAP_ASIMDDP) != 0;
+    default:
+      return false;
+  }
 #else
   return isa == Isa::kScalar;
 #endif

@@ -2,7 +2,9 @@
 // its int16 pair sums, and 255 * 127 * 2 does not fit. Centering the
 // activations, x - 128 in [-128, 127], and moving their sign onto the weights
 // (vpsignb) feeds it |x - 128| <= 128 against |w| <= 128, whose pair sums
-// always fit; lstm_x86.h's center_fixup restores sum x * w exactly.
+// always fit; the column sums and the -128 corrections of lstm_tiled.h's
+// panels_dot restore sum x * w exactly.
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 #include <chrono>
@@ -23,6 +25,7 @@ struct DotAvx2 : TwoHalves256 {
     __m256i magnitude, centered;
   };
   static constexpr bool kCentered = true;
+  static constexpr bool kNegatesWeights = true;
   // 3 rows x 2 accumulators + 2 weights + 2 activations + 2 constants + 2
   // temporaries of the 16 registers (4 rows spill).
   static constexpr int kGemmRows = 3;
@@ -70,3 +73,4 @@ const KernelSet& avx2_kernels() {
 
 }  // namespace qlstm
 #pragma GCC pop_options
+#endif  // __x86_64__

@@ -1,5 +1,6 @@
 // AVX-512 VNNI kernels: one 512-bit vpdpbusd multiplies a whole panel (16 rows
 // x 4 k) by 4 broadcast activation bytes. The epilogue stays 256-bit.
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 #include <chrono>
@@ -14,21 +15,23 @@
 namespace qlstm {
 namespace {
 
-struct DotAvx512Vnni {
+struct DotAvx512Vnni : X86Epilogue {
   using W = __m512i;
   using Acc = __m512i;
   using Act = __m512i;
   // 8 rows x 1 accumulator + 1 weight + 1 activation of the 32 registers.
   static constexpr bool kCentered = false;
+  static constexpr bool kNegatesWeights = false;
   static constexpr int kGemmRows = 8;
 
   static W load(const int8_t* w) { return _mm512_loadu_si512(w); }
   static Acc zero() { return _mm512_setzero_si512(); }
   static Act act(uint32_t four_bytes) { return _mm512_set1_epi32(static_cast<int>(four_bytes)); }
   static void madd(Acc& a, Act x, const W& w) { a = _mm512_dpbusd_epi32(a, x, w); }
-  static void finish(const Acc& a, __m256i* rows0_7, __m256i* rows8_15) {
-    *rows0_7 = _mm512_castsi512_si256(a);
-    *rows8_15 = _mm512_extracti64x4_epi64(a, 1);
+  static void finish(const Acc& a, Sums* s) {
+    // The zero-masking forms: GCC 12's casts and unmasked extracts pass an
+    // undefined source that -Wall reports as uninitialized.
+    *s = Sums{{_mm512_maskz_extracti64x4_epi64(0xF, a, 0), _mm512_maskz_extracti64x4_epi64(0xF, a, 1)}};
   }
 };
 
@@ -45,7 +48,7 @@ double peak_macs_avx512_vnni(double seconds) {
       acc[j] = _mm512_dpbusd_epi32(acc[j], x, w[j]);
     }
   });
-  volatile int sink = _mm512_reduce_add_epi32(acc[0]) + _mm512_reduce_add_epi32(acc[7]);
+  volatile int sink = _mm_cvtsi128_si32(_mm512_maskz_extracti32x4_epi32(0xF, _mm512_add_epi32(acc[0], acc[7]), 0));
   (void)sink;
   return rate;
 }
@@ -59,3 +62,4 @@ const KernelSet& avx512_vnni_kernels() {
 
 }  // namespace qlstm
 #pragma GCC pop_options
+#endif  // __x86_64__

@@ -1,5 +1,6 @@
 // AVX-VNNI kernels (256-bit vpdpbusd, for CPUs with VNNI but no AVX-512):
 // uint8 x int8 products summed 4 at a time straight into int32, no int16 step.
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@ struct DotAvxVnni : TwoHalves256 {
   using Act = __m256i;
   // 4 rows x 2 accumulators + 2 weights + 1 activation of the 16 registers.
   static constexpr bool kCentered = false;
+  static constexpr bool kNegatesWeights = false;
   static constexpr int kGemmRows = 4;
 
   static Act act(uint32_t four_bytes) { return _mm256_set1_epi32(static_cast<int>(four_bytes)); }
@@ -54,3 +56,4 @@ const KernelSet& avx_vnni_kernels() {
 
 }  // namespace qlstm
 #pragma GCC pop_options
+#endif  // __x86_64__

@@ -221,7 +221,7 @@ struct KernelSet {
   double (*peak_macs_per_second)(double seconds);
 };
 
-enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni };
+enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni, kNeon, kNeonDot };
 
 const KernelSet& scalar_kernels();
 // The kernels of `isa`, or nullptr when this build has none for it.
@@ -229,10 +229,12 @@ const KernelSet* kernels_for(Isa isa);
 // Whether this CPU (and OS) can run `isa`'s kernels.
 bool cpu_supports(Isa isa);
 const char* isa_name(Isa isa);
-// Parses "scalar", "avx2", ...; returns false for an unknown name.
+// Parses "scalar", "avx2", "avx_vnni", "avx512_vnni", "neon", "neon_dot";
+// returns false for an unknown name.
 bool parse_isa(const char* name, Isa* out);
-// All ISAs in order of preference, best last.
-inline constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni};
+// All ISAs in order of preference within an architecture, best last.
+inline constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni,
+                                   Isa::kNeon, Isa::kNeonDot};
 // The best ISA this CPU can run that this build has kernels for.
 Isa best_isa();
 

@@ -24,6 +24,12 @@ std::vector<std::string> available() {
   return names;
 }
 
+std::vector<std::string> known() {
+  std::vector<std::string> names;
+  for (Isa isa : kAllIsas) names.emplace_back(isa_name(isa));
+  return names;
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
   for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
@@ -33,8 +39,7 @@ std::string joined(const std::vector<std::string>& names) {
 const KernelSet& checked_kernels(const std::string& name, const char* source) {
   Isa isa;
   TORCH_CHECK_VALUE(parse_isa(name.c_str(), &isa), "qlstm: ", source,
-                    " must name an instruction set (scalar, avx2, avx_vnni, avx512_vnni), got '",
-                    name, "'");
+                    " must name an instruction set (", joined(known()), "), got '", name, "'");
   const KernelSet* k = kernels_for(isa);
   TORCH_CHECK_VALUE(k != nullptr && cpu_supports(isa), "qlstm: ", source, " is '", name,
                     "', which this ", k == nullptr ? "build" : "CPU",

@@ -4,166 +4,21 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <optional>
 #include <vector>
 
+#include "../kernels/lstm_layer.h"
 #include "checks.h"
 #include "isa.h"
 
 namespace qlstm::ops {
 namespace {
 
-// Requantization constants of one linear for one call, owned here so the
-// kernels see plain arrays and nothing is allocated inside the time loop.
-struct LinearRequantStorage {
-  std::vector<int32_t> offset, min_weights_start;
-  std::vector<float> bias_term, multiplier;
-  LinearRequant r{};
-
-  LinearRequantStorage(const PackedLayer& p, bool ih, QParams input)
-      : offset(p.rows),
-        min_weights_start(p.rows / kPanelRows + 1),
-        bias_term(p.rows),
-        multiplier(p.rows) {
-    r.offset = offset.data();
-    r.min_weights_start = min_weights_start.data();
-    r.bias_term = bias_term.data();
-    r.multiplier = multiplier.data();
-    prepare_linear_requant(p, ih, input, &r);
-  }
-};
-
-// Enough multiply-accumulates per task to pay for handing it to a thread.
-constexpr int64_t kMinMacsPerTask = int64_t{1} << 17;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Splits [0, n) into `parts` near-equal ranges; returns the i-th.
-std::pair<int64_t, int64_t> part(int64_t n, int64_t parts, int64_t i) {
-  return {n * i / parts, n * (i + 1) / parts};
-}
-
-// Runs f(row_begin, row_end, col_begin, col_end) over a rows x cols grid of
-// independent work, split into tiles across at::parallel_for's threads: rows
-// first, then columns when there are fewer row chunks than threads. Each
-// output is computed by exactly one task, so any split gives the same result.
-template <class F>
-void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_per_row_col,
-                   const F& f) {
-  const int64_t threads = at::get_num_threads();
-  const int64_t total_macs = rows * cols * macs_per_row_col;
-  if (threads == 1 || total_macs < 2 * kMinMacsPerTask) {
-    f(0, rows, 0, cols);
-    return;
-  }
-  const int64_t row_parts = std::min(ceil_div(rows, row_chunk), threads * 4);
-  const int64_t col_parts = std::min(cols, std::max<int64_t>(1, ceil_div(threads, row_parts)));
-  const int64_t tasks = row_parts * col_parts;
-  const int64_t grain = std::max<int64_t>(1, kMinMacsPerTask / std::max<int64_t>(1, total_macs / tasks));
-  at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const auto [r0, r1] = part(rows, row_parts, t / col_parts);
-      const auto [c0, c1] = part(cols, col_parts, t % col_parts);
-      f(r0, r1, c0, c1);
-    }
-  });
-}
-
-void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q,
-                          const uint8_t* x, int64_t rows, uint8_t* igates) {
-  const LinearRequantStorage ih(p, /*ih=*/true, x_q);
-  parallel_grid(rows, /*row_chunk=*/64, p.rows / kPanelRows, kPanelRows * p.input_size,
-                [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-                  k.input_projection(p, ih.r, x, r0, r1, c0, c1, igates);
-                });
-}
-
-void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
-              const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
-              uint8_t* h_next, uint8_t* c_next) {
-  parallel_grid(batch, /*row_chunk=*/8, padded_hidden(p.hidden_size) / kUnitBlock,
-                4 * kUnitBlock * p.hidden_size,
-                [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
-                  k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, h_next, c_next);
-                });
-}
-
-// Lookup table for requantizing from -> to, or null when they are the same.
-struct RequantTable {
-  uint8_t table[256];
-  bool identity;
-  RequantTable(QParams from, QParams to)
-      : identity(from == to) {
-    if (!identity) make_requantize_table(from, to, table);
-  }
-  const uint8_t* get() const { return identity ? nullptr : table; }
-};
-
-struct InitialState {
-  const uint8_t* h;  // [B][H] or nullptr for zeros
-  QParams h_q;
-  const uint8_t* c;
-  QParams c_q;
-};
-
-struct DirectionResult {
-  std::vector<uint8_t> h, c;
-  QParams h_q, c_q;
-};
-
-// Runs one layer-direction over x ([T][B][I]); writes h_t into
-// out[t][b][out_offset : out_offset + H] (row length out_width), through `out_table`.
-DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const uint8_t* x,
-                              QParams x_q, int64_t T, int64_t B, bool reverse,
-                              const InitialState& init, uint8_t* out, int64_t out_width,
-                              int64_t out_offset, const uint8_t* out_table) {
-  const int64_t H = p.hidden_size, N = p.rows;
-  std::vector<uint8_t> igates(static_cast<size_t>(T * B * N));
-  run_input_projection(k, p, x_q, x, T * B, igates.data());
-
-  DirectionResult res;
-  const size_t state_size = static_cast<size_t>(B * H);
-  res.h = init.h ? std::vector<uint8_t>(init.h, init.h + state_size) : std::vector<uint8_t>(state_size, 0);
-  res.c = init.c ? std::vector<uint8_t>(init.c, init.c + state_size) : std::vector<uint8_t>(state_size, 0);
-  res.h_q = init.h_q;
-  res.c_q = init.c_q;
-  std::vector<uint8_t> h_next(state_size), c_next(state_size);
-
-  // Step 0 multiplies the initial h, later steps the layer's own h; the
-  // constants differ only when their qparams do.
-  const LinearRequantStorage hh_init(p, /*ih=*/false, init.h_q);
-  const std::optional<LinearRequantStorage> hh_later =
-      T > 1 && !(init.h_q == p.q.hidden)
-          ? std::make_optional<LinearRequantStorage>(p, false, p.q.hidden)
-          : std::nullopt;
-  const LinearRequant& hh_steady = hh_later ? hh_later->r : hh_init.r;
-  CellConstants cc;
-  prepare_cell_constants(p, &cc);
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    const StepState state{res.h.data(), res.c.data(), res.c_q};
-    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.data() + t * B * N, state, B,
-             h_next.data(), c_next.data());
-    res.h.swap(h_next);
-    res.c.swap(c_next);
-    res.h_q = p.q.hidden;
-    res.c_q = p.q.cell;
-    for (int64_t b = 0; b < B; ++b) {
-      map_bytes(out_table, res.h.data() + b * H, H, out + (t * B + b) * out_width + out_offset);
-    }
-  }
-  return res;
-}
-
-// Writes one direction's final h or c into h_n / c_n as PyTorch's module does:
-// a bidirectional layer stacks its directions into the forward one's qparams
-// (layer_q) first, then the layers are stacked into layer 0's (out_q). Each
-// stack of quantized tensors requantizes, so the two steps are not one.
-void stack_final_state(const uint8_t* state, QParams state_q, QParams layer_q, QParams out_q,
-                       int64_t n, uint8_t* dst) {
-  const RequantTable to_layer(state_q, layer_q), to_out(layer_q, out_q);
-  map_bytes(to_layer.get(), state, n, dst);
-  map_bytes(to_out.get(), dst, n, dst);
+// The kernels' tasks on ATen's intra-op thread pool.
+Parallel aten_parallel() {
+  return Parallel{at::get_num_threads(),
+                  [](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
+                    at::parallel_for(0, n, grain, task);
+                  }};
 }
 
 void check_layer_count(at::TensorList params, int64_t num_layers, bool bidirectional) {
@@ -232,6 +87,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
   const QParams c0_q = c0 ? checked_qparams("c0", c0_scale, c0_zero_point) : QParams{1.0f, 0};
 
   const KernelSet& k = current_kernels();
+  const Parallel par = aten_parallel();
   at::Tensor h_n = at::empty(state_shape, at::kByte);
   at::Tensor c_n = at::empty(state_shape, at::kByte);
   // Like ATen's stack and cat of quantized tensors, h_n, c_n and a bidirectional
@@ -250,7 +106,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
       const DirectionResult r = run_direction(
           k, p, layer_in.data_ptr<uint8_t>(), layer_in_q, T, B, /*reverse=*/d == 1,
           initial_state(h0, h0_q, c0, c0_q, idx, B, H), layer_out.data_ptr<uint8_t>(), D * H,
-          d * H, to_fw.get());
+          d * H, to_fw.get(), par);
       stack_final_state(r.h.data(), r.h_q, D == 2 ? fw_h_q : r.h_q, h_n_q, B * H,
                         h_n.data_ptr<uint8_t>() + idx * B * H);
       stack_final_state(r.c.data(), r.c_q, D == 2 ? fw_c_q : r.c_q, c_n_q, B * H,
@@ -324,14 +180,15 @@ std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
   const at::Tensor x = input.contiguous(), h = hx.contiguous(), c = cx.contiguous();
   const KernelSet& k = current_kernels();
   at::Tensor igates = at::empty({B, p.rows}, at::kByte);
-  run_input_projection(k, p, x_q, x.data_ptr<uint8_t>(), B, igates.data_ptr<uint8_t>());
+  const Parallel par = aten_parallel();
+  run_input_projection(k, p, x_q, x.data_ptr<uint8_t>(), B, igates.data_ptr<uint8_t>(), par);
   at::Tensor h_next = at::empty({B, H}, at::kByte), c_next = at::empty({B, H}, at::kByte);
   const LinearRequantStorage hh(p, /*ih=*/false, h_q);
   CellConstants cc;
   prepare_cell_constants(p, &cc);
   run_step(k, p, hh.r, cc, igates.data_ptr<uint8_t>(),
            StepState{h.data_ptr<uint8_t>(), c.data_ptr<uint8_t>(), c_q}, B,
-           h_next.data_ptr<uint8_t>(), c_next.data_ptr<uint8_t>());
+           h_next.data_ptr<uint8_t>(), c_next.data_ptr<uint8_t>(), par);
   return {h_next, c_next};
 }
 

@@ -1,0 +1,138 @@
+// The layer driver: threads the kernels over tasks and walks the time loop.
+#include "lstm_layer.h"
+
+#include <optional>
+
+namespace qlstm {
+
+LinearRequantStorage::LinearRequantStorage(const PackedLayer& p, bool ih, QParams input)
+    : offset(p.rows),
+      min_weights_start(p.rows / kPanelRows + 1),
+      bias_term(p.rows),
+      multiplier(p.rows) {
+  r.offset = offset.data();
+  r.min_weights_start = min_weights_start.data();
+  r.bias_term = bias_term.data();
+  r.multiplier = multiplier.data();
+  prepare_linear_requant(p, ih, input, &r);
+}
+
+Parallel serial_parallel() {
+  return Parallel{1, [](int64_t n, int64_t, const std::function<void(int64_t, int64_t)>& task) {
+                    task(0, n);
+                  }};
+}
+
+namespace {
+
+// Enough multiply-accumulates per task to pay for handing it to a thread.
+constexpr int64_t kMinMacsPerTask = int64_t{1} << 17;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Splits [0, n) into `parts` near-equal ranges; returns the i-th.
+std::pair<int64_t, int64_t> part(int64_t n, int64_t parts, int64_t i) {
+  return {n * i / parts, n * (i + 1) / parts};
+}
+
+// Runs f(row_begin, row_end, col_begin, col_end) over a rows x cols grid of
+// independent work, split into tiles across the caller's threads: rows
+// first, then columns when there are fewer row chunks than threads. Each
+// output is computed by exactly one task, so any split gives the same result.
+template <class F>
+void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_per_row_col,
+                   const F& f, const Parallel& par) {
+  const int64_t threads = par.threads;
+  const int64_t total_macs = rows * cols * macs_per_row_col;
+  if (threads == 1 || total_macs < 2 * kMinMacsPerTask) {
+    f(0, rows, 0, cols);
+    return;
+  }
+  const int64_t row_parts = std::min(ceil_div(rows, row_chunk), threads * 4);
+  const int64_t col_parts = std::min(cols, std::max<int64_t>(1, ceil_div(threads, row_parts)));
+  const int64_t tasks = row_parts * col_parts;
+  const int64_t grain = std::max<int64_t>(1, kMinMacsPerTask / std::max<int64_t>(1, total_macs / tasks));
+  par.run(tasks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const auto [r0, r1] = part(rows, row_parts, t / col_parts);
+      const auto [c0, c1] = part(cols, col_parts, t % col_parts);
+      f(r0, r1, c0, c1);
+    }
+  });
+}
+
+}  // namespace
+
+void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
+                          int64_t rows, uint8_t* igates, const Parallel& par) {
+  const LinearRequantStorage ih(p, /*ih=*/true, x_q);
+  parallel_grid(rows, /*row_chunk=*/64, p.rows / kPanelRows, kPanelRows * p.input_size,
+                [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+                  k.input_projection(p, ih.r, x, r0, r1, c0, c1, igates);
+                }, par);
+}
+
+void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
+              const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
+              uint8_t* h_next, uint8_t* c_next, const Parallel& par) {
+  parallel_grid(batch, /*row_chunk=*/8, padded_hidden(p.hidden_size) / kUnitBlock,
+                4 * kUnitBlock * p.hidden_size,
+                [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
+                  k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, h_next, c_next);
+                }, par);
+}
+
+RequantTable::RequantTable(QParams from, QParams to) : identity(from == to) {
+  if (!identity) make_requantize_table(from, to, table);
+}
+
+DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const uint8_t* x,
+                              QParams x_q, int64_t T, int64_t B, bool reverse,
+                              const InitialState& init, uint8_t* out, int64_t out_width,
+                              int64_t out_offset, const uint8_t* out_table, const Parallel& par) {
+  const int64_t H = p.hidden_size, N = p.rows;
+  std::vector<uint8_t> igates(static_cast<size_t>(T * B * N));
+  run_input_projection(k, p, x_q, x, T * B, igates.data(), par);
+
+  DirectionResult res;
+  const size_t state_size = static_cast<size_t>(B * H);
+  res.h = init.h ? std::vector<uint8_t>(init.h, init.h + state_size) : std::vector<uint8_t>(state_size, 0);
+  res.c = init.c ? std::vector<uint8_t>(init.c, init.c + state_size) : std::vector<uint8_t>(state_size, 0);
+  res.h_q = init.h_q;
+  res.c_q = init.c_q;
+  std::vector<uint8_t> h_next(state_size), c_next(state_size);
+
+  // Step 0 multiplies the initial h, later steps the layer's own h; the
+  // constants differ only when their qparams do.
+  const LinearRequantStorage hh_init(p, /*ih=*/false, init.h_q);
+  const std::optional<LinearRequantStorage> hh_later =
+      T > 1 && !(init.h_q == p.q.hidden)
+          ? std::make_optional<LinearRequantStorage>(p, false, p.q.hidden)
+          : std::nullopt;
+  const LinearRequant& hh_steady = hh_later ? hh_later->r : hh_init.r;
+  CellConstants cc;
+  prepare_cell_constants(p, &cc);
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    const StepState state{res.h.data(), res.c.data(), res.c_q};
+    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.data() + t * B * N, state, B,
+             h_next.data(), c_next.data(), par);
+    res.h.swap(h_next);
+    res.c.swap(c_next);
+    res.h_q = p.q.hidden;
+    res.c_q = p.q.cell;
+    for (int64_t b = 0; b < B; ++b) {
+      map_bytes(out_table, res.h.data() + b * H, H, out + (t * B + b) * out_width + out_offset);
+    }
+  }
+  return res;
+}
+
+void stack_final_state(const uint8_t* state, QParams state_q, QParams layer_q, QParams out_q,
+                       int64_t n, uint8_t* dst) {
+  const RequantTable to_layer(state_q, layer_q), to_out(layer_q, out_q);
+  map_bytes(to_layer.get(), state, n, dst);
+  map_bytes(to_out.get(), dst, n, dst);
+}
+
+}  // namespace qlstm

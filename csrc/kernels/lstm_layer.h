@@ -1,0 +1,78 @@
+// Running one layer-direction over a sequence with a kernel set: the input
+// projection of every timestep, then the recurrent steps, each split into
+// independent tasks over the caller's threads. Torch-free: the caller
+// supplies the parallel loop (ATen's in the ops, std::thread in the C++ tests).
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "lstm_kernels.h"
+
+namespace qlstm {
+
+// How the caller runs independent tasks: `run(n, grain, task)` calls
+// task(begin, end) over disjoint ranges covering [0, n), each at least `grain`
+// long but the last, possibly concurrently, and returns when all are done.
+struct Parallel {
+  int64_t threads;
+  std::function<void(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& task)>
+      run;
+};
+// One thread: task(0, n).
+Parallel serial_parallel();
+
+// Requantization constants of one linear for one call, owned here so that the
+// kernels see plain arrays and nothing is allocated inside the time loop.
+struct LinearRequantStorage {
+  std::vector<int32_t> offset, min_weights_start;
+  std::vector<float> bias_term, multiplier;
+  LinearRequant r{};
+
+  LinearRequantStorage(const PackedLayer& p, bool ih, QParams input);
+};
+
+// igates ([rows][p.rows]) of x ([rows][input_size]) with qparams x_q.
+void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
+                          int64_t rows, uint8_t* igates, const Parallel& par);
+
+// One step for the whole batch; hh must have been prepared for s.h's qparams.
+void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
+              const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
+              uint8_t* h_next, uint8_t* c_next, const Parallel& par);
+
+// Lookup table for requantizing from -> to, or null when they are the same.
+struct RequantTable {
+  uint8_t table[256];
+  bool identity;
+  RequantTable(QParams from, QParams to);
+  const uint8_t* get() const { return identity ? nullptr : table; }
+};
+
+struct InitialState {
+  const uint8_t* h;  // [B][H] or nullptr for zeros
+  QParams h_q;
+  const uint8_t* c;
+  QParams c_q;
+};
+
+struct DirectionResult {
+  std::vector<uint8_t> h, c;
+  QParams h_q, c_q;
+};
+
+// Runs one layer-direction over x ([T][B][I]); writes h_t into
+// out[t][b][out_offset : out_offset + H] (row length out_width), through `out_table`.
+DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const uint8_t* x,
+                              QParams x_q, int64_t T, int64_t B, bool reverse,
+                              const InitialState& init, uint8_t* out, int64_t out_width,
+                              int64_t out_offset, const uint8_t* out_table, const Parallel& par);
+
+// Writes one direction's final h or c into h_n / c_n as PyTorch's module does:
+// a bidirectional layer stacks its directions into the forward one's qparams
+// (layer_q) first, then the layers are stacked into layer 0's (out_q). Each
+// stack of quantized tensors requantizes, so the two steps are not one.
+void stack_final_state(const uint8_t* state, QParams state_q, QParams layer_q, QParams out_q,
+                       int64_t n, uint8_t* dst);
+
+}  // namespace qlstm

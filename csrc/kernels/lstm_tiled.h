@@ -1,0 +1,298 @@
+// The tiled kernels shared by every vector instruction set: the panel loop of
+// the int32 dot products, register tiles of activation rows, cache blocking of
+// the input projection and the step's walk over unit blocks and batch tiles.
+// Generic over a Dot policy; everything has internal linkage, so that each ISA
+// file compiles its own copy for its own target. The standard headers must
+// already have been included before that file's target pragmas.
+//
+// A Dot policy provides, for one panel (16 packed rows) and 4 k at a time:
+//   W, Acc, Act        the panel's weights, one activation row's accumulators,
+//                      4 activation bytes prepared for the multiply
+//   Sums               the panel's 16 finished int32 sums
+//   kGemmRows          activation rows per register tile
+//   kCentered          whether it sums (x - 128) * w instead of x * w
+//   kNegatesWeights    whether a centered sum negates weights as int8 does, so
+//                      that -128 weights need min_weight_corrections
+//   load(w), zero(), act(bytes), madd(acc, act, w), finish(acc, &sums)
+//   add_colsum128(sums, colsum), add16(sums, int32[16])
+// and the vector epilogue of its architecture:
+//   store_outputs(sums, r, w_zp, n, x_row_sum, dst)   16 requantized bytes
+//   BlockGates, requant_gate(sums, r, w_zp, n, x_row_sum, gate, &block_gates)
+//   epilogue(params, block_gates, ig, c, h_next, c_next)   16 units of a row
+// The sums are exact int32, as in the scalar reference; only the instructions differ.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "lstm_kernels.h"
+
+namespace qlstm {
+namespace {
+
+// What restores sum x * w from a centered policy's sums for one panel.
+struct PanelFix {
+  const int32_t* colsum;        // the panel's 16 column sums
+  const uint32_t* min_weights;  // its -128 weights, min_weight_entry values
+  int32_t min_count;
+};
+
+PanelFix panel_fix(const int32_t* colsum, const uint32_t* min_weights, const LinearRequant& r,
+                   int64_t panel) {
+  const int32_t begin = r.min_weights_start[panel];
+  return PanelFix{colsum + panel * kPanelRows, min_weights + begin,
+                  r.min_weights_start[panel + 1] - begin};
+}
+
+// A policy that negates weights computes, per k, |x - 128| * sign(w, x - 128):
+// exact (x - 128) * w, except that a -128 weight met by x < 128 cannot be
+// negated and stays -128, which is 256 * (128 - x) short. The corrections are
+// summed before the vector loop, so that reading them back never waits on the
+// scalar stores.
+template <int R, int P>
+bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix fix[P],
+                            int32_t corr[R][P][kPanelRows]) {
+  bool any = false;
+  for (int p = 0; p < P; ++p) {
+    for (int r = 0; r < R; ++r) {
+      for (int i = 0; i < kPanelRows; ++i) corr[r][p][i] = 0;
+    }
+    any |= fix[p].min_count != 0;
+    // The list is sorted by row: sum a row's entries in registers, store once.
+    for (int32_t i = 0; i < fix[p].min_count;) {
+      const uint32_t row = (fix[p].min_weights[i] >> kMinWeightRowShift) & 15;
+      int32_t sum[R] = {};
+      for (; i < fix[p].min_count && ((fix[p].min_weights[i] >> kMinWeightRowShift) & 15) == row;
+           ++i) {
+        const int64_t k = fix[p].min_weights[i] & kMinWeightKMask;
+        for (int r = 0; r < R; ++r) {
+          sum[r] += std::max(0, 128 - static_cast<int32_t>(x[r * x_stride + k]));
+        }
+      }
+      for (int r = 0; r < R; ++r) corr[r][p][row] += 256 * sum[r];
+    }
+  }
+  return any;
+}
+
+// The int32 sums of R activation rows against P consecutive panels (each
+// panel_bytes long). Several panels per pass give a single row (a GEMV)
+// enough independent work.
+template <class Dot, int R, int P>
+void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* panels,
+                int64_t panel_bytes, const PanelFix fix[P], typename Dot::Sums out[R][P]) {
+  alignas(64) int32_t corr[R][P][kPanelRows];
+  bool any_corr = false;
+  if constexpr (Dot::kNegatesWeights) {
+    any_corr = min_weight_corrections<R, P>(x, x_stride, fix, corr);
+  }
+  typename Dot::Acc acc[R][P];
+  for (int r = 0; r < R; ++r) {
+    for (int p = 0; p < P; ++p) acc[r][p] = Dot::zero();
+  }
+  auto step = [&](int64_t g, const uint32_t* v) {
+    typename Dot::W w[P];
+    for (int p = 0; p < P; ++p) {
+      w[p] = Dot::load(panels + p * panel_bytes + g * kPanelRows * kKGroup);
+    }
+    for (int r = 0; r < R; ++r) {
+      const typename Dot::Act a = Dot::act(v[r]);
+      for (int p = 0; p < P; ++p) Dot::madd(acc[r][p], a, w[p]);
+    }
+  };
+  const int64_t full = K / kKGroup;
+  for (int64_t g = 0; g < full; ++g) {
+    uint32_t v[R];
+    for (int r = 0; r < R; ++r) std::memcpy(&v[r], x + r * x_stride + g * kKGroup, sizeof(v[r]));
+    step(g, v);
+  }
+  if (const int64_t tail = K % kKGroup) {
+    // The packed weights past K are zero; the activations past K may not be
+    // ours to read. A centered policy sees them as 0 - 128 against weight 0.
+    uint32_t v[R] = {};
+    for (int r = 0; r < R; ++r) {
+      std::memcpy(&v[r], x + r * x_stride + full * kKGroup, static_cast<size_t>(tail));
+    }
+    step(full, v);
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int p = 0; p < P; ++p) {
+      Dot::finish(acc[r][p], &out[r][p]);
+      if constexpr (Dot::kCentered) Dot::add_colsum128(out[r][p], fix[p].colsum);
+      if constexpr (Dot::kNegatesWeights) {
+        if (any_corr) Dot::add16(out[r][p], corr[r][p]);
+      }
+    }
+  }
+}
+
+// Panels per pass: two for a single row, one when a tile of rows already
+// gives the loop its independent work (and more would spill registers).
+template <int R>
+inline constexpr int kPanelsPerPass = R == 1 ? 2 : 1;
+
+int32_t row_sum(const uint8_t* x, int64_t k) {
+  int32_t s = 0;
+  for (int64_t i = 0; i < k; ++i) s += x[i];
+  return s;
+}
+
+template <class Dot, int R, int P>
+void project_panels(const PackedLayer& p, const LinearRequant& r, const uint8_t* x, int64_t row,
+                    int64_t panel, const int32_t rs[R], uint8_t* igates) {
+  const int64_t K = p.input_size, N = p.rows, panel_bytes = round_up(K, kKGroup) * kPanelRows;
+  PanelFix fix[P];
+  for (int j = 0; j < P; ++j) fix[j] = panel_fix(p.w_ih_colsum, p.w_ih_min, r, panel + j);
+  typename Dot::Sums raw[R][P];
+  panels_dot<Dot, R, P>(x + row * K, K, K, p.w_ih + panel * panel_bytes, panel_bytes, fix, raw);
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < P; ++j) {
+      const int64_t n = (panel + j) * kPanelRows;
+      Dot::store_outputs(raw[i][j], r, p.w_ih_zp, n, rs[i], igates + (row + i) * N + n);
+    }
+  }
+}
+
+template <class Dot, int R>
+void project_rows(const PackedLayer& p, const LinearRequant& r, const uint8_t* x, int64_t row,
+                  int64_t panel_begin, int64_t panel_end, uint8_t* igates) {
+  const int64_t K = p.input_size;
+  constexpr int P = kPanelsPerPass<R>;
+  int32_t rs[R];
+  for (int i = 0; i < R; ++i) rs[i] = p.w_ih_has_zp ? row_sum(x + (row + i) * K, K) : 0;
+  int64_t panel = panel_begin;
+  for (; panel + P <= panel_end; panel += P) {
+    project_panels<Dot, R, P>(p, r, x, row, panel, rs, igates);
+  }
+  for (; panel < panel_end; ++panel) project_panels<Dot, R, 1>(p, r, x, row, panel, rs, igates);
+}
+
+// project_rows with R = min(rows, kGemmRows) as a compile-time tile height.
+template <class Dot, int R = Dot::kGemmRows>
+void project_tile(int64_t rows, const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
+                  int64_t row, int64_t panel_begin, int64_t panel_end, uint8_t* igates) {
+  if constexpr (R > 1) {
+    if (rows < R) return project_tile<Dot, R - 1>(rows, p, r, x, row, panel_begin, panel_end, igates);
+  }
+  project_rows<Dot, R>(p, r, x, row, panel_begin, panel_end, igates);
+}
+
+template <class Dot>
+void input_projection_tiled(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
+                            int64_t row_begin, int64_t row_end, int64_t panel_begin,
+                            int64_t panel_end, uint8_t* igates) {
+  // A block of rows (about 32 KB of activations) stays in cache while a few
+  // panels at a time (about 16 KB of weights) pass over it, rows inner.
+  constexpr int64_t kPanelChunk = 4;
+  const int64_t row_block =
+      round_up(std::max<int64_t>(Dot::kGemmRows, (int64_t{32} << 10) / p.input_size), Dot::kGemmRows);
+  for (int64_t rb = row_begin; rb < row_end; rb += row_block) {
+    const int64_t re = std::min(row_end, rb + row_block);
+    for (int64_t pc = panel_begin; pc < panel_end; pc += kPanelChunk) {
+      const int64_t pe = std::min(panel_end, pc + kPanelChunk);
+      for (int64_t row = rb; row < re; row += Dot::kGemmRows) {
+        project_tile<Dot>(re - row, p, r, x, row, pc, pe, igates);
+      }
+    }
+  }
+}
+
+// What the element-wise part of a step needs besides its operands.
+struct EpilogueParams {
+  const PackedLayer& p;
+  const CellConstants& cc;
+  StepMultipliers m;
+  QParams c_prev;
+};
+
+// One unit block of one step for batch rows [b, b + R).
+template <class Dot, int R>
+void step_rows(const PackedLayer& p, const LinearRequant& hh, const EpilogueParams& e,
+               const uint8_t* igates, const StepState& s, int64_t b, int64_t block,
+               uint8_t* h_next, uint8_t* c_next) {
+  const int64_t H = p.hidden_size, N = p.rows, panel_bytes = round_up(H, kKGroup) * kPanelRows;
+  int32_t rs[R];
+  for (int i = 0; i < R; ++i) rs[i] = p.w_hh_has_zp ? row_sum(s.h + (b + i) * H, H) : 0;
+  typename Dot::BlockGates hg[R];
+  constexpr int P = kPanelsPerPass<R>;
+  for (int g = 0; g < 4; g += P) {
+    const int64_t panel = 4 * block + g;
+    PanelFix fix[P];
+    for (int j = 0; j < P; ++j) fix[j] = panel_fix(p.w_hh_colsum, p.w_hh_min, hh, panel + j);
+    typename Dot::Sums raw[R][P];
+    panels_dot<Dot, R, P>(s.h + b * H, H, H, p.w_hh + panel * panel_bytes, panel_bytes, fix,
+                          raw);
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < P; ++j) {
+        Dot::requant_gate(raw[i][j], hh, p.w_hh_zp, (panel + j) * kPanelRows, rs[i], g + j,
+                          &hg[i]);
+      }
+    }
+  }
+  const int64_t u = block * kUnitBlock, units = std::min(kUnitBlock, H - u);
+  for (int i = 0; i < R; ++i) {
+    const uint8_t* ig = igates + (b + i) * N + 4 * u;
+    const int64_t at = (b + i) * H + u;
+    if (units == kUnitBlock) {
+      Dot::epilogue(e, hg[i], ig, s.c + at, h_next + at, c_next + at);
+    } else {
+      // The last units of a hidden size that is not a multiple of the block:
+      // staged, so that no byte past the state rows is read or written.
+      uint8_t c[kUnitBlock] = {}, hn[kUnitBlock], cn[kUnitBlock];
+      const size_t n = static_cast<size_t>(units);
+      std::memcpy(c, s.c + at, n);
+      Dot::epilogue(e, hg[i], ig, c, hn, cn);
+      std::memcpy(h_next + at, hn, n);
+      std::memcpy(c_next + at, cn, n);
+    }
+  }
+}
+
+template <class Dot, int R = Dot::kGemmRows>
+void step_tile(int64_t rows, const PackedLayer& p, const LinearRequant& hh,
+               const EpilogueParams& e, const uint8_t* igates, const StepState& s, int64_t b,
+               int64_t block, uint8_t* h_next, uint8_t* c_next) {
+  if constexpr (R > 1) {
+    if (rows < R) return step_tile<Dot, R - 1>(rows, p, hh, e, igates, s, b, block, h_next, c_next);
+  }
+  step_rows<Dot, R>(p, hh, e, igates, s, b, block, h_next, c_next);
+}
+
+template <class Dot>
+void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellConstants& cc,
+                     const uint8_t* igates, const StepState& s, int64_t b_begin, int64_t b_end,
+                     int64_t block_begin, int64_t block_end, uint8_t* h_next, uint8_t* c_next) {
+  const EpilogueParams e{p, cc, step_multipliers(p.q, s.c_qparams), s.c_qparams};
+  // Batch tiles inner: a block's weights are read from memory once per step
+  // and stay in cache while every tile of the batch passes.
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    for (int64_t b = b_begin; b < b_end; b += Dot::kGemmRows) {
+      step_tile<Dot>(b_end - b, p, hh, e, igates, s, b, block, h_next, c_next);
+    }
+  }
+}
+
+// Calls step() (macs_per_call multiply-accumulates on registers) until
+// `seconds` have passed; returns multiply-accumulates per second.
+template <class Step>
+double time_peak(double seconds, double macs_per_call, Step&& step) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  double elapsed = 0;
+  int64_t calls = 0;
+  do {
+    for (int i = 0; i < 1024; ++i) step();
+    calls += 1024;
+    elapsed = std::chrono::duration<double>(clock::now() - start).count();
+  } while (elapsed < seconds);
+  return static_cast<double>(calls) * macs_per_call / elapsed;
+}
+
+template <class Dot>
+KernelSet make_kernel_set(const char* name, double (*peak)(double)) {
+  return KernelSet{name, input_projection_tiled<Dot>, lstm_step_tiled<Dot>, peak};
+}
+
+}  // namespace
+}  // namespace qlstm

@@ -1,0 +1,121 @@
+#include "layer_fixture.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace qlstm::testing {
+namespace {
+
+// The first few weights of every matrix are -128 and 127, the rest random
+// (with more -128s than chance gives), so that every panel meets the extremes.
+std::vector<int8_t> random_weights(size_t n, std::mt19937& rng) {
+  std::uniform_int_distribution<int> byte(-128, 127), pick(0, 15);
+  std::vector<int8_t> w(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int r = pick(rng);
+    w[i] = static_cast<int8_t>(r == 0 ? -128 : r == 1 ? 127 : byte(rng));
+  }
+  return w;
+}
+
+QParams random_qparams(std::mt19937& rng, bool power_of_two) {
+  std::uniform_real_distribution<float> log_scale(-9.0f, 1.0f);
+  std::uniform_int_distribution<int> zp(0, 255);
+  const float e = log_scale(rng);
+  return QParams{std::exp2(power_of_two ? std::round(e) : e), zp(rng)};
+}
+
+}  // namespace
+
+RandomLayer::RandomLayer(const LayerSpec& s) {
+  std::mt19937 rng(s.seed);
+  const int64_t I = s.input_size, H = s.hidden_size, rows = 4 * H;
+  w_ih_ = random_weights(static_cast<size_t>(rows * I), rng);
+  w_hh_ = random_weights(static_cast<size_t>(rows * H), rng);
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f), bias(-2.0f, 2.0f);
+  std::uniform_int_distribution<int> zp(-128, 127);
+  const float ih_scale = scale(rng), hh_scale = scale(rng);
+  for (int64_t r = 0; r < rows; ++r) {
+    w_ih_scale_.push_back(s.per_channel ? scale(rng) : ih_scale);
+    w_hh_scale_.push_back(s.per_channel ? scale(rng) : hh_scale);
+    w_ih_zp_.push_back(s.zero_points ? zp(rng) : 0);
+    w_hh_zp_.push_back(s.zero_points ? zp(rng) : 0);
+    b_ih_.push_back(bias(rng));
+    b_hh_.push_back(bias(rng));
+  }
+  const LayerWeights w{I,
+                       H,
+                       w_ih_.data(),
+                       w_ih_scale_.data(),
+                       w_ih_zp_.data(),
+                       w_hh_.data(),
+                       w_hh_scale_.data(),
+                       w_hh_zp_.data(),
+                       s.bias ? b_ih_.data() : nullptr,
+                       s.bias ? b_hh_.data() : nullptr,
+                       s.per_channel};
+  CellQParams q{};
+  QParams* slots[] = {&q.igates, &q.hgates, &q.gates, &q.fgate_cx, &q.igate_cgate, &q.cell, &q.hidden};
+  for (QParams* slot : slots) *slot = random_qparams(rng, s.power_of_two_scales);
+  // The activation tables are data to the kernels: random ones test every lookup.
+  const std::vector<uint8_t> tables = random_bytes(3 * 256, s.seed + 7);
+  const LayerTables t{tables.data(), tables.data() + 256, tables.data() + 512};
+  size_ = packed_layer_size(w);
+  storage_.resize(size_ + 64);
+  blob_ = storage_.data() + (64 - reinterpret_cast<uintptr_t>(storage_.data()) % 64) % 64;
+  pack_layer(w, q, t, blob_);
+  if (const char* err = unpack_layer_view(blob_, size_, &view_)) {
+    throw std::runtime_error(std::string("packed layer ") + err);
+  }
+}
+
+std::vector<uint8_t> random_bytes(size_t n, uint32_t seed, bool extremes) {
+  static const uint8_t kExtremes[] = {0, 1, 127, 128, 255};
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255), pick(0, 4);
+  std::vector<uint8_t> v(n);
+  for (uint8_t& b : v) b = static_cast<uint8_t>(extremes ? kExtremes[pick(rng)] : byte(rng));
+  return v;
+}
+
+Parallel thread_parallel(int threads) {
+  return Parallel{threads, [threads](int64_t n, int64_t grain,
+                                     const std::function<void(int64_t, int64_t)>& task) {
+                    const int64_t parts =
+                        std::max<int64_t>(1, std::min<int64_t>(threads, n / std::max<int64_t>(1, grain)));
+                    std::vector<std::thread> workers;
+                    for (int64_t i = 1; i < parts; ++i) {
+                      workers.emplace_back([&, i] { task(n * i / parts, n * (i + 1) / parts); });
+                    }
+                    task(0, n / parts);
+                    for (std::thread& t : workers) t.join();
+                  }};
+}
+
+RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<uint8_t>& x,
+                    QParams x_q, int64_t T, int64_t B, bool reverse, const InitialState& init,
+                    const Parallel& par) {
+  RunResult r;
+  r.out.assign(static_cast<size_t>(T * B * p.hidden_size), 0);
+  r.final_state = run_direction(k, p, x.data(), x_q, T, B, reverse, init, r.out.data(),
+                                p.hidden_size, 0, nullptr, par);
+  return r;
+}
+
+std::vector<Isa> isas_under_test() {
+  std::vector<Isa> isas;
+  const char* forced = std::getenv("QLSTM_ISA");
+  if (forced != nullptr && *forced != '\0') {
+    Isa isa;
+    if (!parse_isa(forced, &isa)) throw std::runtime_error(std::string("unknown QLSTM_ISA ") + forced);
+    if (isa != Isa::kScalar) isas.push_back(isa);
+    return isas;
+  }
+  for (Isa isa : kAllIsas) {
+    if (isa != Isa::kScalar && kernels_for(isa) != nullptr && cpu_supports(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+}  // namespace qlstm::testing

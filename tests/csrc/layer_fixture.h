@@ -1,0 +1,71 @@
+// Random packed layers and runs of the layer driver, for the kernel tests.
+#pragma once
+
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lstm_kernels.h"
+#include "lstm_layer.h"
+
+namespace qlstm::testing {
+
+// What a random layer holds.
+struct LayerSpec {
+  int64_t input_size, hidden_size;
+  bool per_channel = true;
+  bool zero_points = false;  // nonzero weight zero points
+  bool bias = true;
+  uint32_t seed = 1;
+  // Scales that are powers of two, so that requantized values often fall
+  // exactly halfway and the rounding mode shows.
+  bool power_of_two_scales = false;
+};
+
+// A packed layer with the unpacked weights it came from.
+class RandomLayer {
+ public:
+  explicit RandomLayer(const LayerSpec& spec);
+  const PackedLayer& view() const { return view_; }
+  const std::vector<int8_t>& w_ih() const { return w_ih_; }
+  const std::vector<int8_t>& w_hh() const { return w_hh_; }
+  const std::vector<float>& w_ih_scale() const { return w_ih_scale_; }
+  const std::vector<int32_t>& w_ih_zp() const { return w_ih_zp_; }
+  const std::vector<float>& b_ih() const { return b_ih_; }
+  const uint8_t* blob() const { return blob_; }
+  size_t blob_size() const { return size_; }
+
+ private:
+  std::vector<int8_t> w_ih_, w_hh_;
+  std::vector<float> w_ih_scale_, w_hh_scale_, b_ih_, b_hh_;
+  std::vector<int32_t> w_ih_zp_, w_hh_zp_;
+  std::vector<uint8_t> storage_;
+  uint8_t* blob_ = nullptr;
+  size_t size_ = 0;
+  PackedLayer view_{};
+};
+
+// Random bytes; with `extremes`, only 0, 1, 127, 128 and 255.
+std::vector<uint8_t> random_bytes(size_t n, uint32_t seed, bool extremes = false);
+
+// Runs tasks on `threads` std::threads (the calling one included).
+Parallel thread_parallel(int threads);
+
+// Everything one run_direction call produces.
+struct RunResult {
+  std::vector<uint8_t> out;
+  DirectionResult final_state;
+};
+RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<uint8_t>& x,
+                    QParams x_q, int64_t T, int64_t B, bool reverse, const InitialState& init,
+                    const Parallel& par);
+
+// The kernel sets under test besides the scalar reference: the one named by
+// QLSTM_ISA when it is set (a set this CPU cannot run fails the test that
+// asks), otherwise every set this build has and this CPU can run.
+std::vector<Isa> isas_under_test();
+
+}  // namespace qlstm::testing

@@ -1,0 +1,176 @@
+// Every kernel set this build can run against the scalar reference, bit for
+// bit: whole layer-directions through the layer driver, sizes around the
+// vector widths, random qparams, weight zero points, several thread counts.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "layer_fixture.h"
+
+namespace qlstm::testing {
+namespace {
+
+struct Case {
+  LayerSpec spec;
+  int64_t T, B;
+  bool reverse;
+};
+
+// Runs `c` with the reference and with every set under test; all outputs and
+// final states must agree.
+void expect_matches_reference(const Case& c, int threads, bool extremes) {
+  const RandomLayer layer(c.spec);
+  const PackedLayer& p = layer.view();
+  const int64_t H = p.hidden_size, state = c.B * H;
+  const uint32_t seed = c.spec.seed * 31;
+  const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(c.T * c.B * p.input_size), seed, extremes);
+  const std::vector<uint8_t> h0 = random_bytes(static_cast<size_t>(state), seed + 1, extremes);
+  const std::vector<uint8_t> c0 = random_bytes(static_cast<size_t>(state), seed + 2, extremes);
+  // Initial qparams unlike the layer's: step 0 has its own constants.
+  const bool pow2 = c.spec.power_of_two_scales;
+  const InitialState init{h0.data(), QParams{pow2 ? 0.015625f : 0.02f, 3}, c0.data(),
+                          QParams{pow2 ? 0.0625f : 0.05f, 200}};
+  const QParams x_q{pow2 ? 0.03125f : 0.03f, 17};
+  const RunResult want =
+      run_layer(scalar_kernels(), p, x, x_q, c.T, c.B, c.reverse, init, serial_parallel());
+  for (Isa isa : isas_under_test()) {
+    SCOPED_TRACE(isa_name(isa));
+    const KernelSet* k = kernels_for(isa);
+    ASSERT_NE(k, nullptr);
+    const RunResult got = run_layer(*k, p, x, x_q, c.T, c.B, c.reverse, init, thread_parallel(threads));
+    EXPECT_EQ(got.out, want.out);
+    EXPECT_EQ(got.final_state.h, want.final_state.h);
+    EXPECT_EQ(got.final_state.c, want.final_state.c);
+  }
+}
+
+std::string describe(const Case& c) {
+  return "I=" + std::to_string(c.spec.input_size) + " H=" + std::to_string(c.spec.hidden_size) +
+         " B=" + std::to_string(c.B) + " T=" + std::to_string(c.T) +
+         (c.spec.per_channel ? " per-channel" : " per-tensor") +
+         (c.spec.zero_points ? " zero-points" : "") + (c.spec.bias ? "" : " no-bias") +
+         (c.reverse ? " reverse" : "") + " seed=" + std::to_string(c.spec.seed);
+}
+
+TEST(KernelSets, UnderTestRunHere) {
+  const std::vector<Isa> isas = isas_under_test();
+  for (Isa isa : isas) {
+    EXPECT_NE(kernels_for(isa), nullptr) << "this build has no " << isa_name(isa) << " kernels";
+    EXPECT_TRUE(cpu_supports(isa)) << "this CPU cannot run " << isa_name(isa);
+  }
+  std::string names;
+  for (Isa isa : isas) names += std::string(" ") + isa_name(isa);
+  std::printf("kernel sets under test:%s\n", names.empty() ? " (scalar only)" : names.c_str());
+}
+
+TEST(KernelSets, BestIsExpected) {
+  const char* expected = std::getenv("QLSTM_EXPECT_BEST_ISA");
+  if (expected == nullptr) GTEST_SKIP() << "QLSTM_EXPECT_BEST_ISA is not set";
+  EXPECT_STREQ(isa_name(best_isa()), expected);
+}
+
+TEST(KernelSets, PeakLoopsRun) {
+  EXPECT_GT(scalar_kernels().peak_macs_per_second(0.01), 0.0);
+  for (Isa isa : isas_under_test()) {
+    EXPECT_GT(kernels_for(isa)->peak_macs_per_second(0.01), 0.0) << isa_name(isa);
+  }
+}
+
+TEST(KernelSets, NamesRoundTrip) {
+  for (Isa isa : kAllIsas) {
+    Isa parsed;
+    ASSERT_TRUE(parse_isa(isa_name(isa), &parsed));
+    EXPECT_EQ(parsed, isa);
+  }
+  Isa parsed;
+  EXPECT_FALSE(parse_isa("sse2", &parsed));
+  EXPECT_TRUE(cpu_supports(Isa::kScalar));
+}
+
+TEST(Layer, SizesAroundVectorWidths) {
+  const int64_t sizes[][2] = {{1, 1}, {3, 5}, {4, 8}, {7, 15}, {16, 16}, {17, 33}, {64, 48}, {130, 129}};
+  const int64_t batches[] = {1, 2, 3, 5, 9};
+  uint32_t seed = 1;
+  for (const auto& s : sizes) {
+    for (int64_t B : batches) {
+      const Case c{LayerSpec{s[0], s[1], seed % 2 == 0, seed % 3 == 0, seed % 5 != 0, seed}, 3, B,
+                   seed % 4 == 1};
+      SCOPED_TRACE(describe(c));
+      expect_matches_reference(c, 1, /*extremes=*/false);
+      ++seed;
+    }
+  }
+}
+
+TEST(Layer, ExtremeOperands) {
+  // Activations of only 0, 1, 127, 128 and 255 against many -128 and 127
+  // weights, with power-of-two scales (ties in every rounding).
+  for (uint32_t seed = 100; seed < 106; ++seed) {
+    const Case c{LayerSpec{37, 21, true, seed % 2 == 0, true, seed, true}, 4, 4, false};
+    SCOPED_TRACE(describe(c));
+    expect_matches_reference(c, 1, /*extremes=*/true);
+  }
+}
+
+TEST(Layer, ThreadCounts) {
+  // Large enough that the driver splits both the projection and each step.
+  const Case c{LayerSpec{96, 200, true, true, true, 7}, 4, 5, false};
+  for (int threads : {1, 2, 3, 4}) {
+    SCOPED_TRACE("threads=" + std::to_string(threads));
+    expect_matches_reference(c, threads, /*extremes=*/false);
+  }
+}
+
+TEST(InputProjection, AnySplitOfRowsAndPanels) {
+  const RandomLayer layer(LayerSpec{45, 40, true, true, true, 11});
+  const PackedLayer& p = layer.view();
+  const int64_t rows = 13, panels = p.rows / kPanelRows;
+  const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(rows * p.input_size), 5);
+  const LinearRequantStorage ih(p, /*ih=*/true, QParams{0.01f, 128});
+  std::vector<uint8_t> want(static_cast<size_t>(rows * p.rows));
+  scalar_kernels().input_projection(p, ih.r, x.data(), 0, rows, 0, panels, want.data());
+  for (Isa isa : isas_under_test()) {
+    SCOPED_TRACE(isa_name(isa));
+    std::vector<uint8_t> got(want.size(), 0);
+    const int64_t row_cut[] = {0, 1, 6, rows}, panel_cut[] = {0, 1, panels};
+    for (int r = 0; r < 3; ++r) {
+      for (int q = 0; q < 2; ++q) {
+        kernels_for(isa)->input_projection(p, ih.r, x.data(), row_cut[r], row_cut[r + 1],
+                                           panel_cut[q], panel_cut[q + 1], got.data());
+      }
+    }
+    EXPECT_EQ(got, want);
+  }
+}
+
+TEST(Pack, UnpackGivesBackTheWeights) {
+  const RandomLayer layer(LayerSpec{19, 23, true, true, true, 3});
+  const PackedLayer& p = layer.view();
+  const int64_t rows = 4 * p.hidden_size;
+  std::vector<int8_t> w_ih(layer.w_ih().size()), w_hh(layer.w_hh().size());
+  std::vector<float> s_ih(rows), s_hh(rows), b_ih(rows), b_hh(rows);
+  std::vector<int32_t> z_ih(rows), z_hh(rows);
+  unpack_layer_weights(p, w_ih.data(), s_ih.data(), z_ih.data(), w_hh.data(), s_hh.data(),
+                       z_hh.data(), b_ih.data(), b_hh.data());
+  EXPECT_EQ(w_ih, layer.w_ih());
+  EXPECT_EQ(w_hh, layer.w_hh());
+  EXPECT_EQ(s_ih, layer.w_ih_scale());
+  EXPECT_EQ(z_ih, layer.w_ih_zp());
+  EXPECT_EQ(b_ih, layer.b_ih());
+}
+
+TEST(Pack, RejectsDamagedBlobs) {
+  const RandomLayer layer(LayerSpec{8, 8, true, false, true, 4});
+  PackedLayer view;
+  EXPECT_NE(unpack_layer_view(layer.blob(), layer.blob_size() - 1, &view), nullptr);
+  EXPECT_NE(unpack_layer_view(layer.blob(), 16, &view), nullptr);
+  std::vector<uint8_t> copy(layer.blob_size() + 64);
+  uint8_t* aligned = copy.data() + (64 - reinterpret_cast<uintptr_t>(copy.data()) % 64) % 64;
+  std::memcpy(aligned, layer.blob(), layer.blob_size());
+  aligned[0] ^= 1;  // magic
+  EXPECT_NE(unpack_layer_view(aligned, layer.blob_size(), &view), nullptr);
+}
+
+}  // namespace
+}  // namespace qlstm::testing
