@@ -71,7 +71,13 @@ def unpack_lstm_layer(params: Tensor) -> UnpackedLayer:
     """The weights and qparams of a packed layer, in nn.LSTM's layout; packing
     them again gives the same blob. Scales come back as the float32 values the
     kernels use."""
-    return UnpackedLayer(*torch.ops.qlstm.unpack_lstm_layer(params))
+    # The op gives only tensors (a layer without biases has empty ones).
+    (w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
+     scales, zero_points) = torch.ops.qlstm.unpack_lstm_layer(params)
+    has_bias = b_ih.numel() > 0
+    return UnpackedLayer(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
+                         b_ih if has_bias else None, b_hh if has_bias else None, scales.tolist(),
+                         zero_points.tolist(), w_ih_scales.numel() > 1)
 
 
 def quantized_lstm(
@@ -85,18 +91,20 @@ def quantized_lstm(
     c0_scale: float,
     c0_zero_point: int,
     params: List[Tensor],
+    hidden_size: int,
     num_layers: int,
     bidirectional: bool,
     batch_first: bool,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Runs a whole multi-layer LSTM on a uint8 sequence ``[T, B, I]`` (``[B, T, I]``
     when batch_first). ``params`` holds ``num_layers * num_directions`` packed layers,
-    forward before reverse. Missing h0/c0 mean zeros. Returns uint8 (output, h_n, c_n):
-    output in the last layer's forward hidden qparams, h_n and c_n in layer 0's
-    forward hidden and cell qparams."""
+    forward before reverse, each of ``hidden_size`` (checked; it gives the output
+    shapes without reading the blobs). Missing h0/c0 mean zeros. Returns uint8
+    (output, h_n, c_n): output in the last layer's forward hidden qparams, h_n and
+    c_n in layer 0's forward hidden and cell qparams."""
     return torch.ops.qlstm.quantized_lstm(
         input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point,
-        c0, c0_scale, c0_zero_point, params, num_layers, bidirectional, batch_first,
+        c0, c0_scale, c0_zero_point, params, hidden_size, num_layers, bidirectional, batch_first,
     )
 
 
@@ -107,6 +115,7 @@ def quantized_lstm_float(
     h0: Optional[Tensor],
     c0: Optional[Tensor],
     params: List[Tensor],
+    hidden_size: int,
     num_layers: int,
     bidirectional: bool,
     batch_first: bool,
@@ -116,8 +125,8 @@ def quantized_lstm_float(
     layer 0's forward hidden / cell qparams, and the results are dequantized with
     the qparams :func:`quantized_lstm` gives them."""
     return torch.ops.qlstm.quantized_lstm_float(
-        input, input_scale, input_zero_point, h0, c0, params, num_layers, bidirectional,
-        batch_first)
+        input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
+        bidirectional, batch_first)
 
 
 def quantized_lstm_cell(
@@ -150,43 +159,60 @@ def dequantize(input: Tensor, scale: float, zero_point: int) -> Tensor:
     return torch.ops.qlstm.dequantize(input, scale, zero_point)
 
 
+# Fake (meta) kernels: output shapes and dtypes without running, for
+# torch.compile and torch.export. Each gives exactly the real kernel's shapes.
 
 @torch.library.register_fake("qlstm::pack_lstm_layer")
 def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
       scales, zero_points, per_channel):
-    # The blob size depends on the layout, which only the real kernel knows.
+    # The blob size depends on how many weights are -128, known only to the real kernel.
     n = torch.library.get_ctx().new_dynamic_size()
     return w_ih.new_empty((n,), dtype=torch.uint8)
 
 
-def _fake_lstm_shapes(input, h0, c0, num_layers, bidirectional, batch_first):
+@torch.library.register_fake("qlstm::unpack_lstm_layer")
+def _(params):
+    # Sizes, lists and flags live in the blob's contents: data-dependent.
+    ctx = torch.library.get_ctx()
+    rows, input_size, hidden_size = (4 * ctx.new_dynamic_size(min=1), ctx.new_dynamic_size(min=1),
+                                     ctx.new_dynamic_size(min=1))
+    n_qparams, n_bias = ctx.new_dynamic_size(), ctx.new_dynamic_size()
+    n = len(CELL_QPARAM_NAMES)
+    w_ih = params.new_empty((rows, input_size), dtype=torch.int8)
+    w_hh = params.new_empty((rows, hidden_size), dtype=torch.int8)
+    return (w_ih, params.new_empty((n_qparams,), dtype=torch.float64),
+            params.new_empty((n_qparams,), dtype=torch.int64), w_hh,
+            params.new_empty((n_qparams,), dtype=torch.float64),
+            params.new_empty((n_qparams,), dtype=torch.int64),
+            params.new_empty((n_bias,), dtype=torch.float32),
+            params.new_empty((n_bias,), dtype=torch.float32),
+            params.new_empty((n,), dtype=torch.float64), params.new_empty((n,), dtype=torch.int64))
+
+
+def _fake_lstm_shapes(input, hidden_size, num_layers, bidirectional, batch_first):
+    """(T, B, num_directions * hidden_size) and the state shape."""
     torch._check(input.dim() == 3, lambda: "qlstm: input must have 3 dimensions")
     num_directions = 2 if bidirectional else 1
-    if h0 is not None:
-        hidden_size = h0.shape[2]
-    else:
-        # Only the packed blobs know the hidden size; a fake run needs h0 or c0.
-        torch._check(c0 is not None, lambda: "qlstm: fake quantized_lstm needs h0 or c0")
-        hidden_size = c0.shape[2]
     T, B = (input.shape[1], input.shape[0]) if batch_first else (input.shape[0], input.shape[1])
-    out_shape = (B, T, num_directions * hidden_size) if batch_first else (T, B, num_directions * hidden_size)
-    return out_shape, (num_layers * num_directions, B, hidden_size)
+    return (T, B, num_directions * hidden_size), (num_layers * num_directions, B, hidden_size)
 
 
 @torch.library.register_fake("qlstm::quantized_lstm")
 def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_scale,
-      c0_zero_point, params, num_layers, bidirectional, batch_first):
-    out_shape, state = _fake_lstm_shapes(input, h0, c0, num_layers, bidirectional, batch_first)
-    return (input.new_empty(out_shape, dtype=torch.uint8),
+      c0_zero_point, params, hidden_size, num_layers, bidirectional, batch_first):
+    time_major, state = _fake_lstm_shapes(input, hidden_size, num_layers, bidirectional, batch_first)
+    # The real op returns its time-major result transposed (a view) when batch_first.
+    output = input.new_empty(time_major, dtype=torch.uint8)
+    return (output.transpose(0, 1) if batch_first else output,
             input.new_empty(state, dtype=torch.uint8),
             input.new_empty(state, dtype=torch.uint8))
 
 
 @torch.library.register_fake("qlstm::quantized_lstm_float")
-def _(input, input_scale, input_zero_point, h0, c0, params, num_layers, bidirectional,
-      batch_first):
-    out_shape, state = _fake_lstm_shapes(input, h0, c0, num_layers, bidirectional, batch_first)
-    return (input.new_empty(out_shape, dtype=torch.float32),
+def _(input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
+      bidirectional, batch_first):
+    (T, B, out), state = _fake_lstm_shapes(input, hidden_size, num_layers, bidirectional, batch_first)
+    return (input.new_empty((B, T, out) if batch_first else (T, B, out), dtype=torch.float32),
             input.new_empty(state, dtype=torch.float32),
             input.new_empty(state, dtype=torch.float32))
 

@@ -44,7 +44,7 @@ class StubbedLSTM(torch.nn.Module):
         self.quant = tq.QuantStub()
         self.lstm = lstm
 
-    def forward(self, x, hx=None):
+    def forward(self, x: torch.Tensor, hx: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
         return self.lstm(self.quant(x), hx)
 
 

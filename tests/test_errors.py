@@ -17,15 +17,21 @@ def setup():
 
 
 def call(x, params, num_layers=2, h0=None, c0=None, input_scale=0.1, input_zp=100,
-         h0_scale=1.0, h0_zp=0, bidirectional=False):
+         h0_scale=1.0, h0_zp=0, bidirectional=False, hidden_size=5):
     return qlstm.ops.quantized_lstm(x, input_scale, input_zp, h0, h0_scale, h0_zp, c0, 1.0, 0, params,
-                                    num_layers, bidirectional, False)
+                                    hidden_size, num_layers, bidirectional, False)
 
 
 def test_valid_call_works(setup):
     _, params, x = setup
     y, h, c = call(x, params)
     assert y.shape == (3, 2, 5)
+
+
+def test_hidden_size_must_match_the_packed_layers(setup):
+    _, params, x = setup
+    with pytest.raises(ValueError, match=r"qlstm: params\[0\] has hidden_size 5, expected hidden_size = 6"):
+        call(x, params, hidden_size=6)
 
 
 @pytest.mark.parametrize("mutate,exc,pattern", [
@@ -110,7 +116,7 @@ def test_pack_errors():
 
 def test_module_errors():
     m = qlstm.quantize(torch.nn.LSTM(4, 5), [torch.randn(3, 2, 4)])
-    with pytest.raises(ValueError, match=r"qlstm: input must be 2-d \(unbatched\) or 3-d, got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"qlstm: input must be 2-d \(unbatched\) or 3-d, got shape \[4\]"):
         m(torch.randn(4))
     with pytest.raises(TypeError, match="qlstm: input must be a floating-point or quint8 tensor, got torch.int64"):
         m(torch.zeros(3, 2, 4, dtype=torch.long))

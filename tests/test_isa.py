@@ -25,7 +25,7 @@ def runnable(name):
 def run_lstm(isa, x, h0, c0, packed, num_layers, bidirectional):
     with qlstm.use_isa(isa):
         return qlstm.ops.quantized_lstm(x, 0.05, 128, h0, 0.011, 120, c0, 0.021, 131, packed,
-                                        num_layers, bidirectional, False)
+                                        h0.shape[2], num_layers, bidirectional, False)
 
 
 # Sizes around the vector widths (8, 16 rows; 4 k) and the register tiles.

@@ -92,7 +92,7 @@ def test_flow2_equals_the_ops_on_quantized_input():
     y, (h, c) = m(x)
     xq = qlstm.ops.quantize(x, *m.input_qparams)
     yq, hq, cq = qlstm.ops.quantized_lstm(xq, *m.input_qparams, None, 1.0, 0, None, 1.0, 0, m._packed,
-                                          m.num_layers, m.bidirectional, m.batch_first)
+                                          m.hidden_size, m.num_layers, m.bidirectional, m.batch_first)
     torch.testing.assert_close(y, qlstm.ops.dequantize(yq, *m.output_qparams), rtol=0, atol=0)
     torch.testing.assert_close(c, qlstm.ops.dequantize(cq, *m.cell_qparams), rtol=0, atol=0)
 

@@ -37,7 +37,7 @@ def test_lstm_op_matches_model(I, H, bidirectional, num_layers, bias, per_channe
         args = (h0, (0.011, 120), c0, (0.021, 131)) if state else (None, (1.0, 0), None, (1.0, 0))
         expected = qg.lstm(x, (0.05, 128), *args, layers, num_layers, bidirectional)
         got = qlstm.ops.quantized_lstm(x, 0.05, 128, args[0], *args[1], args[2], *args[3],
-                                       [pack(l) for l in layers], num_layers, bidirectional, False)
+                                       [pack(l) for l in layers], H, num_layers, bidirectional, False)
         for e, g in zip(expected, got):
             torch.testing.assert_close(g, e, rtol=0, atol=0)
 
@@ -46,16 +46,16 @@ def test_batch_first_and_non_contiguous_inputs():
     layers = random_model(9, 11, 2, True, True, True, seed=3)
     params = [pack(l) for l in layers]
     x = random_bytes(5, 4, 9, seed=4)
-    expected = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+    expected = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 11, 2, True, False)
     got = qlstm.ops.quantized_lstm(x.transpose(0, 1), 0.1, 100, None, 1.0, 0, None, 1.0, 0, params,
-                                   2, True, True)
+                                   11, 2, True, True)
     torch.testing.assert_close(got[0].transpose(0, 1), expected[0], rtol=0, atol=0)
     torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
     strided = random_bytes(5, 4, 18, seed=4)[:, :, ::2]
     assert not strided.is_contiguous()
-    a = qlstm.ops.quantized_lstm(strided, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+    a = qlstm.ops.quantized_lstm(strided, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 11, 2, True, False)
     b = qlstm.ops.quantized_lstm(strided.contiguous(), 0.1, 100, None, 1.0, 0, None, 1.0, 0, params,
-                                 2, True, False)
+                                 11, 2, True, False)
     for u, v in zip(a, b):
         torch.testing.assert_close(u, v, rtol=0, atol=0)
 
@@ -75,7 +75,7 @@ def test_cell_steps_equal_the_sequence_op():
     layer = random_model(7, 9, 1, False, True, True, seed=5)[0]
     params = pack(layer)
     x = random_bytes(8, 2, 7, seed=6)
-    y, h_n, c_n = qlstm.ops.quantized_lstm(x, 0.05, 128, None, 1.0, 0, None, 1.0, 0, [params], 1,
+    y, h_n, c_n = qlstm.ops.quantized_lstm(x, 0.05, 128, None, 1.0, 0, None, 1.0, 0, [params], 9, 1,
                                            False, False)
     h = c = torch.zeros(2, 9, dtype=torch.uint8)
     hq, cq = (1.0, 0), (1.0, 0)
@@ -91,10 +91,10 @@ def test_empty_batch_and_sequence():
     layers = random_model(4, 5, 2, True, True, True, seed=8)
     params = [pack(l) for l in layers]
     y, h, c = qlstm.ops.quantized_lstm(torch.zeros(3, 0, 4, dtype=torch.uint8), 0.1, 0, None, 1.0, 0,
-                                       None, 1.0, 0, params, 2, True, False)
+                                       None, 1.0, 0, params, 5, 2, True, False)
     assert y.shape == (3, 0, 10) and h.shape == (4, 0, 5) and c.shape == (4, 0, 5)
     y, h, c = qlstm.ops.quantized_lstm(torch.zeros(0, 2, 4, dtype=torch.uint8), 0.1, 0, None, 1.0, 0,
-                                       None, 1.0, 0, params, 2, True, False)
+                                       None, 1.0, 0, params, 5, 2, True, False)
     assert y.shape == (0, 2, 10) and h.shape == (4, 2, 5)
     # with no step run, h_n is the zero initial state in h_n's qparams
     zero_h = qg.quantize(torch.zeros(()), layers[0].q("hidden"))
@@ -128,9 +128,9 @@ def test_results_do_not_depend_on_thread_count():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+        one = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 48, 2, True, False)
         torch.set_num_threads(2)
-        two = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 2, True, False)
+        two = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 48, 2, True, False)
     finally:
         torch.set_num_threads(before)
     for a, b in zip(one, two):
@@ -166,16 +166,16 @@ def test_float_op_equals_quantize_lstm_dequantize(batch_first):
     (hs, hz), (cs, cz) = layers[0].qparams[6], layers[0].qparams[5]
     (ys, yz) = layers[2].qparams[6]
     for state in (None, (h0, c0)):
-        got = qlstm.ops.quantized_lstm_float(x, 0.02, 130, *(state or (None, None)), params, 2,
+        got = qlstm.ops.quantized_lstm_float(x, 0.02, 130, *(state or (None, None)), params, 9, 2,
                                              True, batch_first)
         hq = (qlstm.ops.quantize(h0, hs, hz), hs, hz) if state else (None, 1.0, 0)
         cq = (qlstm.ops.quantize(c0, cs, cz), cs, cz) if state else (None, 1.0, 0)
         y, h, c = qlstm.ops.quantized_lstm(qlstm.ops.quantize(x, 0.02, 130), 0.02, 130, *hq, *cq,
-                                           params, 2, True, batch_first)
+                                           params, 9, 2, True, batch_first)
         expected = (qlstm.ops.dequantize(y, ys, yz), qlstm.ops.dequantize(h, hs, hz),
                     qlstm.ops.dequantize(c, cs, cz))
         for e, g in zip(expected, got):
             assert torch.equal(e, g)
     with pytest.raises(TypeError, match="qlstm: input must be a Float tensor, got Byte"):
         qlstm.ops.quantized_lstm_float(qlstm.ops.quantize(x, 0.02, 130), 0.02, 130, None, None,
-                                       params, 2, True, batch_first)
+                                       params, 9, 2, True, batch_first)

@@ -58,7 +58,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     const at::Tensor& input, double input_scale, int64_t input_zero_point,
     const c10::optional<at::Tensor>& h0_arg, double h0_scale, int64_t h0_zero_point,
     const c10::optional<at::Tensor>& c0_arg, double c0_scale, int64_t c0_zero_point,
-    at::TensorList params, int64_t num_layers, bool bidirectional, bool batch_first) {
+    at::TensorList params, int64_t hidden_size, int64_t num_layers, bool bidirectional,
+    bool batch_first) {
   check_activation(input, "input", 3);
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
   check_layer_count(params, num_layers, bidirectional);
@@ -69,13 +70,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
   for (size_t i = 0; i < params.size(); ++i) {
     layers[i] = checked_packed_layer(params[i], "params[" + std::to_string(i) + "]", &blobs[i]);
   }
-  const int64_t H = layers[0].hidden_size;
+  const int64_t H = hidden_size;
   const at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
   const int64_t T = x.size(0), B = x.size(1);
   for (size_t i = 0; i < layers.size(); ++i) {
     const int64_t expected_in = i < static_cast<size_t>(D) ? x.size(2) : D * H;
     TORCH_CHECK_VALUE(layers[i].hidden_size == H, "qlstm: params[", i, "] has hidden_size ",
-                      layers[i].hidden_size, ", expected ", H, " as in params[0]");
+                      layers[i].hidden_size, ", expected hidden_size = ", H);
     TORCH_CHECK_VALUE(layers[i].input_size == expected_in, "qlstm: params[", i,
                       "] expects input size ", layers[i].input_size, ", got ", expected_in,
                       i < static_cast<size_t>(D) ? " (input.size(-1))" : " (num_directions * hidden_size)");
@@ -141,7 +142,8 @@ at::Tensor dequantized_copy(const at::Tensor& t, QParams q) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
     const at::Tensor& input, double input_scale, int64_t input_zero_point,
     const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0,
-    at::TensorList params, int64_t num_layers, bool bidirectional, bool batch_first) {
+    at::TensorList params, int64_t hidden_size, int64_t num_layers, bool bidirectional,
+    bool batch_first) {
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
   check_layer_count(params, num_layers, bidirectional);
   at::Tensor first_blob, last_blob;
@@ -154,7 +156,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
   if (c0.has_value()) c0_q = quantized_copy(*c0, "c0", first.q.cell);
   const auto [y, h_n, c_n] = quantized_lstm_cpu(
       x, input_scale, input_zero_point, h0_q, first.q.hidden.scale, first.q.hidden.zero_point, c0_q,
-      first.q.cell.scale, first.q.cell.zero_point, params, num_layers, bidirectional, batch_first);
+      first.q.cell.scale, first.q.cell.zero_point, params, hidden_size, num_layers, bidirectional,
+      batch_first);
   return {dequantized_copy(y, last.q.hidden), dequantized_copy(h_n, first.q.hidden),
           dequantized_copy(c_n, first.q.cell)};
 }

@@ -136,9 +136,11 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-           c10::optional<at::Tensor>, c10::optional<at::Tensor>, std::vector<double>,
-           std::vector<int64_t>, bool>
+// Every output is a tensor, so that a traced graph carries the blob's values
+// instead of constants from its fake kernel: biases come back empty ([0]) when
+// the layer has none, and per_channel is whether the scales have one entry per row.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+           at::Tensor, at::Tensor, at::Tensor>
 unpack_lstm_layer_cpu(const at::Tensor& params) {
   at::Tensor blob;
   const PackedLayer p = checked_packed_layer(params, "params", &blob);
@@ -156,11 +158,11 @@ unpack_lstm_layer_cpu(const at::Tensor& params) {
   };
   const QParams* q[kNumCellQParams] = {&p.q.igates, &p.q.hgates,      &p.q.gates, &p.q.fgate_cx,
                                        &p.q.igate_cgate, &p.q.cell, &p.q.hidden};
-  std::vector<double> scales;
-  std::vector<int64_t> zero_points;
-  for (const QParams* qp : q) {
-    scales.push_back(qp->scale);
-    zero_points.push_back(qp->zero_point);
+  at::Tensor scales = at::empty({kNumCellQParams}, at::kDouble);
+  at::Tensor zero_points = at::empty({kNumCellQParams}, at::kLong);
+  for (int i = 0; i < kNumCellQParams; ++i) {
+    scales.data_ptr<double>()[i] = q[i]->scale;
+    zero_points.data_ptr<int64_t>()[i] = q[i]->zero_point;
   }
   return {w_ih,
           qparam(s_ih, at::kDouble),
@@ -168,11 +170,10 @@ unpack_lstm_layer_cpu(const at::Tensor& params) {
           w_hh,
           qparam(s_hh, at::kDouble),
           qparam(z_hh, at::kLong),
-          p.has_bias ? c10::optional<at::Tensor>(b_ih) : c10::nullopt,
-          p.has_bias ? c10::optional<at::Tensor>(b_hh) : c10::nullopt,
+          p.has_bias ? b_ih : at::empty({0}, at::kFloat),
+          p.has_bias ? b_hh : at::empty({0}, at::kFloat),
           scales,
-          zero_points,
-          p.per_channel};
+          zero_points};
 }
 
 at::Tensor quantize_cpu(const at::Tensor& input, double scale, int64_t zero_point) {

@@ -1,5 +1,4 @@
 """The quantized LSTM module: one call into the fused op per forward."""
-from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
@@ -42,6 +41,10 @@ class LSTM(torch.nn.Module):
     """
 
     _FLOAT_MODULE = torch.ao.nn.quantizable.LSTM
+    # TorchScript compiles forward and what it calls; these stay Python-only.
+    __jit_unused_properties__ = ["num_directions", "input_qparams", "output_qparams",
+                                 "hidden_qparams", "cell_qparams"]
+    _packed: List[Tensor]
 
     def __init__(
         self,
@@ -69,8 +72,13 @@ class LSTM(torch.nn.Module):
         self.register_buffer("input_zero_point", torch.tensor(-1, dtype=torch.int64))
         # The packed blobs are the only copy of the weights: state_dict unpacks
         # them (nn.LSTM-layout int8 weights and qparams) and load_state_dict packs.
-        self._packed: List[Tensor] = []
-        self._io_qparams: Tuple = (None, None, None, None)
+        self._packed = []
+        # The I/O qparams, read from the blobs once at packing; typed for TorchScript.
+        self._has_input_qparams = False
+        self._input_qparams = (1.0, 0)
+        self._output_qparams = (1.0, 0)
+        self._hidden_qparams = (1.0, 0)
+        self._cell_qparams = (1.0, 0)
         self._per_channel = True
 
     def _layer_fields(self, index: int) -> Dict[str, str]:
@@ -151,11 +159,12 @@ class LSTM(torch.nn.Module):
             return (u.scales[which], u.zero_points[which])
 
         # Read once here rather than from the blobs on every forward.
-        self._io_qparams = (
-            None if torch.isnan(self.input_scale)
-            else (float(self.input_scale), int(self.input_zero_point)),
-            pick(last, _HIDDEN), pick(first, _HIDDEN), pick(first, _CELL),
-        )
+        self._has_input_qparams = not bool(torch.isnan(self.input_scale))
+        if self._has_input_qparams:
+            self._input_qparams = (float(self.input_scale), int(self.input_zero_point))
+        self._output_qparams = pick(last, _HIDDEN)
+        self._hidden_qparams = pick(first, _HIDDEN)
+        self._cell_qparams = pick(first, _CELL)
         self._per_channel = first.per_channel
 
     @property
@@ -211,22 +220,22 @@ class LSTM(torch.nn.Module):
     @property
     def input_qparams(self) -> Optional[Tuple[float, int]]:
         """Observed (scale, zero_point) of float inputs, or None when not observed."""
-        return self._io_qparams[0]
+        return self._input_qparams if self._has_input_qparams else None
 
     @property
     def output_qparams(self) -> Tuple[float, int]:
         """(scale, zero_point) of the output: the last layer's forward hidden state."""
-        return self._io_qparams[1]
+        return self._output_qparams
 
     @property
     def hidden_qparams(self) -> Tuple[float, int]:
         """(scale, zero_point) of h_n: layer 0's forward hidden state."""
-        return self._io_qparams[2]
+        return self._hidden_qparams
 
     @property
     def cell_qparams(self) -> Tuple[float, int]:
         """(scale, zero_point) of c_n: layer 0's forward cell state."""
-        return self._io_qparams[3]
+        return self._cell_qparams
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
@@ -237,79 +246,105 @@ class LSTM(torch.nn.Module):
             s += f", h_n_qparams={self.hidden_qparams}, c_n_qparams={self.cell_qparams}"
         return s
 
-    def _as_uint8(self, t: Tensor, name: str, float_qparams: Optional[Tuple[float, int]]
-                  ) -> Tuple[Tensor, float, int, bool]:
-        if not isinstance(t, Tensor):
-            raise TypeError(f"qlstm: {name} must be a tensor, got {type(t).__name__}")
-        if t.is_quantized:
-            if t.dtype != torch.quint8 or t.qscheme() != torch.per_tensor_affine:
-                raise TypeError(f"qlstm: a quantized {name} must be per-tensor torch.quint8, "
-                                f"got {t.dtype} with {t.qscheme()}")
-            return t.int_repr(), t.q_scale(), t.q_zero_point(), True
-        if not t.is_floating_point():
-            raise TypeError(f"qlstm: {name} must be a floating-point or quint8 tensor, got {t.dtype}")
-        if float_qparams is None:
-            raise ValueError(
-                f"qlstm: a float {name} needs observed input qparams, and this module was converted "
-                "from torch.ao.nn.quantizable.LSTM, which does not observe its input; pass a quint8 "
-                "tensor (QuantStub) or convert from qlstm.nn.ObservedLSTM (qlstm.prepare)")
-        scale, zero_point = float_qparams
-        return ops.quantize(t.float(), scale, zero_point), scale, zero_point, False
-
-    def _float_interface(self, input: Tensor, hx) -> bool:
-        # float32 input and state with observed input qparams: one op call.
-        if not (isinstance(input, Tensor) and input.dtype == torch.float32 and input.dim() == 3
-                and self.input_qparams is not None):
-            return False
-        if hx is None:
-            return True
-        return (isinstance(hx, (tuple, list)) and len(hx) == 2
-                and all(isinstance(t, Tensor) and t.dtype == torch.float32 and t.dim() == 3
-                        for t in hx))
-
-    def _forward_float(self, input: Tensor, hx) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-        scale, zero_point = self.input_qparams
-        h0, c0 = (None, None) if hx is None else hx
-        y, h_n, c_n = ops.quantized_lstm_float(input, scale, zero_point, h0, c0, self._packed,
-                                               self.num_layers, self.bidirectional, self.batch_first)
-        return y, (h_n, c_n)
-
-    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
-                ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-        if not self._packed:
-            raise RuntimeError("qlstm: this LSTM holds no weights; build it with LSTM.from_observed "
-                               "or load a state_dict")
-        if self._float_interface(input, hx):
-            return self._forward_float(input, hx)
-        x, x_scale, x_zp, quantized = self._as_uint8(input, "input", self.input_qparams)
-        if x.dim() not in (2, 3):
-            raise ValueError(f"qlstm: input must be 2-d (unbatched) or 3-d, got shape {tuple(x.shape)}")
-        batched = x.dim() == 3
-        if not batched:
-            x = x.unsqueeze(0 if self.batch_first else 1)
-        state = []
+    @torch.jit.unused
+    def _check_python_types(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]) -> None:
+        # In Python any object can arrive; TorchScript checks these types itself.
+        if not isinstance(input, Tensor):
+            raise TypeError(f"qlstm: input must be a tensor, got {type(input).__name__}")
         if hx is not None:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"qlstm: hx must be a tuple (h0, c0), got {type(hx).__name__}")
-            for t, name, qp in ((hx[0], "h0", self.hidden_qparams), (hx[1], "c0", self.cell_qparams)):
-                s, s_scale, s_zp, _ = self._as_uint8(t, name, qp)
+            for t, name in ((hx[0], "h0"), (hx[1], "c0")):
+                if not isinstance(t, Tensor):
+                    raise TypeError(f"qlstm: {name} must be a tensor, got {type(t).__name__}")
+
+    @torch.jit.unused
+    def _check_per_tensor(self, t: Tensor, name: str) -> None:
+        # TorchScript cannot compare qschemes; there q_scale() rejects a per-channel tensor.
+        if t.qscheme() != torch.per_tensor_affine:
+            raise TypeError(f"qlstm: a quantized {name} must be per-tensor torch.quint8, got "
+                            f"{t.dtype} with {t.qscheme()}")
+
+    def _as_uint8(self, t: Tensor, name: str, has_float_qparams: bool,
+                  float_qparams: Tuple[float, int]) -> Tuple[Tensor, float, int, bool]:
+        if t.is_quantized:
+            if t.dtype != torch.quint8:
+                raise TypeError("qlstm: a quantized " + name + " must be per-tensor torch.quint8, "
+                                "got " + str(t.dtype))
+            if not torch.jit.is_scripting():
+                self._check_per_tensor(t, name)
+            return t.int_repr(), t.q_scale(), t.q_zero_point(), True
+        if not t.is_floating_point():
+            raise TypeError("qlstm: " + name + " must be a floating-point or quint8 tensor, got "
+                            + str(t.dtype))
+        if not has_float_qparams:
+            raise ValueError(
+                "qlstm: a float " + name + " needs observed input qparams, and this module was "
+                "converted from torch.ao.nn.quantizable.LSTM, which does not observe its input; "
+                "pass a quint8 tensor (QuantStub) or convert from qlstm.nn.ObservedLSTM (qlstm.prepare)")
+        scale, zero_point = float_qparams
+        return torch.ops.qlstm.quantize(t.float(), scale, zero_point), scale, zero_point, False
+
+    def _float_interface(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]) -> bool:
+        # float32 input and state with observed input qparams: one op call.
+        if not (input.dtype == torch.float32 and input.dim() == 3 and self._has_input_qparams):
+            return False
+        if hx is None:
+            return True
+        h0, c0 = hx
+        return h0.dtype == torch.float32 and h0.dim() == 3 and c0.dtype == torch.float32 and c0.dim() == 3
+
+    def _result(self, t: Tensor, qparams: Tuple[float, int], quantized: bool) -> Tensor:
+        scale, zero_point = qparams
+        if quantized:
+            return torch._make_per_tensor_quantized_tensor(t, scale, zero_point)
+        return torch.ops.qlstm.dequantize(t, scale, zero_point)
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
+                ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        if not torch.jit.is_scripting():
+            self._check_python_types(input, hx)
+        if len(self._packed) == 0:
+            raise RuntimeError("qlstm: this LSTM holds no weights; build it with LSTM.from_observed "
+                               "or load a state_dict")
+        if self._float_interface(input, hx):
+            scale, zero_point = self._input_qparams
+            h0f: Optional[Tensor] = None
+            c0f: Optional[Tensor] = None
+            if hx is not None:
+                h0f, c0f = hx
+            y, h_n, c_n = torch.ops.qlstm.quantized_lstm_float(
+                input, scale, zero_point, h0f, c0f, self._packed, self.hidden_size,
+                self.num_layers, self.bidirectional, self.batch_first)
+            return y, (h_n, c_n)
+        x, x_scale, x_zp, quantized = self._as_uint8(input, "input", self._has_input_qparams,
+                                                     self._input_qparams)
+        if x.dim() != 2 and x.dim() != 3:
+            raise ValueError("qlstm: input must be 2-d (unbatched) or 3-d, got shape "
+                             + str(list(x.shape)))
+        batched = x.dim() == 3
+        if not batched:
+            x = x.unsqueeze(0 if self.batch_first else 1)
+        h0: Optional[Tensor] = None
+        c0: Optional[Tensor] = None
+        h0_s, h0_z, c0_s, c0_z = 1.0, 0, 1.0, 0
+        if hx is not None:
+            states: List[Tuple[Tensor, float, int]] = []
+            for t, name, qp in ((hx[0], "h0", self._hidden_qparams), (hx[1], "c0", self._cell_qparams)):
+                s, s_scale, s_zp, _ = self._as_uint8(t, name, True, qp)
                 if s.dim() != (3 if batched else 2):
-                    raise ValueError(f"qlstm: {name} must be {3 if batched else 2}-d for a "
-                                     f"{'batched' if batched else 'unbatched'} input, got shape "
-                                     f"{tuple(s.shape)}")
-                state.append((s if batched else s.unsqueeze(1), s_scale, s_zp))
-        else:
-            state = [(None, 1.0, 0), (None, 1.0, 0)]
-        (h0, h0_s, h0_z), (c0, c0_s, c0_z) = state
-        y, h_n, c_n = ops.quantized_lstm(x, x_scale, x_zp, h0, h0_s, h0_z, c0, c0_s, c0_z,
-                                         self._packed, self.num_layers, self.bidirectional,
-                                         self.batch_first)
+                    raise ValueError("qlstm: " + name + " must be " + str(3 if batched else 2)
+                                     + "-d for a " + ("batched" if batched else "unbatched")
+                                     + " input, got shape " + str(list(s.shape)))
+                states.append((s if batched else s.unsqueeze(1), s_scale, s_zp))
+            h0, h0_s, h0_z = states[0]
+            c0, c0_s, c0_z = states[1]
+        y, h_n, c_n = torch.ops.qlstm.quantized_lstm(
+            x, x_scale, x_zp, h0, h0_s, h0_z, c0, c0_s, c0_z, self._packed, self.hidden_size,
+            self.num_layers, self.bidirectional, self.batch_first)
         if not batched:
             y = y.squeeze(0 if self.batch_first else 1)
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
-        results = ((y, self.output_qparams), (h_n, self.hidden_qparams), (c_n, self.cell_qparams))
-        if quantized:
-            y, h_n, c_n = (torch._make_per_tensor_quantized_tensor(t, s, z) for t, (s, z) in results)
-        else:
-            y, h_n, c_n = (ops.dequantize(t, s, z) for t, (s, z) in results)
-        return y, (h_n, c_n)
+        return (self._result(y, self._output_qparams, quantized),
+                (self._result(h_n, self._hidden_qparams, quantized),
+                 self._result(c_n, self._cell_qparams, quantized)))
