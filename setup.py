@@ -18,6 +18,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # unless the extension itself is compiled with OpenMP; at run time it binds to
 # the libgomp.so.1 that torch has already loaded.
 CXX_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fopenmp", "-Wall", "-Wextra"]
+LINK_FLAGS = ["-fopenmp"]
+# QLSTM_SANITIZE=address (or address,undefined): a sanitizer build for testing,
+# run with the sanitizer's runtime preloaded (scripts/test-asan.sh).
+if os.environ.get("QLSTM_SANITIZE"):
+    sanitize = ["-fsanitize=" + os.environ["QLSTM_SANITIZE"], "-fno-omit-frame-pointer"]
+    CXX_FLAGS = [f for f in CXX_FLAGS if f != "-O3"] + ["-O1", "-g"] + sanitize
+    LINK_FLAGS += sanitize
 
 sources = sorted(glob.glob(os.path.join("csrc", "kernels", "*.cpp"))) + sorted(
     glob.glob(os.path.join("csrc", "ops", "*.cpp"))
@@ -31,6 +38,6 @@ setup(
     python_requires=">=3.10",
     install_requires=["torch==2.13.0"],
     ext_modules=[CppExtension("qlstm._C", sources, extra_compile_args={"cxx": CXX_FLAGS},
-                              extra_link_args=["-fopenmp"])],
+                              extra_link_args=LINK_FLAGS)],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

@@ -39,7 +39,7 @@ def test_hidden_size_must_match_the_packed_layers(setup):
     (lambda x, p: (x[0], p), ValueError, r"qlstm: input must have 3 dimensions, got shape \[2, 4\]"),
     (lambda x, p: (torch.zeros(3, 2, 6, dtype=torch.uint8), p), ValueError,
      r"qlstm: params\[0\] expects input size 4, got 6"),
-    (lambda x, p: (x, p[:1]), ValueError, "qlstm: params must hold .* 2 packed layers, got 1"),
+    (lambda x, p: (x, p[:1]), ValueError, r"qlstm: params must hold num_layers \* num_directions = 2 \* 1 packed layers, got 1"),
     (lambda x, p: (x, [p[0], p[0]]), ValueError, r"qlstm: params\[1\] expects input size 4, got 5"),
     (lambda x, p: (x, [p[0], p[1][:-3]]), ValueError, r"qlstm: params\[1\] must be a packed layer"),
     (lambda x, p: (x, [p[0], torch.zeros(4096, dtype=torch.uint8)]), ValueError,

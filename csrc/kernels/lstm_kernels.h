@@ -137,9 +137,17 @@ size_t packed_layer_size(const LayerWeights& w);
 void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& t,
                 uint8_t* out);
 
-// Validates a packed blob and returns its view. Returns nullptr on success,
-// or a static message naming what is wrong.
+// Validates a packed blob's structure (header, sizes, qparams, scales, -128
+// lists: everything an out-of-bounds read could come from) and returns its
+// view. Returns nullptr on success, or a static message naming what is wrong.
+// O(rows + list entries): cheap enough for every call.
 const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out);
+
+// The checksum pack_layer stores in a blob's header, over all of its bytes,
+// and whether a blob (that unpack_layer_view accepted) still matches it: an
+// altered weight, bias, column sum or table is caught here, in O(size).
+uint64_t blob_checksum(const uint8_t* data, size_t size);
+bool verify_checksum(const uint8_t* data, size_t size);
 
 // Inverse of pack_layer's weight part, in nn.LSTM's layout: w_ih [4H][I],
 // w_hh [4H][H], per-row scales, zero points and biases [4H] (biases are

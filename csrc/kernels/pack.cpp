@@ -2,6 +2,7 @@
 // tables and per-call requantization constants derived from qparams.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 
@@ -11,7 +12,7 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
-constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersion = 4;
 constexpr uint32_t kFlagPerChannel = 1u;
 constexpr uint32_t kFlagHasBias = 2u;
 // Weight zero points are stored only when one is nonzero (symmetric weights have none).
@@ -28,8 +29,10 @@ struct Header {
   int32_t zero_points[kNumCellQParams];
   int64_t min_weights_ih;  // entries of the -128 lists
   int64_t min_weights_hh;
+  uint64_t checksum;  // blob_checksum of the whole blob with this field zero
 };
 static_assert(sizeof(Header) <= 128, "header must fit its slot");
+constexpr size_t kChecksumOffset = offsetof(Header, checksum);
 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
@@ -233,6 +236,35 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   std::memcpy(out + L.tanh_cell, t.tanh_cell, 256);
   list_min_weights(i8(L.w_ih), rows, I, reinterpret_cast<uint32_t*>(out + L.min_ih));
   list_min_weights(i8(L.w_hh), rows, H, reinterpret_cast<uint32_t*>(out + L.min_hh));
+  const uint64_t sum = blob_checksum(out, L.total);
+  std::memcpy(out + kChecksumOffset, &sum, sizeof(sum));
+}
+
+uint64_t blob_checksum(const uint8_t* data, size_t size) {
+  // Four independent multiply-xor lanes over 8-byte words (the blob is a
+  // multiple of 64 bytes), the checksum field read as zero. Not cryptographic:
+  // it catches altered or corrupted bytes, not a deliberate forgery.
+  constexpr uint64_t kPrime = 0x100000001b3ull;
+  uint64_t lane[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9ce484222325cbf2ull,
+                      0x2325cbf29ce48422ull};
+  for (size_t i = 0; i + 32 <= size; i += 32) {
+    for (int j = 0; j < 4; ++j) {
+      const size_t at = i + 8 * static_cast<size_t>(j);
+      uint64_t word;
+      std::memcpy(&word, data + at, sizeof(word));
+      if (at == kChecksumOffset) word = 0;
+      lane[j] = (lane[j] ^ word) * kPrime;
+    }
+  }
+  uint64_t h = size;
+  for (uint64_t l : lane) h = (h ^ l) * kPrime;
+  return h ^ (h >> 29);
+}
+
+bool verify_checksum(const uint8_t* data, size_t size) {
+  uint64_t stored;
+  std::memcpy(&stored, data + kChecksumOffset, sizeof(stored));
+  return blob_checksum(data, size) == stored;
 }
 
 void unpack_layer_weights(const PackedLayer& p, int8_t* w_ih, float* w_ih_scale,

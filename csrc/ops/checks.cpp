@@ -1,6 +1,79 @@
 #include "checks.h"
 
+#include <c10/util/intrusive_ptr.h>
+#include <unistd.h>
+
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+
 namespace qlstm::ops {
+namespace {
+
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page
+                               : std::numeric_limits<int64_t>::max();
+}
+
+// Blobs whose checksum has been verified, by tensor, with the version counter
+// they had then: a blob is hashed on its first use (after loading a file, say)
+// and after an in-place change through torch, not on every call. The weak
+// references keep a dead tensor's address from being reused while listed.
+class VerifiedBlobs {
+ public:
+  bool contains(const at::Tensor& t) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = entries_.find(t.unsafeGetTensorImpl());
+    return it != entries_.end() && !it->second.tensor.expired() && it->second.version == version(t);
+  }
+  void add(const at::Tensor& t) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (entries_.size() >= 2 * live_after_purge_ + 64) purge();
+    entries_.insert_or_assign(t.unsafeGetTensorImpl(),
+                              Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(t.getIntrusivePtr()),
+                                    version(t)});
+  }
+
+ private:
+  struct Entry {
+    c10::weak_intrusive_ptr<c10::TensorImpl> tensor;
+    uint32_t version;
+  };
+  // Inference tensors have no version counter (torch cannot change them in
+  // place outside inference mode).
+  static uint32_t version(const at::Tensor& t) { return t.is_inference() ? 0 : t._version(); }
+  void purge() {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      it = it->second.tensor.expired() ? entries_.erase(it) : std::next(it);
+    }
+    live_after_purge_ = entries_.size();
+  }
+  std::mutex mutex_;
+  std::unordered_map<const c10::TensorImpl*, Entry> entries_;
+  size_t live_after_purge_ = 0;
+};
+
+VerifiedBlobs& verified_blobs() {
+  static VerifiedBlobs* blobs = new VerifiedBlobs();  // never destroyed: used until exit
+  return *blobs;
+}
+
+}  // namespace
+
+void check_memory(const char* what, std::initializer_list<std::initializer_list<int64_t>> parts) {
+  int64_t total = 0;
+  bool wraps = false;
+  for (const auto& factors : parts) {
+    int64_t bytes = 1;
+    for (int64_t f : factors) wraps |= __builtin_mul_overflow(bytes, f, &bytes);
+    wraps |= __builtin_add_overflow(total, bytes, &total);
+  }
+  TORCH_CHECK_VALUE(!wraps, "qlstm: ", what, " would need more than 2^63 bytes");
+  static const int64_t memory = physical_memory_bytes();
+  TORCH_CHECK_VALUE(total <= memory, "qlstm: ", what, " would need ", total,
+                    " bytes, more than this machine's ", memory, " bytes of memory");
+}
 
 PackedLayer checked_packed_layer(const at::Tensor& params, const std::string& name,
                                  at::Tensor* keep_alive) {
@@ -16,6 +89,12 @@ PackedLayer checked_packed_layer(const at::Tensor& params, const std::string& na
                                         static_cast<size_t>(blob.numel()), &view);
   TORCH_CHECK_VALUE(error == nullptr, "qlstm: ", name,
                     " must be a packed layer from qlstm.ops.pack_lstm_layer, but it ", error);
+  if (!verified_blobs().contains(blob)) {
+    TORCH_CHECK_VALUE(verify_checksum(blob.data_ptr<uint8_t>(), static_cast<size_t>(blob.numel())),
+                      "qlstm: ", name, " must be a packed layer from qlstm.ops.pack_lstm_layer, "
+                      "but its bytes do not match its checksum (altered or corrupted)");
+    verified_blobs().add(blob);
+  }
   *keep_alive = blob;
   return view;
 }

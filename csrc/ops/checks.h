@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <initializer_list>
+
 #include "../kernels/lstm_kernels.h"
 
 namespace qlstm::ops {
@@ -41,6 +43,11 @@ inline void check_activation(const at::Tensor& t, const char* name, int64_t dim)
   TORCH_CHECK_VALUE(t.dim() == dim, "qlstm: ", name, " must have ", dim,
                     " dimensions, got shape ", t.sizes());
 }
+
+// Bytes that `what` needs: the sum over parts of the product of each part's
+// factors. Fails with a qlstm: error, before anything is allocated, when the
+// sum does not fit an int64 or exceeds this machine's physical memory.
+void check_memory(const char* what, std::initializer_list<std::initializer_list<int64_t>> parts);
 
 // Validates one packed layer blob and returns its view. `keep_alive` receives
 // the tensor the view points into (an aligned contiguous copy when needed).

@@ -24,9 +24,10 @@ Parallel aten_parallel() {
 void check_layer_count(at::TensorList params, int64_t num_layers, bool bidirectional) {
   TORCH_CHECK_VALUE(num_layers >= 1, "qlstm: num_layers must be >= 1, got ", num_layers);
   const int64_t D = bidirectional ? 2 : 1;
-  TORCH_CHECK_VALUE(static_cast<int64_t>(params.size()) == num_layers * D, "qlstm: params must ",
-                    "hold num_layers * num_directions = ", num_layers * D,
-                    " packed layers, got ", params.size());
+  // Compared by division: a huge num_layers must not wrap num_layers * D.
+  const int64_t n = static_cast<int64_t>(params.size());
+  TORCH_CHECK_VALUE(n % D == 0 && n / D == num_layers, "qlstm: params must hold num_layers * ",
+                    "num_directions = ", num_layers, " * ", D, " packed layers, got ", n);
 }
 
 InitialState initial_state(const c10::optional<at::Tensor>& h0, QParams h0_q,
@@ -71,16 +72,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     layers[i] = checked_packed_layer(params[i], "params[" + std::to_string(i) + "]", &blobs[i]);
   }
   const int64_t H = hidden_size;
-  const at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
-  const int64_t T = x.size(0), B = x.size(1);
+  const int64_t T = input.size(batch_first ? 1 : 0), B = input.size(batch_first ? 0 : 1);
   for (size_t i = 0; i < layers.size(); ++i) {
-    const int64_t expected_in = i < static_cast<size_t>(D) ? x.size(2) : D * H;
     TORCH_CHECK_VALUE(layers[i].hidden_size == H, "qlstm: params[", i, "] has hidden_size ",
                       layers[i].hidden_size, ", expected hidden_size = ", H);
+    // H now is a packed layer's, at most kMaxInnerDim: D * H cannot wrap.
+    const int64_t expected_in = i < static_cast<size_t>(D) ? input.size(2) : D * H;
     TORCH_CHECK_VALUE(layers[i].input_size == expected_in, "qlstm: params[", i,
                       "] expects input size ", layers[i].input_size, ", got ", expected_in,
                       i < static_cast<size_t>(D) ? " (input.size(-1))" : " (num_directions * hidden_size)");
   }
+  // The input's copy, the projections of one direction, two layer outputs and the states.
+  check_memory("this quantized_lstm call",
+               {{input.numel()}, {T, B, layers[0].rows}, {2, T, B, D, H}, {4, num_layers, D, B, H}});
+  const at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
   const std::vector<int64_t> state_shape{num_layers * D, B, H};
   const auto h0 = checked_state(h0_arg, "h0", state_shape);
   const auto c0 = checked_state(c0_arg, "c0", state_shape);
@@ -123,6 +128,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
 at::Tensor quantized_copy(const at::Tensor& t, const char* name, QParams q) {
   check_cpu(t, name);
   check_dtype(t, name, at::kFloat);
+  check_memory("quantized_lstm_float's float input and state", {{t.numel(), 4}, {t.numel(), 1}});
   const at::Tensor c = t.contiguous();
   at::Tensor out = at::empty(c.sizes(), at::kByte);
   quantize(c.data_ptr<float>(), c.numel(), q, out.data_ptr<uint8_t>());
@@ -180,6 +186,7 @@ std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
   const QParams h_q = checked_qparams("hx", hx_scale, hx_zero_point);
   const QParams c_q = checked_qparams("cx", cx_scale, cx_zero_point);
 
+  check_memory("this quantized_lstm_cell call", {{input.numel()}, {B, p.rows}, {6, B, H}});
   const at::Tensor x = input.contiguous(), h = hx.contiguous(), c = cx.contiguous();
   const KernelSet& k = current_kernels();
   at::Tensor igates = at::empty({B, p.rows}, at::kByte);

@@ -82,16 +82,15 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
                                const c10::optional<at::Tensor>& b_ih,
                                const c10::optional<at::Tensor>& b_hh, at::ArrayRef<double> scales,
                                at::IntArrayRef zero_points, bool per_channel) {
-  TORCH_CHECK_VALUE(w_hh.dim() == 2 && w_hh.size(0) % 4 == 0 && w_hh.size(0) > 0 &&
-                        w_hh.size(1) * 4 == w_hh.size(0),
-                    "qlstm: w_hh must have shape [4 * hidden_size, hidden_size], got ",
-                    w_hh.sizes());
-  TORCH_CHECK_VALUE(w_ih.dim() == 2 && w_ih.size(1) > 0,
-                    "qlstm: w_ih must have shape [4 * hidden_size, input_size], got ",
-                    w_ih.sizes());
+  // Sizes are bounded before any product of them is formed.
+  TORCH_CHECK_VALUE(w_hh.dim() == 2 && w_hh.size(1) > 0 && w_hh.size(1) <= kMaxInnerDim &&
+                        w_hh.size(0) == 4 * w_hh.size(1),
+                    "qlstm: w_hh must have shape [4 * hidden_size, hidden_size] with hidden_size in "
+                    "[1, ", kMaxInnerDim, "] (int32 accumulation), got ", w_hh.sizes());
+  TORCH_CHECK_VALUE(w_ih.dim() == 2 && w_ih.size(1) > 0 && w_ih.size(1) <= kMaxInnerDim,
+                    "qlstm: w_ih must have shape [4 * hidden_size, input_size] with input_size in "
+                    "[1, ", kMaxInnerDim, "] (int32 accumulation), got ", w_ih.sizes());
   const int64_t H = w_hh.size(1), I = w_ih.size(1), rows = 4 * H;
-  TORCH_CHECK_VALUE(I <= kMaxInnerDim && H <= kMaxInnerDim, "qlstm: input_size and hidden_size ",
-                    "must be at most ", kMaxInnerDim, " (int32 accumulation), got ", I, " and ", H);
   const at::Tensor wi = checked_weight(w_ih, "w_ih", rows, I);
   const at::Tensor wh = checked_weight(w_hh, "w_hh", rows, H);
   const at::Tensor si = row_scales(w_ih_scales, rows, per_channel, "w_ih_scales");
@@ -180,6 +179,7 @@ at::Tensor quantize_cpu(const at::Tensor& input, double scale, int64_t zero_poin
   const QParams q = checked_qparams("input", scale, zero_point);
   check_cpu(input, "input");
   check_dtype(input, "input", at::kFloat);
+  check_memory("quantize's input", {{input.numel(), 4}, {input.numel(), 1}});
   const at::Tensor x = input.contiguous();
   at::Tensor out = at::empty(x.sizes(), at::kByte);
   quantize(x.data_ptr<float>(), x.numel(), q, out.data_ptr<uint8_t>());
@@ -190,6 +190,7 @@ at::Tensor dequantize_cpu(const at::Tensor& input, double scale, int64_t zero_po
   const QParams q = checked_qparams("input", scale, zero_point);
   check_cpu(input, "input");
   check_dtype(input, "input", at::kByte);
+  check_memory("dequantize's input", {{input.numel(), 1}, {input.numel(), 4}});
   const at::Tensor x = input.contiguous();
   at::Tensor out = at::empty(x.sizes(), at::kFloat);
   dequantize(x.data_ptr<uint8_t>(), x.numel(), q, out.data_ptr<float>());

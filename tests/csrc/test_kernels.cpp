@@ -172,5 +172,17 @@ TEST(Pack, RejectsDamagedBlobs) {
   EXPECT_NE(unpack_layer_view(aligned, layer.blob_size(), &view), nullptr);
 }
 
+TEST(Pack, ChecksumCatchesEveryAlteredByte) {
+  const RandomLayer layer(LayerSpec{6, 5, true, true, true, 9});
+  ASSERT_TRUE(verify_checksum(layer.blob(), layer.blob_size()));
+  std::vector<uint8_t> copy(layer.blob_size() + 64);
+  uint8_t* aligned = copy.data() + (64 - reinterpret_cast<uintptr_t>(copy.data()) % 64) % 64;
+  for (size_t at = 0; at < layer.blob_size(); at += 7) {
+    std::memcpy(aligned, layer.blob(), layer.blob_size());
+    aligned[at] ^= 0x10;
+    EXPECT_FALSE(verify_checksum(aligned, layer.blob_size())) << "byte " << at;
+  }
+}
+
 }  // namespace
 }  // namespace qlstm::testing
