@@ -103,17 +103,22 @@ RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<
   return r;
 }
 
-std::vector<Isa> isas_under_test() {
-  std::vector<Isa> isas;
+std::optional<Isa> forced_isa() {
   const char* forced = std::getenv("QLSTM_ISA");
-  if (forced != nullptr && *forced != '\0') {
-    Isa isa;
-    if (!parse_isa(forced, &isa)) throw std::runtime_error(std::string("unknown QLSTM_ISA ") + forced);
-    if (isa != Isa::kScalar) isas.push_back(isa);
-    return isas;
-  }
+  if (forced == nullptr || *forced == '\0') return std::nullopt;
+  Isa isa;
+  if (!parse_isa(forced, &isa)) throw std::runtime_error(std::string("unknown QLSTM_ISA ") + forced);
+  return isa;
+}
+
+std::vector<Isa> isas_under_test() {
+  const std::optional<Isa> forced = forced_isa();
+  std::vector<Isa> isas;
   for (Isa isa : kAllIsas) {
-    if (isa != Isa::kScalar && kernels_for(isa) != nullptr && cpu_supports(isa)) isas.push_back(isa);
+    if (isa != Isa::kScalar && (!forced || isa == *forced) && kernels_for(isa) != nullptr &&
+        cpu_supports(isa)) {
+      isas.push_back(isa);
+    }
   }
   return isas;
 }

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -63,9 +64,12 @@ RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<
                     QParams x_q, int64_t T, int64_t B, bool reverse, const InitialState& init,
                     const Parallel& par);
 
-// The kernel sets under test besides the scalar reference: the one named by
-// QLSTM_ISA when it is set (a set this CPU cannot run fails the test that
-// asks), otherwise every set this build has and this CPU can run.
+// The set QLSTM_ISA names, if it is set (an unknown name throws).
+std::optional<Isa> forced_isa();
+
+// The kernel sets under test besides the scalar reference: the forced one,
+// otherwise every set this build has and this CPU can run. Only sets this CPU
+// can run: a forced one it cannot run fails KernelSets.UnderTestRunHere.
 std::vector<Isa> isas_under_test();
 
 }  // namespace qlstm::testing
