@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CXX_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fopenmp", "-Wall", "-Wextra"]
 LINK_FLAGS = ["-fopenmp"]
 # QLSTM_SANITIZE=address (or address,undefined): a sanitizer build for testing,
-# run with the sanitizer's runtime preloaded (scripts/test-asan.sh).
+# run with the sanitizer's runtime preloaded (scripts/test-sanitizers.sh).
 if os.environ.get("QLSTM_SANITIZE"):
     sanitize = ["-fsanitize=" + os.environ["QLSTM_SANITIZE"], "-fno-omit-frame-pointer"]
     CXX_FLAGS = [f for f in CXX_FLAGS if f != "-O3"] + ["-O1", "-g"] + sanitize

@@ -414,6 +414,8 @@ void dequantize(const uint8_t* x, int64_t n, QParams q, float* out) {
 }
 
 void map_bytes(const uint8_t* table, const uint8_t* src, int64_t n, uint8_t* dst) {
+  // An empty batch's buffers may be null, which memmove must not get even for 0 bytes.
+  if (n == 0) return;
   if (table == nullptr) {
     std::memmove(dst, src, static_cast<size_t>(n));
     return;

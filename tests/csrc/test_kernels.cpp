@@ -122,6 +122,22 @@ TEST(Layer, ThreadCounts) {
   }
 }
 
+TEST(Layer, EmptyBatchAndSequence) {
+  const RandomLayer layer(LayerSpec{5, 7, true, false, true, 12});
+  for (Isa isa : isas_under_test()) {
+    SCOPED_TRACE(isa_name(isa));
+    const InitialState zeros{nullptr, QParams{1.0f, 0}, nullptr, QParams{1.0f, 0}};
+    const RunResult no_batch = run_layer(*kernels_for(isa), layer.view(), {}, QParams{0.1f, 0}, 3,
+                                         0, false, zeros, thread_parallel(2));
+    EXPECT_TRUE(no_batch.out.empty() && no_batch.final_state.h.empty());
+    const RunResult no_steps = run_layer(*kernels_for(isa), layer.view(), {}, QParams{0.1f, 0}, 0,
+                                         2, false, zeros, thread_parallel(2));
+    EXPECT_EQ(no_steps.final_state.h, std::vector<uint8_t>(2 * 7, 0));
+  }
+  // Empty buffers can be null: nothing is read or written.
+  map_bytes(nullptr, nullptr, 0, nullptr);
+}
+
 TEST(InputProjection, AnySplitOfRowsAndPanels) {
   const RandomLayer layer(LayerSpec{45, 40, true, true, true, 11});
   const PackedLayer& p = layer.view();
