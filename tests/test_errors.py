@@ -147,3 +147,22 @@ def test_altered_min_weight_list_is_rejected():
         qlstm.ops.quantized_lstm_cell(torch.zeros(1, 9, dtype=torch.uint8), 0.1, 0,
                                       torch.zeros(1, 6, dtype=torch.uint8), 0.1, 0,
                                       torch.zeros(1, 6, dtype=torch.uint8), 0.1, 0, tampered)
+
+
+def test_absurd_sizes_fail_before_allocating(setup):
+    _, params, _ = setup
+    # Expanded views: huge sizes, no memory behind them.
+    huge = torch.zeros(1, 1, 4, dtype=torch.uint8).expand(2 ** 40, 1, 4)
+    with pytest.raises(ValueError, match=r"qlstm: this quantized_lstm call would need \d+ bytes, "
+                                         r"more than this machine's \d+ bytes of memory"):
+        call(huge, params)
+    wraps = torch.zeros(1, 1, 4, dtype=torch.uint8).expand(2 ** 31, 2 ** 28, 4)
+    with pytest.raises(ValueError, match="qlstm: this quantized_lstm call would need more than 2\\^63 bytes"):
+        call(wraps, params)
+    with pytest.raises(ValueError, match="qlstm: quantize's input would need"):
+        qlstm.ops.quantize(torch.zeros(1).expand(2 ** 42), 0.1, 0)
+    with pytest.raises(ValueError, match="qlstm: w_hh must have shape .* hidden_size in \\[1, 32768\\]"):
+        qlstm.ops.pack_lstm_layer(torch.zeros(1, 1, dtype=torch.int8).expand(4 * 40000, 1),
+                                  torch.ones(1), torch.zeros(1),
+                                  torch.zeros(1, 1, dtype=torch.int8).expand(4 * 40000, 40000),
+                                  torch.ones(1), torch.zeros(1), None, None, [0.1] * 7, [0] * 7, False)
