@@ -7,6 +7,7 @@ import torch
 import qlstm
 from conftest import pack
 from test_ops_reference import random_bytes, random_model
+from test_torchscript import assert_same, own_flow_model
 
 # opcheck's tests; test_autograd_registration does not apply (no op has a
 # gradient). pack and unpack give sizes that depend on the data (how many
@@ -88,23 +89,9 @@ def test_fake_kernels_give_the_real_shapes():
             assert tuple(f.shape) == tuple(r.shape) and f.dtype == r.dtype, op
 
 
-def quantized_model(bidirectional=True, batch_first=False):
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.LSTM(6, 8, 2, bidirectional=bidirectional,
-                                              batch_first=batch_first)).eval()
-    return qlstm.quantize(model, [torch.randn(5, 3, 6) for _ in range(2)])
-
-
-def assert_same(got, expected):
-    got_flat = [got[0], *got[1]]
-    expected_flat = [expected[0], *expected[1]]
-    for g, e in zip(got_flat, expected_flat):
-        assert torch.equal(g, e)
-
-
 def test_compile_fullgraph_matches_eager():
     torch._dynamo.reset()
-    q = quantized_model()
+    q = own_flow_model()
     compiled = torch.compile(q, fullgraph=True)
     for T, B in ((7, 2), (3, 5), (11, 1)):
         x = torch.randn(T, B, 6)
@@ -130,7 +117,7 @@ def test_compile_streaming_cell_op():
 
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_export_dynamic_sequence_and_batch_round_trips(batch_first):
-    q = quantized_model(batch_first=batch_first)
+    q = own_flow_model(batch_first=batch_first)
     x = torch.randn(2, 7, 6) if batch_first else torch.randn(7, 2, 6)
     T, B = torch.export.Dim("T", min=1, max=4096), torch.export.Dim("B", min=1, max=1024)
     dims = {0: B, 1: T} if batch_first else {0: T, 1: B}

@@ -254,6 +254,13 @@ inline uint8_t quantize_value(float x, float inv_scale, int32_t zero_point) {
   return static_cast<uint8_t>(q);
 }
 
+// sum_k x[k]: what a nonzero weight zero point multiplies.
+inline int32_t row_sum(const uint8_t* x, int64_t k) {
+  int32_t s = 0;
+  for (int64_t i = 0; i < k; ++i) s += x[i];
+  return s;
+}
+
 void quantize(const float* x, int64_t n, QParams q, uint8_t* out);
 // Tensor.dequantize's (q - zero_point) * scale; inside the graph, the
 // element-wise ops use make_dequantize_table's fused form instead.

@@ -16,12 +16,6 @@ int32_t dot_row(const uint8_t* x, const int8_t* w, int64_t row, int64_t K) {
   return acc;
 }
 
-int32_t row_sum(const uint8_t* x, int64_t k) {
-  int32_t s = 0;
-  for (int64_t i = 0; i < k; ++i) s += x[i];
-  return s;
-}
-
 // FBGEMM's ReQuantizeOutput with a float bias: (float(raw) + bias_term) * multiplier,
 // rounded half to even, shifted by the zero point and clamped to uint8.
 uint8_t linear_output(const uint8_t* x, int64_t K, const int8_t* w, const int8_t* w_zp,

@@ -132,12 +132,6 @@ void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* pan
 template <int R>
 inline constexpr int kPanelsPerPass = R == 1 ? 2 : 1;
 
-int32_t row_sum(const uint8_t* x, int64_t k) {
-  int32_t s = 0;
-  for (int64_t i = 0; i < k; ++i) s += x[i];
-  return s;
-}
-
 template <class Dot, int R, int P>
 void project_panels(const PackedLayer& p, const LinearRequant& r, const uint8_t* x, int64_t row,
                     int64_t panel, const int32_t rs[R], uint8_t* igates) {

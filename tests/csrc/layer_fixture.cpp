@@ -62,12 +62,19 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
   const std::vector<uint8_t> tables = random_bytes(3 * 256, s.seed + 7);
   const LayerTables t{tables.data(), tables.data() + 256, tables.data() + 512};
   size_ = packed_layer_size(w);
-  storage_.resize(size_ + 64);
-  blob_ = storage_.data() + (64 - reinterpret_cast<uintptr_t>(storage_.data()) % 64) % 64;
-  pack_layer(w, q, t, blob_);
-  if (const char* err = unpack_layer_view(blob_, size_, &view_)) {
+  blob_ = std::make_unique<AlignedBlob>(size_);
+  pack_layer(w, q, t, blob_->data());
+  if (const char* err = unpack_layer_view(blob_->data(), size_, &view_)) {
     throw std::runtime_error(std::string("packed layer ") + err);
   }
+}
+
+AlignedBlob::AlignedBlob(size_t size) : storage_(size + 64) {
+  data_ = storage_.data() + (64 - reinterpret_cast<uintptr_t>(storage_.data()) % 64) % 64;
+}
+
+AlignedBlob::AlignedBlob(const uint8_t* data, size_t size) : AlignedBlob(size) {
+  std::memcpy(data_, data, size);
 }
 
 std::vector<uint8_t> random_bytes(size_t n, uint32_t seed, bool extremes) {

@@ -26,6 +26,18 @@ struct LayerSpec {
   bool power_of_two_scales = false;
 };
 
+// A 64-byte aligned copy of a blob (as pack_layer writes and the ops pass them).
+class AlignedBlob {
+ public:
+  explicit AlignedBlob(size_t size);  // zeros
+  AlignedBlob(const uint8_t* data, size_t size);
+  uint8_t* data() const { return data_; }
+
+ private:
+  std::vector<uint8_t> storage_;
+  uint8_t* data_;
+};
+
 // A packed layer with the unpacked weights it came from.
 class RandomLayer {
  public:
@@ -36,15 +48,14 @@ class RandomLayer {
   const std::vector<float>& w_ih_scale() const { return w_ih_scale_; }
   const std::vector<int32_t>& w_ih_zp() const { return w_ih_zp_; }
   const std::vector<float>& b_ih() const { return b_ih_; }
-  const uint8_t* blob() const { return blob_; }
+  const uint8_t* blob() const { return blob_->data(); }
   size_t blob_size() const { return size_; }
 
  private:
   std::vector<int8_t> w_ih_, w_hh_;
   std::vector<float> w_ih_scale_, w_hh_scale_, b_ih_, b_hh_;
   std::vector<int32_t> w_ih_zp_, w_hh_zp_;
-  std::vector<uint8_t> storage_;
-  uint8_t* blob_ = nullptr;
+  std::unique_ptr<AlignedBlob> blob_;
   size_t size_ = 0;
   PackedLayer view_{};
 };

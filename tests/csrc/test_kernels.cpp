@@ -181,9 +181,8 @@ TEST(Pack, RejectsDamagedBlobs) {
   PackedLayer view;
   EXPECT_NE(unpack_layer_view(layer.blob(), layer.blob_size() - 1, &view), nullptr);
   EXPECT_NE(unpack_layer_view(layer.blob(), 16, &view), nullptr);
-  std::vector<uint8_t> copy(layer.blob_size() + 64);
-  uint8_t* aligned = copy.data() + (64 - reinterpret_cast<uintptr_t>(copy.data()) % 64) % 64;
-  std::memcpy(aligned, layer.blob(), layer.blob_size());
+  AlignedBlob copy(layer.blob(), layer.blob_size());
+  uint8_t* aligned = copy.data();
   aligned[0] ^= 1;  // magic
   EXPECT_NE(unpack_layer_view(aligned, layer.blob_size(), &view), nullptr);
 }
@@ -191,8 +190,8 @@ TEST(Pack, RejectsDamagedBlobs) {
 TEST(Pack, ChecksumCatchesEveryAlteredByte) {
   const RandomLayer layer(LayerSpec{6, 5, true, true, true, 9});
   ASSERT_TRUE(verify_checksum(layer.blob(), layer.blob_size()));
-  std::vector<uint8_t> copy(layer.blob_size() + 64);
-  uint8_t* aligned = copy.data() + (64 - reinterpret_cast<uintptr_t>(copy.data()) % 64) % 64;
+  AlignedBlob copy(layer.blob(), layer.blob_size());
+  uint8_t* aligned = copy.data();
   for (size_t at = 0; at < layer.blob_size(); at += 7) {
     std::memcpy(aligned, layer.blob(), layer.blob_size());
     aligned[at] ^= 0x10;
