@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import qlstm
 import quantized_graph as qg
 from conftest import pack
+from test_ops_reference import random_model
 
 settings.register_profile(
     "qlstm", max_examples=int(os.environ.get("QLSTM_FUZZ_EXAMPLES", "500")), deadline=None,
@@ -86,19 +87,13 @@ def byte_tensors(draw, shape, dtype=torch.uint8):
     return base
 
 
-def random_layers(I, H, num_layers, bidirectional, bias, per_channel, wzp, seed):
-    gen = torch.Generator().manual_seed(seed)
-    D = 2 if bidirectional else 1
-    return [qg.random_layer(I if l == 0 else D * H, H, bias, per_channel, gen, wzp)
-            for l in range(num_layers) for _ in range(D)]
-
-
 @st.composite
 def lstm_cases(draw):
     I, H = draw(st.integers(1, 9)), draw(st.integers(1, 9))
     num_layers, bidirectional = draw(st.integers(1, 2)), draw(st.booleans())
-    layers = random_layers(I, H, num_layers, bidirectional, draw(st.booleans()),
-                           draw(st.booleans()), draw(st.booleans()), draw(st.integers(0, 10 ** 6)))
+    bias, per_channel, wzp = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    layers = random_model(I, H, num_layers, bidirectional, bias, per_channel,
+                          draw(st.integers(0, 10 ** 6)), wzp)
     T, B = draw(st.integers(0, 4)), draw(st.integers(0, 3))
     D = 2 if bidirectional else 1
     fault = draw(st.sampled_from(NO_FAULT + ["features", "x_q", "h0_q", "states", "hidden_size",
@@ -156,8 +151,8 @@ def test_quantized_lstm(case):
 @st.composite
 def cell_cases(draw):
     I, H, B = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(0, 4))
-    layer = random_layers(I, H, 1, False, draw(st.booleans()), draw(st.booleans()),
-                          draw(st.booleans()), draw(st.integers(0, 10 ** 6)))[0]
+    bias, per_channel, wzp = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    layer = random_model(I, H, 1, False, bias, per_channel, draw(st.integers(0, 10 ** 6)), wzp)[0]
     fault = draw(st.sampled_from(NO_FAULT + ["features", "hidden", "qparams"]))
     I_in = draw(st.integers(1, 10)) if fault == "features" else I
     H_in = draw(st.integers(1, 10)) if fault == "hidden" else H
@@ -197,8 +192,10 @@ def test_quantize(values, scale, zero_point, dtype):
         expect_qlstm_error(lambda: torch.ops.qlstm.quantize(x, scale, zero_point))
         return
     got = torch.ops.qlstm.quantize(x, scale, zero_point)
-    # NaN quantizes to the clamp's lower bound 0, as the kernel's fmax does.
-    expected = qg.quantize(torch.nan_to_num(x, nan=-math.inf), (as_f32(scale), zero_point))
+    # NaN quantizes to the clamp's lower bound 0, as the kernel's fmax does;
+    # infinities stay infinite (nan_to_num would make them the largest floats).
+    expected = qg.quantize(torch.nan_to_num(x, nan=-math.inf, posinf=math.inf, neginf=-math.inf),
+                           (as_f32(scale), zero_point))
     assert torch.equal(got, expected)
 
 
@@ -234,7 +231,7 @@ def pack_qparams(draw):
 @given(st.integers(1, 6), st.integers(1, 6), st.booleans(), st.booleans(), pack_qparams(),
        weight_scales, st.one_of(st.integers(-5, 5), st.integers(-200, 200)), st.integers(0, 10 ** 6))
 def test_pack_lstm_layer(I, H, per_channel, bias, qparams, w_scale, w_zp, seed):
-    layer = random_layers(I, H, 1, False, bias, per_channel, False, seed)[0]
+    layer = random_model(I, H, 1, False, bias, per_channel, seed)[0]
     n = 4 * H if per_channel else 1
     args = (layer.w_ih, torch.full((n,), w_scale, dtype=torch.float64),
             torch.full((n,), w_zp), layer.w_hh, layer.w_hh_scales, layer.w_hh_zps, layer.b_ih,
@@ -258,7 +255,7 @@ def test_altered_blobs_are_rejected(seed, edits, how):
     """Any alteration of a blob is rejected with a qlstm: error, by its structure
     checks or its checksum: never a crash, an out-of-bounds read (the sanitizer
     build runs this too) or a result from altered weights."""
-    layer = random_layers(3, 4, 1, False, True, True, True, seed)[0]
+    layer = random_model(3, 4, 1, False, True, True, seed, weight_zero_points=True)[0]
     original = pack(layer)
     blob = original.clone()
     if how == "truncate":

@@ -12,7 +12,7 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
-constexpr uint32_t kVersion = 4;
+constexpr uint32_t kVersion = 5;
 constexpr uint32_t kFlagPerChannel = 1u;
 constexpr uint32_t kFlagHasBias = 2u;
 // Weight zero points are stored only when one is nonzero (symmetric weights have none).
@@ -241,24 +241,31 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
 }
 
 uint64_t blob_checksum(const uint8_t* data, size_t size) {
-  // Four independent multiply-xor lanes over 8-byte words (the blob is a
-  // multiple of 64 bytes), the checksum field read as zero. Not cryptographic:
-  // it catches altered or corrupted bytes, not a deliberate forgery.
-  constexpr uint64_t kPrime = 0x100000001b3ull;
-  uint64_t lane[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9ce484222325cbf2ull,
-                      0x2325cbf29ce48422ull};
+  // xxHash64's rounds over four lanes of 8-byte words (the blob is a multiple
+  // of 64 bytes), the checksum field read as zero. The rotation carries every
+  // bit of a word into every later one, so no two edits cancel but by chance
+  // (a plain multiply-xor chain keeps a top-byte change in the top byte).
+  // Not cryptographic: it catches altered or corrupted bytes, not a forgery.
+  constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full,
+                     kP3 = 0x165667B19E3779F9ull;
+  auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  auto round = [&](uint64_t acc, uint64_t word) { return rotl(acc + word * kP2, 31) * kP1; };
+  uint64_t lane[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
   for (size_t i = 0; i + 32 <= size; i += 32) {
     for (int j = 0; j < 4; ++j) {
       const size_t at = i + 8 * static_cast<size_t>(j);
       uint64_t word;
       std::memcpy(&word, data + at, sizeof(word));
       if (at == kChecksumOffset) word = 0;
-      lane[j] = (lane[j] ^ word) * kPrime;
+      lane[j] = round(lane[j], word);
     }
   }
-  uint64_t h = size;
-  for (uint64_t l : lane) h = (h ^ l) * kPrime;
-  return h ^ (h >> 29);
+  uint64_t h = rotl(lane[0], 1) + rotl(lane[1], 7) + rotl(lane[2], 12) + rotl(lane[3], 18);
+  for (uint64_t l : lane) h = (h ^ round(0, l)) * kP1 + kP3;
+  h += size;
+  h = (h ^ (h >> 33)) * kP2;
+  h = (h ^ (h >> 29)) * kP3;
+  return h ^ (h >> 32);
 }
 
 bool verify_checksum(const uint8_t* data, size_t size) {
