@@ -161,18 +161,31 @@ def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(sizes: List[int], seqs: List[int], batches: List[int], thread_counts: List[int],
         use_ort: bool) -> Dict[str, object]:
     results: Dict[str, object] = {
-        "machine": {"processor": platform.processor() or platform.machine(),
+        "machine": {"processor": cpu_model(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "qlstm_isa": qlstm.isa(), "onnxruntime": use_ort},
         "grid": [], "streaming": [], "memory": []}
     torch.set_num_threads(1)
     peak = qlstm.peak_macs_per_second(0.5)
     results["machine"]["peak_int8_macs_per_s_1core"] = peak
-    print(f"qlstm {qlstm.isa()}: single-core int8 peak {peak / 1e9:.1f} GMAC/s "
-          f"(register-only microbenchmark of its inner loop)")
+    print(f"CPU: {results['machine']['processor']}, {os.cpu_count()} cores; qlstm kernel set "
+          f"{qlstm.isa()}: single-core int8 peak {peak / 1e9:.1f} GMAC/s (its multiply on "
+          f"independent accumulators in registers)")
     if not use_ort:
         print("note: onnxruntime is not installed; its columns are skipped")
     with tempfile.TemporaryDirectory() as workdir, torch.no_grad():
@@ -211,7 +224,11 @@ def format_row(row: Dict[str, float], peak: float) -> str:
 
 def markdown(results: Dict[str, object]) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in results["grid"])]
-    lines = ["| threads | batch | seq | size | " + " | ".join(LABELS[c] + " ms" for c in cols) +
+    m = results["machine"]
+    lines = [f"CPU: {m['processor']}, {m['cpu_count']} cores, torch {m['torch']}, qlstm kernel set "
+             f"{m['qlstm_isa']}, single-core peak {m['peak_int8_macs_per_s_1core'] / 1e9:.1f} GMAC/s.",
+             "",
+             "| threads | batch | seq | size | " + " | ".join(LABELS[c] + " ms" for c in cols) +
              " | qlstm speedup (min over others) | qlstm % of peak |",
              "|" + "---|" * (len(cols) + 6)]
     peak = results["machine"]["peak_int8_macs_per_s_1core"]

@@ -16,7 +16,7 @@ __all__ = ["isa", "set_isa", "available_isas", "use_isa", "peak_macs_per_second"
 
 
 def isa() -> str:
-    """Name of the kernel set in use."""
+    """Name of the kernel set the calling thread's op calls use."""
     return torch.ops.qlstm.isa()
 
 
@@ -26,20 +26,23 @@ def available_isas() -> List[str]:
 
 
 def set_isa(name: str) -> None:
-    """Runs the ops with kernel set ``name`` from now on, in every thread;
-    raises ValueError if this CPU cannot run it."""
+    """Runs the ops with kernel set ``name`` from now on, in every thread that
+    is not inside a :func:`use_isa` block; raises ValueError if this CPU cannot
+    run it."""
     torch.ops.qlstm.set_isa(name)
 
 
 @contextlib.contextmanager
 def use_isa(name: str) -> Iterator[None]:
-    """Context manager: ``set_isa(name)`` inside the block, the previous set after."""
-    previous = isa()
-    set_isa(name)
+    """Context manager: the calling thread's op calls use kernel set ``name``
+    inside the block, and what they used before after it. Other threads are not
+    affected, so overlapping blocks in several threads are safe; blocks nest."""
+    previous = torch.ops.qlstm.thread_isa()
+    torch.ops.qlstm.set_thread_isa(name)
     try:
         yield
     finally:
-        set_isa(previous)
+        torch.ops.qlstm.set_thread_isa(previous)
 
 
 def peak_macs_per_second(seconds: float = 0.2) -> float:

@@ -5,7 +5,8 @@ real value of a byte ``q`` is ``(q - zero_point) * scale``.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+import numbers
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -22,8 +23,9 @@ __all__ = [
     "CELL_QPARAM_NAMES",
 ]
 
-#: Order of the seven intermediate qparams a packed layer holds.
-CELL_QPARAM_NAMES = ("igates", "hgates", "gates", "fgate_cx", "igate_cgate", "cell", "hidden")
+#: Order of the seven intermediate qparams a packed layer holds, as the C++
+#: core defines it (igates, hgates, gates, fgate_cx, igate_cgate, cell, hidden).
+CELL_QPARAM_NAMES: Tuple[str, ...] = tuple(torch.ops.qlstm.cell_qparam_names())
 
 
 def pack_lstm_layer(
@@ -45,8 +47,23 @@ def pack_lstm_layer(
     Weight scales and zero points have one entry per row (per_channel) or one."""
     return torch.ops.qlstm.pack_lstm_layer(
         w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
-        b_ih, b_hh, [float(s) for s in scales], [int(z) for z in zero_points], per_channel,
+        b_ih, b_hh, _numbers(scales, "scales", numbers.Real, float),
+        _numbers(zero_points, "zero_points", numbers.Integral, int), per_channel,
     )
+
+
+def _numbers(values: Sequence, name: str, kind: type, convert: Callable) -> list:
+    """values as Python numbers of `kind`; anything else (a string, 127.9 for
+    an integer, a bool) is an error rather than a silent conversion."""
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, Tensor) and v.numel() == 1:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, kind):
+            what = "an integer" if kind is numbers.Integral else "a number"
+            raise TypeError(f"qlstm: {name}[{i}] must be {what}, got {v!r}")
+        out.append(convert(v))
+    return out
 
 
 class UnpackedLayer(NamedTuple):
@@ -120,10 +137,13 @@ def quantized_lstm_float(
     bidirectional: bool,
     batch_first: bool,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """:func:`quantized_lstm` with float32 tensors in and out, in one op call: the
-    input is quantized with (input_scale, input_zero_point), float h0 / c0 with
-    layer 0's forward hidden / cell qparams, and the results are dequantized with
-    the qparams :func:`quantized_lstm` gives them."""
+    """:func:`quantized_lstm` with float32 states, in one op call. h0 / c0 are
+    quantized, and h_n / c_n dequantized, with each layer-direction's own hidden
+    and cell qparams, so that feeding h_n / c_n back continues the sequence
+    exactly (streaming a stacked LSTM chunk by chunk gives the one-call bytes).
+    A float32 input is quantized with (input_scale, input_zero_point) and the
+    output dequantized from the last layer's forward hidden qparams; a uint8
+    input (bytes in those qparams) gives the uint8 output instead."""
     return torch.ops.qlstm.quantized_lstm_float(
         input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
         bidirectional, batch_first)
@@ -160,18 +180,44 @@ def dequantize(input: Tensor, scale: float, zero_point: int) -> Tensor:
 
 
 # Fake (meta) kernels: output shapes and dtypes without running, for
-# torch.compile and torch.export. Each gives exactly the real kernel's shapes.
+# torch.compile and torch.export. Each gives exactly the real kernel's shapes
+# and checks what the real kernel checks before it reads any data (dtypes,
+# ranks, and the sizes that do not depend on the blobs' contents), so that a
+# compiled or exported program reports bad input as early as eager does.
+
+def _check_tensor(t: Tensor, name: str, dtype: torch.dtype, dim: int) -> None:
+    torch._check(t.dtype == dtype,
+                 lambda: f"qlstm: {name} must be a {dtype} tensor, got {t.dtype}")
+    torch._check(t.dim() == dim,
+                 lambda: f"qlstm: {name} must have {dim} dimensions, got shape {list(t.shape)}")
+
+
+def _check_params(params: Sequence[Tensor], name: str = "params") -> None:
+    for i, p in enumerate(params):
+        _check_tensor(p, f"{name}[{i}]", torch.uint8, 1)
+
 
 @torch.library.register_fake("qlstm::pack_lstm_layer")
 def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
       scales, zero_points, per_channel):
+    _check_tensor(w_ih, "w_ih", torch.int8, 2)
+    _check_tensor(w_hh, "w_hh", torch.int8, 2)
+    torch._check(w_hh.shape[0] == 4 * w_hh.shape[1], lambda: (
+        f"qlstm: w_hh must have shape [4 * hidden_size, hidden_size], got {list(w_hh.shape)}"))
+    torch._check(w_ih.shape[0] == w_hh.shape[0], lambda: (
+        f"qlstm: w_ih must have shape [4 * hidden_size, input_size], got {list(w_ih.shape)}"))
+    n = len(CELL_QPARAM_NAMES)
+    torch._check(len(scales) == n and len(zero_points) == n, lambda: (
+        f"qlstm: scales and zero_points must each hold {n} values, got {len(scales)} and "
+        f"{len(zero_points)}"))
     # The blob size depends on how many weights are -128, known only to the real kernel.
-    n = torch.library.get_ctx().new_dynamic_size()
-    return w_ih.new_empty((n,), dtype=torch.uint8)
+    size = torch.library.get_ctx().new_dynamic_size()
+    return w_ih.new_empty((size,), dtype=torch.uint8)
 
 
 @torch.library.register_fake("qlstm::unpack_lstm_layer")
 def _(params):
+    _check_tensor(params, "params", torch.uint8, 1)
     # Sizes, lists and flags live in the blob's contents: data-dependent.
     ctx = torch.library.get_ctx()
     rows, input_size, hidden_size = (4 * ctx.new_dynamic_size(min=1), ctx.new_dynamic_size(min=1),
@@ -189,18 +235,37 @@ def _(params):
             params.new_empty((n,), dtype=torch.float64), params.new_empty((n,), dtype=torch.int64))
 
 
-def _fake_lstm_shapes(input, hidden_size, num_layers, bidirectional, batch_first):
-    """(T, B, num_directions * hidden_size) and the state shape."""
-    torch._check(input.dim() == 3, lambda: "qlstm: input must have 3 dimensions")
+def _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional, batch_first):
+    """(T, B, num_directions * hidden_size) and the state shape, after the
+    checks the real op makes without reading the blobs."""
+    torch._check(input.dim() == 3,
+                 lambda: f"qlstm: input must have 3 dimensions, got shape {list(input.shape)}")
+    torch._check(num_layers >= 1, lambda: f"qlstm: num_layers must be >= 1, got {num_layers}")
     num_directions = 2 if bidirectional else 1
+    torch._check(len(params) == num_layers * num_directions, lambda: (
+        f"qlstm: params must hold num_layers * num_directions = {num_layers} * {num_directions} "
+        f"packed layers, got {len(params)}"))
+    _check_params(params)
     T, B = (input.shape[1], input.shape[0]) if batch_first else (input.shape[0], input.shape[1])
     return (T, B, num_directions * hidden_size), (num_layers * num_directions, B, hidden_size)
+
+
+def _check_state(t: Optional[Tensor], name: str, dtype: torch.dtype, shape) -> None:
+    if t is None:
+        return
+    _check_tensor(t, name, dtype, len(shape))
+    torch._check(tuple(t.shape) == tuple(shape), lambda: (
+        f"qlstm: {name} must have shape {list(shape)}, got {list(t.shape)}"))
 
 
 @torch.library.register_fake("qlstm::quantized_lstm")
 def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_scale,
       c0_zero_point, params, hidden_size, num_layers, bidirectional, batch_first):
-    time_major, state = _fake_lstm_shapes(input, hidden_size, num_layers, bidirectional, batch_first)
+    _check_tensor(input, "input", torch.uint8, 3)
+    time_major, state = _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional,
+                                          batch_first)
+    _check_state(h0, "h0", torch.uint8, state)
+    _check_state(c0, "c0", torch.uint8, state)
     # The real op returns its time-major result transposed (a view) when batch_first.
     output = input.new_empty(time_major, dtype=torch.uint8)
     return (output.transpose(0, 1) if batch_first else output,
@@ -211,23 +276,58 @@ def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_
 @torch.library.register_fake("qlstm::quantized_lstm_float")
 def _(input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
       bidirectional, batch_first):
-    (T, B, out), state = _fake_lstm_shapes(input, hidden_size, num_layers, bidirectional, batch_first)
-    return (input.new_empty((B, T, out) if batch_first else (T, B, out), dtype=torch.float32),
-            input.new_empty(state, dtype=torch.float32),
+    torch._check(input.dtype in (torch.float32, torch.uint8), lambda: (
+        f"qlstm: input must be a torch.float32 (or torch.uint8) tensor, got {input.dtype}"))
+    (T, B, out), state = _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional,
+                                           batch_first)
+    _check_state(h0, "h0", torch.float32, state)
+    _check_state(c0, "c0", torch.float32, state)
+    if input.dtype == torch.uint8:
+        # Like quantized_lstm: the time-major result, transposed when batch_first.
+        output = input.new_empty((T, B, out), dtype=torch.uint8)
+        output = output.transpose(0, 1) if batch_first else output
+    else:
+        output = input.new_empty((B, T, out) if batch_first else (T, B, out), dtype=torch.float32)
+    return (output, input.new_empty(state, dtype=torch.float32),
             input.new_empty(state, dtype=torch.float32))
 
 
 @torch.library.register_fake("qlstm::quantized_lstm_cell")
 def _(input, input_scale, input_zero_point, hx, hx_scale, hx_zero_point, cx, cx_scale,
       cx_zero_point, params):
+    _check_tensor(input, "input", torch.uint8, 2)
+    _check_tensor(params, "params", torch.uint8, 1)
+    _check_tensor(hx, "hx", torch.uint8, 2)
+    torch._check(hx.shape[0] == input.shape[0], lambda: (
+        f"qlstm: hx must have {input.shape[0]} rows (input's batch), got shape {list(hx.shape)}"))
+    _check_state(cx, "cx", torch.uint8, hx.shape)
     return hx.new_empty(hx.shape, dtype=torch.uint8), cx.new_empty(cx.shape, dtype=torch.uint8)
 
 
 @torch.library.register_fake("qlstm::quantize")
 def _(input, scale, zero_point):
+    torch._check(input.dtype == torch.float32,
+                 lambda: f"qlstm: input must be a torch.float32 tensor, got {input.dtype}")
     return input.new_empty(input.shape, dtype=torch.uint8)
 
 
 @torch.library.register_fake("qlstm::dequantize")
 def _(input, scale, zero_point):
+    torch._check(input.dtype == torch.uint8,
+                 lambda: f"qlstm: input must be a torch.uint8 tensor, got {input.dtype}")
     return input.new_empty(input.shape, dtype=torch.float32)
+
+
+# The ops are inference-only. Their forward runs with grad mode on (inference
+# code often calls a model whose other layers have parameters), and a backward
+# through the one op with float inputs and outputs raises instead of leaving
+# gradients None.
+def _no_backward(ctx, *grads):
+    raise RuntimeError(
+        "qlstm: the qlstm ops are inference-only and have no backward: quantize a trained "
+        "model, run it under torch.no_grad() or torch.inference_mode(), or train the float "
+        "nn.LSTM instead")
+
+
+torch.library.register_autograd("qlstm::quantized_lstm_float", _no_backward,
+                                setup_context=lambda ctx, inputs, output: None)

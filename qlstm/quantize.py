@@ -8,7 +8,8 @@ and returns float tensors.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Union
+import warnings
+from typing import Any, Callable, Iterable, Optional, Tuple, Union
 
 import torch
 
@@ -29,12 +30,29 @@ def _activation_factory(observer: Union[str, ObserverFactory]) -> ObserverFactor
     return observer
 
 
-def _swap(model: torch.nn.Module, source: type, make) -> torch.nn.Module:
+def _swap(model: torch.nn.Module, source: type, make) -> Tuple[torch.nn.Module, int]:
+    """model with every `source` module replaced by make(module), and how many."""
     if isinstance(model, source):
-        return make(model)
+        return make(model), 1
+    swapped = 0
     for name, child in model.named_children():
-        setattr(model, name, _swap(child, source, make))
-    return model
+        new, n = _swap(child, source, make)
+        setattr(model, name, new)
+        swapped += n
+    return model, swapped
+
+
+# Recurrent modules qlstm does not quantize (yet): named when nothing was.
+_OTHER_RECURRENT = (torch.nn.GRU, torch.nn.RNN, torch.nn.LSTMCell, torch.nn.GRUCell,
+                    torch.nn.RNNCell)
+
+
+def _warn_nothing(model: torch.nn.Module, what: str) -> None:
+    skipped = sorted({f"{name or 'the model'} ({type(m).__name__})" for name, m in model.named_modules()
+                      if isinstance(m, _OTHER_RECURRENT)})
+    warnings.warn(f"qlstm: {what}; the model is left as it was" +
+                  (f" (not quantized: {', '.join(skipped)})" if skipped else ""), UserWarning,
+                  stacklevel=3)
 
 
 def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "histogram",
@@ -50,8 +68,10 @@ def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "his
     activation = _activation_factory(observer)
     if not inplace:
         model = copy.deepcopy(model)
-    model = _swap(model, torch.nn.LSTM,
-                  lambda lstm: ObservedLSTM(lstm, activation, weight_observer))
+    model, swapped = _swap(model, torch.nn.LSTM,
+                           lambda lstm: ObservedLSTM(lstm, activation, weight_observer))
+    if swapped == 0:
+        _warn_nothing(model, "prepare found no torch.nn.LSTM to observe")
     return model.eval()
 
 
@@ -61,19 +81,47 @@ def convert(model: torch.nn.Module, inplace: bool = False) -> torch.nn.Module:
         raise TypeError(f"qlstm: convert expects a torch.nn.Module, got {type(model).__name__}")
     if not inplace:
         model = copy.deepcopy(model)
-    return _swap(model, ObservedLSTM, LSTM.from_observed)
+    model, swapped = _swap(model, ObservedLSTM, LSTM.from_observed)
+    if swapped == 0:
+        _warn_nothing(model, "convert found no qlstm.nn.ObservedLSTM (from qlstm.prepare) to convert")
+    return model
+
+
+def _forward_args(batch: Any, index: int, input_fn: Optional[Callable[[Any], Any]]) -> tuple:
+    """The positional arguments of the model's forward for one calibration batch."""
+    args = input_fn(batch) if input_fn is not None else batch
+    if isinstance(args, torch.Tensor):
+        return (args,)
+    if input_fn is not None and isinstance(args, tuple):
+        return args
+    if input_fn is None:
+        raise TypeError(
+            f"qlstm: calibration batch {index} is a {type(batch).__name__}, not a tensor: pass "
+            "input_fn= to map each batch to the forward's positional arguments (a tensor or a "
+            "tuple), e.g. input_fn=lambda batch: batch[0] for (input, target) pairs")
+    raise TypeError(f"qlstm: input_fn must return a tensor or a tuple of positional arguments, "
+                    f"got {type(args).__name__} for batch {index}")
 
 
 @torch.no_grad()
 def quantize(model: torch.nn.Module, calibration_batches: Iterable[Any],
-             observer: Union[str, ObserverFactory] = "histogram") -> torch.nn.Module:
-    """prepare, run every calibration batch (a tensor, or a tuple of positional
-    arguments), convert. Returns a new model; ``model`` is left as it was."""
+             observer: Union[str, ObserverFactory] = "histogram",
+             input_fn: Optional[Callable[[Any], Any]] = None) -> torch.nn.Module:
+    """prepare, run every calibration batch, convert. Returns a new model;
+    ``model`` is left as it was.
+
+    A batch that is a tensor is the model's input. Any other batch (a tuple from a
+    DataLoader, a dict) needs ``input_fn``, which maps it to the forward's
+    positional arguments: a tensor, or a tuple of them, e.g.
+    ``input_fn=lambda batch: batch[0]`` for ``(input, target)`` pairs."""
     prepared = prepare(model, observer)
     ran = 0
-    for batch in calibration_batches:
-        prepared(*batch) if isinstance(batch, (tuple, list)) else prepared(batch)
+    for index, batch in enumerate(calibration_batches):
+        prepared(*_forward_args(batch, index, input_fn))
         ran += 1
     if ran == 0:
         raise ValueError("qlstm: calibration_batches was empty; quantize needs at least one batch")
-    return convert(prepared, inplace=True)
+    with warnings.catch_warnings():
+        # prepare has already said it when there was nothing to convert.
+        warnings.filterwarnings("ignore", message="qlstm: convert found no")
+        return convert(prepared, inplace=True)

@@ -10,6 +10,9 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+# The one model input taken from qlstm: the order of a layer's qparams.
+from qlstm.ops import CELL_QPARAM_NAMES
+
 F32 = torch.float32
 QP = Tuple[float, int]
 SIGMOID_QP: QP = (1.0 / 256.0, 0)
@@ -68,12 +71,11 @@ class Layer:
     w_hh_zps: Tensor
     b_ih: Optional[Tensor]
     b_hh: Optional[Tensor]
-    qparams: List[QP]  # igates, hgates, gates, fgate_cx, igate_cgate, cell, hidden
+    qparams: List[QP]  # in CELL_QPARAM_NAMES's order
     per_channel: bool
 
     def q(self, name: str) -> QP:
-        names = ("igates", "hgates", "gates", "fgate_cx", "igate_cgate", "cell", "hidden")
-        return self.qparams[names.index(name)]
+        return self.qparams[CELL_QPARAM_NAMES.index(name)]
 
 
 def qlinear(x: Tensor, xq: QP, w: Tensor, w_scales: Tensor, w_zps: Tensor, b: Optional[Tensor],
@@ -106,36 +108,45 @@ def cell_step(p: Layer, x: Tensor, xq: QP, h: Tensor, hq: QP, c: Tensor, cq: QP
     return h2, c2
 
 
-def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q: QP, c0: Optional[Tensor], c0q: QP,
-         layers: List[Layer], num_layers: int, bidirectional: bool
-         ) -> Tuple[Tensor, Tensor, Tensor]:
+def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q, c0: Optional[Tensor], c0q,
+         layers: List[Layer], num_layers: int, bidirectional: bool, stacked: bool = True):
     """The whole graph on x [T, B, I] (uint8). Like ATen's stack and cat of quantized
-    tensors, a bidirectional output, h_n and c_n take their first part's qparams."""
+    tensors, a bidirectional output, h_n and c_n take their first part's qparams.
+    h0q and c0q are one QP, or one per layer-direction. With stacked=False, h_n
+    and c_n are lists of (bytes, QP): each layer-direction's own final state."""
     D = 2 if bidirectional else 1
+    per_layer = lambda q: q if isinstance(q, list) else [q] * (num_layers * D)  # noqa: E731
+    h0q, c0q = per_layer(h0q), per_layer(c0q)
     T, B = x.shape[0], x.shape[1]
     H = layers[0].w_hh.shape[1]
     if h0 is None:
-        h0, h0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), (1.0, 0)
+        h0, h0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), [(1.0, 0)] * (num_layers * D)
     if c0 is None:
-        c0, c0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), (1.0, 0)
+        c0, c0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), [(1.0, 0)] * (num_layers * D)
     h_n, c_n = [], []
     for l in range(num_layers):
         outs = []
         fw = layers[l * D]
         for d in range(D):
             p = layers[l * D + d]
-            h, hq, c, cq = h0[l * D + d], h0q, c0[l * D + d], c0q
+            h, hq, c, cq = h0[l * D + d], h0q[l * D + d], c0[l * D + d], c0q[l * D + d]
             ys = [None] * T
             for t in (reversed(range(T)) if d == 1 else range(T)):
                 h, c = cell_step(p, x[t], xq, h, hq, c, cq)
                 hq, cq = p.q("hidden"), p.q("cell")
                 ys[t] = requantize(h, hq, fw.q("hidden"))
             outs.append(torch.stack(ys) if T else torch.zeros(0, B, H, dtype=torch.uint8))
+            if not stacked:
+                h_n.append((h, hq))
+                c_n.append((c, cq))
+                continue
             # a bidirectional layer stacks its directions first, then layers are stacked
             h_layer, c_layer = (fw.q("hidden"), fw.q("cell")) if D == 2 else (hq, cq)
             h_n.append(requantize(requantize(h, hq, h_layer), h_layer, layers[0].q("hidden")))
             c_n.append(requantize(requantize(c, cq, c_layer), c_layer, layers[0].q("cell")))
         x, xq = torch.cat(outs, dim=2), fw.q("hidden")
+    if not stacked:
+        return x, h_n, c_n
     return x, torch.stack(h_n), torch.stack(c_n)
 
 
@@ -164,5 +175,7 @@ def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: boo
         scale = float(lo + (hi - lo) * rnd(1)) / 64.0
         return (scale, int(torch.randint(96, 160, (1,), generator=gen)))
 
-    qparams = [qp(1, 4), qp(1, 4), qp(1, 5), qp(0.5, 2), qp(0.5, 2), qp(0.5, 3), qp(0.3, 1)]
+    ranges = {"igates": (1, 4), "hgates": (1, 4), "gates": (1, 5), "fgate_cx": (0.5, 2),
+              "igate_cgate": (0.5, 2), "cell": (0.5, 3), "hidden": (0.3, 1)}
+    qparams = [qp(*ranges[name]) for name in CELL_QPARAM_NAMES]
     return Layer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih, b_hh, qparams, per_channel)

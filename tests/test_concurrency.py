@@ -5,8 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 import qlstm
-from conftest import pack
-from test_ops_reference import random_bytes, random_model
+from helpers import pack, random_bytes, random_model
 
 THREADS = 8
 

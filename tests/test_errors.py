@@ -4,7 +4,7 @@ import torch
 
 import qlstm
 import quantized_graph as qg
-from conftest import pack
+from helpers import pack
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 import qlstm
 import quantized_graph as qg
-from conftest import pack
-from test_ops_reference import random_model
+from helpers import pack, random_model
 
 settings.register_profile(
     "qlstm", max_examples=int(os.environ.get("QLSTM_FUZZ_EXAMPLES", "500")), deadline=None,
@@ -61,7 +60,7 @@ def expect_qlstm_error(call):
 
 def assert_equal(got, expected):
     for g, e in zip(got, expected):
-        assert g.shape == e.shape and torch.equal(g, e)
+        assert g.shape == e.shape and g.dtype == e.dtype and torch.equal(g, e)
 
 
 @st.composite
@@ -273,8 +272,9 @@ def test_altered_blobs_are_rejected(seed, edits, how):
         x, 0.1, 3, None, 1.0, 0, None, 1.0, 0, [blob], 4, 1, False, False))
 
 
-def module_reference(m, x, hx):
-    """The module's float forward through the pure-PyTorch graph."""
+def module_reference(m, x, hx, dtype, state_dtype):
+    """The module's float forward through the pure-PyTorch graph: float states
+    in each layer-direction's own qparams, results in the input's dtype."""
     layers = []
     for blob in m._packed:
         u = qlstm.ops.unpack_lstm_layer(blob)
@@ -286,21 +286,26 @@ def module_reference(m, x, hx):
     if m.batch_first and batched:
         xb = xb.transpose(0, 1)
     x_q = m.input_qparams
+    hq, cq = [l.q("hidden") for l in layers], [l.q("cell") for l in layers]
     h0 = c0 = None
     if hx is not None:
-        h0, c0 = (t if batched else t.unsqueeze(1) for t in hx)
-        h0, c0 = qg.quantize(h0, m.hidden_qparams), qg.quantize(c0, m.cell_qparams)
-    y, h, c = qg.lstm(qg.quantize(xb, x_q), x_q, h0, m.hidden_qparams, c0, m.cell_qparams,
-                      layers, m.num_layers, m.bidirectional)
+        h0, c0 = (t.float() if batched else t.float().unsqueeze(1) for t in hx)
+        h0 = torch.stack([qg.quantize(h0[i], hq[i]) for i in range(len(layers))])
+        c0 = torch.stack([qg.quantize(c0[i], cq[i]) for i in range(len(layers))])
+    y, h_n, c_n = qg.lstm(qg.quantize(xb, x_q), x_q, h0, hq, c0, cq, layers, m.num_layers,
+                          m.bidirectional, stacked=False)
+
+    def tensor_dequantize(q, qp):  # Tensor.dequantize's (q - zero_point) * scale
+        return (q.float() - qp[1]) * torch.tensor(qp[0], dtype=torch.float32)
+
+    h = torch.stack([tensor_dequantize(q, qp) for q, qp in h_n])
+    c = torch.stack([tensor_dequantize(q, qp) for q, qp in c_n])
+    y = tensor_dequantize(y, m.output_qparams)
     if m.batch_first and batched:
         y = y.transpose(0, 1)
     if not batched:
         y, h, c = y.squeeze(1), h.squeeze(1), c.squeeze(1)
-    def tensor_dequantize(q, qp):  # Tensor.dequantize's (q - zero_point) * scale
-        return (q.float() - qp[1]) * torch.tensor(qp[0], dtype=torch.float32)
-
-    return (tensor_dequantize(y, m.output_qparams), tensor_dequantize(h, m.hidden_qparams),
-            tensor_dequantize(c, m.cell_qparams))
+    return y.to(dtype), h.to(state_dtype), c.to(state_dtype)
 
 
 MODULES = {}
@@ -345,4 +350,5 @@ def test_module_forward(bidirectional, batch_first, feature_pick, lead, dtype, s
         expect_qlstm_error(lambda: m(x, hx))
         return
     y, (h, c) = m(x, hx)
-    assert_equal((y, h, c), module_reference(m, x.float(), hx))
+    assert_equal((y, h, c), module_reference(m, x.float(), hx, x.dtype,
+                                             x.dtype if hx is None else hx[0].dtype))

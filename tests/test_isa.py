@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import qlstm
-from conftest import pack
-from test_ops_reference import random_bytes, random_model
+from helpers import pack, random_bytes, random_model
 
 # The vector sets of this machine's architecture (a CPU without some of them skips those).
 ALL_ISAS = ["neon", "neon_dot"] if platform.machine() in ("aarch64", "arm64") else [

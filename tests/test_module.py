@@ -7,7 +7,7 @@ import torch
 import torch.ao.quantization as tq
 
 import qlstm
-from conftest import StubbedLSTM, torch_flow
+from helpers import StubbedLSTM, torch_flow
 
 
 def float_model(I=12, H=20, L=2, bidirectional=True, batch_first=False, seed=0):
@@ -94,7 +94,10 @@ def test_flow2_equals_the_ops_on_quantized_input():
     yq, hq, cq = qlstm.ops.quantized_lstm(xq, *m.input_qparams, None, 1.0, 0, None, 1.0, 0, m._packed,
                                           m.hidden_size, m.num_layers, m.bidirectional, m.batch_first)
     torch.testing.assert_close(y, qlstm.ops.dequantize(yq, *m.output_qparams), rtol=0, atol=0)
-    torch.testing.assert_close(c, qlstm.ops.dequantize(cq, *m.cell_qparams), rtol=0, atol=0)
+    # Float states are each layer-direction's own; layer 0's forward is where
+    # the uint8 op stacks them all.
+    torch.testing.assert_close(c[0], qlstm.ops.dequantize(cq[0], *m.cell_qparams), rtol=0, atol=0)
+    torch.testing.assert_close(h[0], qlstm.ops.dequantize(hq[0], *m.hidden_qparams), rtol=0, atol=0)
 
 
 def test_unbatched_input_and_float_state():

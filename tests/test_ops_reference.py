@@ -4,19 +4,7 @@ import torch
 
 import qlstm
 import quantized_graph as qg
-from conftest import pack
-
-
-def random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, weight_zero_points=False):
-    gen = torch.Generator().manual_seed(seed)
-    D = 2 if bidirectional else 1
-    return [qg.random_layer(I if l == 0 else D * H, H, bias, per_channel, gen, weight_zero_points)
-            for l in range(num_layers) for _ in range(D)]
-
-
-def random_bytes(*shape, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+from helpers import pack, random_bytes, random_model
 
 
 SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100)]
@@ -155,27 +143,33 @@ def test_unpack_gives_back_what_was_packed(bias, per_channel, wzp):
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_float_op_equals_quantize_lstm_dequantize(batch_first):
+def test_float_op_is_the_graph_with_each_layers_own_state_qparams(batch_first):
     layers = random_model(11, 9, 2, True, True, True, seed=21)
     params = [pack(l) for l in layers]
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(6, 3, 11, generator=gen)
-    if batch_first:
-        x = x.transpose(0, 1)
     h0, c0 = torch.randn(4, 3, 9, generator=gen), torch.randn(4, 3, 9, generator=gen)
-    (hs, hz), (cs, cz) = layers[0].qparams[6], layers[0].qparams[5]
-    (ys, yz) = layers[2].qparams[6]
+    hq = [l.q("hidden") for l in layers]
+    cq = [l.q("cell") for l in layers]
+    xq = (0.02, 130)
+    xin = x.transpose(0, 1) if batch_first else x
     for state in (None, (h0, c0)):
-        got = qlstm.ops.quantized_lstm_float(x, 0.02, 130, *(state or (None, None)), params, 9, 2,
+        got = qlstm.ops.quantized_lstm_float(xin, *xq, *(state or (None, None)), params, 9, 2,
                                              True, batch_first)
-        hq = (qlstm.ops.quantize(h0, hs, hz), hs, hz) if state else (None, 1.0, 0)
-        cq = (qlstm.ops.quantize(c0, cs, cz), cs, cz) if state else (None, 1.0, 0)
-        y, h, c = qlstm.ops.quantized_lstm(qlstm.ops.quantize(x, 0.02, 130), 0.02, 130, *hq, *cq,
-                                           params, 9, 2, True, batch_first)
-        expected = (qlstm.ops.dequantize(y, ys, yz), qlstm.ops.dequantize(h, hs, hz),
-                    qlstm.ops.dequantize(c, cs, cz))
-        for e, g in zip(expected, got):
-            assert torch.equal(e, g)
-    with pytest.raises(TypeError, match="qlstm: input must be a Float tensor, got Byte"):
-        qlstm.ops.quantized_lstm_float(qlstm.ops.quantize(x, 0.02, 130), 0.02, 130, None, None,
-                                       params, 9, 2, True, batch_first)
+        h_bytes = torch.stack([qg.quantize(h0[i], hq[i]) for i in range(4)]) if state else None
+        c_bytes = torch.stack([qg.quantize(c0[i], cq[i]) for i in range(4)]) if state else None
+        y, h_n, c_n = qg.lstm(qg.quantize(x, xq), xq, h_bytes, hq, c_bytes, cq, layers, 2, True,
+                              stacked=False)
+        expected_y = qlstm.ops.dequantize(y, *layers[2].q("hidden"))
+        assert torch.equal(got[0], expected_y.transpose(0, 1) if batch_first else expected_y)
+        for i in range(4):
+            assert torch.equal(got[1][i], qlstm.ops.dequantize(h_n[i][0], *h_n[i][1]))
+            assert torch.equal(got[2][i], qlstm.ops.dequantize(c_n[i][0], *c_n[i][1]))
+        # A uint8 input gives the uint8 output; the states are the same.
+        got_u8 = qlstm.ops.quantized_lstm_float(qlstm.ops.quantize(xin, *xq), *xq,
+                                                *(state or (None, None)), params, 9, 2, True,
+                                                batch_first)
+        assert torch.equal(got_u8[0], y.transpose(0, 1) if batch_first else y)
+        assert torch.equal(got_u8[1], got[1]) and torch.equal(got_u8[2], got[2])
+    with pytest.raises(TypeError, match=r"qlstm: input must be a Float \(or Byte\) tensor, got Char"):
+        qlstm.ops.quantized_lstm_float(xin.char(), *xq, None, None, params, 9, 2, True, batch_first)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import qlstm
-from conftest import quantize_like, torch_flow
+from helpers import quantize_like, torch_flow
 
 GRID = dict(
     seq_len=[1, 7, 50],

@@ -5,9 +5,7 @@ import pytest
 import torch
 
 import qlstm
-from conftest import pack
-from test_ops_reference import random_bytes, random_model
-from test_torchscript import assert_same, own_flow_model
+from helpers import assert_same, own_flow_model, pack, random_bytes, random_model
 
 # opcheck's tests; test_autograd_registration does not apply (no op has a
 # gradient). pack and unpack give sizes that depend on the data (how many
@@ -65,10 +63,11 @@ def test_opcheck(op, args):
 
 def test_opcheck_covers_every_tensor_op():
     tested = {str(op).split(".")[1] for op, _ in op_samples()}
-    # The kernel-set queries take and return no tensors: nothing to trace.
-    queries = {"isa", "set_isa", "available_isas", "peak_macs_per_second"}
-    registered = {name for name in dir(torch.ops.qlstm) if not name.startswith("_")
-                  and isinstance(getattr(torch.ops.qlstm, name), torch._ops.OpOverloadPacket)}
+    # The kernel-set queries and the qparam names take and return no tensors: nothing to trace.
+    queries = {"isa", "set_isa", "set_thread_isa", "thread_isa", "available_isas",
+               "peak_macs_per_second", "cell_qparam_names"}
+    registered = {name.split("::")[1] for name in torch._C._dispatch_get_all_op_names()
+                  if name.startswith("qlstm::")}
     assert registered - queries == tested
 
 

@@ -6,53 +6,12 @@ import sys
 
 import pytest
 import torch
-import torch.ao.quantization as tq
 
 import qlstm
-from conftest import PREPARE, StubbedLSTM
+from helpers import assert_same, eager_flow_model, own_flow_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def own_flow_model(batch_first=False):
-    """qlstm.quantize: float in, float out."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.LSTM(6, 8, 2, bidirectional=True,
-                                              batch_first=batch_first)).eval()
-    return qlstm.quantize(model, [torch.randn(5, 3, 6) for _ in range(2)])
-
-
-def eager_flow_model():
-    """PyTorch's eager flow with qlstm.nn.LSTM as the quantized class: quint8 out."""
-    torch.manual_seed(1)
-    model = StubbedLSTM(torch.nn.LSTM(6, 8, 2)).eval()
-    model.qconfig = tq.get_default_qconfig("x86")
-    prepared = tq.prepare(model, prepare_custom_config_dict=PREPARE)
-    for _ in range(2):
-        prepared(torch.randn(5, 3, 6))
-    return tq.convert(prepared, convert_custom_config_dict={
-        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: qlstm.nn.LSTM}})
-
-
-def flat(value):
-    """Results as plain tensors and qparams, comparable with torch.equal (a dict
-    is a quantized tensor from saved_model_runner)."""
-    if isinstance(value, dict):
-        return [(value["int_repr"], value["scale"], value["zero_point"])]
-    if isinstance(value, torch.Tensor):
-        return [(value.int_repr(), value.q_scale(), value.q_zero_point())] if value.is_quantized else [value]
-    return [v for item in value for v in flat(item)]
-
-
-def assert_same(got, expected):
-    got, expected = flat(got), flat(expected)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        if isinstance(e, tuple):
-            assert torch.equal(g[0], e[0]) and g[1:] == e[1:]
-        else:
-            assert torch.equal(g, e)
 
 
 SHAPES = [(5, 2), (9, 3), (1, 1), (17, 4)]

@@ -1,7 +1,7 @@
 // Which kernel sets this build has and which of them this CPU can run.
 #include <cstring>
 
-#include "lstm_kernels.h"
+#include "kernel_set.h"
 
 #if defined(__aarch64__)
 #include <asm/hwcap.h>

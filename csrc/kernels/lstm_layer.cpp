@@ -5,16 +5,18 @@
 
 namespace qlstm {
 
-LinearRequantStorage::LinearRequantStorage(const PackedLayer& p, bool ih, QParams input)
-    : offset(p.rows),
-      min_weights_start(p.rows / kPanelRows + 1),
-      bias_term(p.rows),
-      multiplier(p.rows) {
+LinearRequantStorage::LinearRequantStorage(const PackedMatrix& m, QParams input, QParams output)
+    : offset(m.rows),
+      min_weights_start(m.panels() + 1),
+      min_weights(static_cast<size_t>(m.min_count)),
+      bias_term(m.rows),
+      multiplier(m.rows) {
   r.offset = offset.data();
   r.min_weights_start = min_weights_start.data();
+  r.min_weights = min_weights.data();
   r.bias_term = bias_term.data();
   r.multiplier = multiplier.data();
-  prepare_linear_requant(p, ih, input, &r);
+  prepare_linear_requant(m, input, output, &r);
 }
 
 Parallel serial_parallel() {
@@ -65,8 +67,8 @@ void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_p
 
 void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
                           int64_t rows, uint8_t* igates, const Parallel& par) {
-  const LinearRequantStorage ih(p, /*ih=*/true, x_q);
-  parallel_grid(rows, /*row_chunk=*/64, p.rows / kPanelRows, kPanelRows * p.input_size,
+  const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
+  parallel_grid(rows, /*row_chunk=*/64, p.ih.panels(), kPanelRows * p.ih.K,
                 [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
                   k.input_projection(p, ih.r, x, r0, r1, c0, c1, igates);
                 }, par);
@@ -104,10 +106,10 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
 
   // Step 0 multiplies the initial h, later steps the layer's own h; the
   // constants differ only when their qparams do.
-  const LinearRequantStorage hh_init(p, /*ih=*/false, init.h_q);
+  const LinearRequantStorage hh_init(p.hh, init.h_q, p.q.hgates);
   const std::optional<LinearRequantStorage> hh_later =
       T > 1 && !(init.h_q == p.q.hidden)
-          ? std::make_optional<LinearRequantStorage>(p, false, p.q.hidden)
+          ? std::make_optional<LinearRequantStorage>(p.hh, p.q.hidden, p.q.hgates)
           : std::nullopt;
   const LinearRequant& hh_steady = hh_later ? hh_later->r : hh_init.r;
   CellConstants cc;

@@ -7,7 +7,7 @@
 #include <functional>
 #include <vector>
 
-#include "lstm_kernels.h"
+#include "kernel_set.h"
 
 namespace qlstm {
 
@@ -26,10 +26,11 @@ Parallel serial_parallel();
 // kernels see plain arrays and nothing is allocated inside the time loop.
 struct LinearRequantStorage {
   std::vector<int32_t> offset, min_weights_start;
+  std::vector<uint32_t> min_weights;
   std::vector<float> bias_term, multiplier;
   LinearRequant r{};
 
-  LinearRequantStorage(const PackedLayer& p, bool ih, QParams input);
+  LinearRequantStorage(const PackedMatrix& m, QParams input, QParams output);
 };
 
 // igates ([rows][p.rows]) of x ([rows][input_size]) with qparams x_q.

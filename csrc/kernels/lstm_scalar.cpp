@@ -1,8 +1,8 @@
 // Scalar reference kernels: the input projection over all timesteps and the
 // fused recurrent step. Every ISA-specific path must match these bit for bit.
-#include <chrono>
+#include <algorithm>
 
-#include "lstm_kernels.h"
+#include "kernel_set.h"
 
 namespace qlstm {
 namespace {
@@ -18,10 +18,10 @@ int32_t dot_row(const uint8_t* x, const int8_t* w, int64_t row, int64_t K) {
 
 // FBGEMM's ReQuantizeOutput with a float bias: (float(raw) + bias_term) * multiplier,
 // rounded half to even, shifted by the zero point and clamped to uint8.
-uint8_t linear_output(const uint8_t* x, int64_t K, const int8_t* w, const int8_t* w_zp,
-                      const LinearRequant& r, int64_t n, int32_t x_row_sum) {
-  int64_t raw = static_cast<int64_t>(dot_row(x, w, n, K)) + r.offset[n];
-  if (x_row_sum != 0) raw -= static_cast<int64_t>(w_zp[n]) * x_row_sum;
+uint8_t linear_output(const uint8_t* x, const PackedMatrix& m, const LinearRequant& r, int64_t n,
+                      int32_t x_row_sum) {
+  int64_t raw = static_cast<int64_t>(dot_row(x, m.weights, n, m.K)) + r.offset[n];
+  if (x_row_sum != 0) raw -= static_cast<int64_t>(m.zero_point[n]) * x_row_sum;
   return quantize_value(static_cast<float>(raw) + r.bias_term[n], r.multiplier[n],
                         r.output_zero_point);
 }
@@ -34,12 +34,12 @@ uint8_t requantize_product(int32_t product, float multiplier, int32_t zero_point
 void input_projection_scalar(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
                              int64_t row_begin, int64_t row_end, int64_t panel_begin,
                              int64_t panel_end, uint8_t* igates) {
-  const int64_t K = p.input_size, N = p.rows;
+  const int64_t K = p.ih.K, N = p.rows;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const uint8_t* xr = x + row * K;
-    const int32_t rs = p.w_ih_has_zp ? row_sum(xr, K) : 0;
+    const int32_t rs = p.ih.has_zero_point ? row_sum(xr, K) : 0;
     for (int64_t n = panel_begin * kPanelRows; n < panel_end * kPanelRows; ++n) {
-      igates[row * N + n] = linear_output(xr, K, p.w_ih, p.w_ih_zp, r, n, rs);
+      igates[row * N + n] = linear_output(xr, p.ih, r, n, rs);
     }
   }
 }
@@ -63,12 +63,12 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
     const uint8_t* h = state.h + b * H;
     const uint8_t* c = state.c + b * H;
     const uint8_t* ig = igates + b * N;
-    const int32_t rs = p.w_hh_has_zp ? row_sum(h, H) : 0;
+    const int32_t rs = p.hh.has_zero_point ? row_sum(h, H) : 0;
     for (int64_t u = block_begin * kUnitBlock; u < u_end; ++u) {
       uint8_t gate[4];
       for (int g = 0; g < 4; ++g) {
         const int64_t n = packed_row(u, g);
-        const uint8_t hg = linear_output(h, H, p.w_hh, p.w_hh_zp, hh, n, rs);
+        const uint8_t hg = linear_output(h, p.hh, hh, n, rs);
         gate[g] = quantize_value(deq_igates[ig[n]] + deq_hgates[hg], m.inv_gates,
                                  q.gates.zero_point);
       }
@@ -88,33 +88,10 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
   }
 }
 
-double peak_macs_scalar(double seconds) {
-  // Independent integer multiply-adds, kept scalar and inside the loop.
-  using clock = std::chrono::steady_clock;
-  int32_t acc[8] = {0, 1, 2, 3, 4, 5, 6, 7}, w[8] = {3, -5, 7, -9, 11, -13, 15, -17};
-  const int32_t x = 201;
-  int64_t iters = 0;
-  const auto start = clock::now();
-  double elapsed = 0;
-  do {
-    for (int r = 0; r < 4096; ++r) {
-      for (int j = 0; j < 8; ++j) {
-        asm volatile("" : "+r"(w[j]), "+r"(acc[j]));
-        acc[j] += x * w[j];
-      }
-    }
-    iters += 4096;
-    elapsed = std::chrono::duration<double>(clock::now() - start).count();
-  } while (elapsed < seconds);
-  volatile int32_t sink = acc[0] + acc[7];
-  (void)sink;
-  return static_cast<double>(iters) * 8 / elapsed;
-}
-
 }  // namespace
 
 const KernelSet& scalar_kernels() {
-  static const KernelSet k{"scalar", input_projection_scalar, lstm_step_scalar, peak_macs_scalar};
+  static const KernelSet k{"scalar", input_projection_scalar, lstm_step_scalar};
   return k;
 }
 

@@ -23,10 +23,9 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
-#include "lstm_kernels.h"
+#include "kernel_set.h"
 
 namespace qlstm {
 namespace {
@@ -34,14 +33,13 @@ namespace {
 // What restores sum x * w from a centered policy's sums for one panel.
 struct PanelFix {
   const int32_t* colsum;        // the panel's 16 column sums
-  const uint32_t* min_weights;  // its -128 weights, min_weight_entry values
+  const uint32_t* min_weights;  // its -128 weights, min_weight_entry values (the call's copy)
   int32_t min_count;
 };
 
-PanelFix panel_fix(const int32_t* colsum, const uint32_t* min_weights, const LinearRequant& r,
-                   int64_t panel) {
+PanelFix panel_fix(const PackedMatrix& m, const LinearRequant& r, int64_t panel) {
   const int32_t begin = r.min_weights_start[panel];
-  return PanelFix{colsum + panel * kPanelRows, min_weights + begin,
+  return PanelFix{m.colsum + panel * kPanelRows, r.min_weights + begin,
                   r.min_weights_start[panel + 1] - begin};
 }
 
@@ -135,15 +133,16 @@ inline constexpr int kPanelsPerPass = R == 1 ? 2 : 1;
 template <class Dot, int R, int P>
 void project_panels(const PackedLayer& p, const LinearRequant& r, const uint8_t* x, int64_t row,
                     int64_t panel, const int32_t rs[R], uint8_t* igates) {
-  const int64_t K = p.input_size, N = p.rows, panel_bytes = round_up(K, kKGroup) * kPanelRows;
+  const PackedMatrix& m = p.ih;
+  const int64_t K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
   PanelFix fix[P];
-  for (int j = 0; j < P; ++j) fix[j] = panel_fix(p.w_ih_colsum, p.w_ih_min, r, panel + j);
+  for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, r, panel + j);
   typename Dot::Sums raw[R][P];
-  panels_dot<Dot, R, P>(x + row * K, K, K, p.w_ih + panel * panel_bytes, panel_bytes, fix, raw);
+  panels_dot<Dot, R, P>(x + row * K, K, K, m.weights + panel * panel_bytes, panel_bytes, fix, raw);
   for (int i = 0; i < R; ++i) {
     for (int j = 0; j < P; ++j) {
       const int64_t n = (panel + j) * kPanelRows;
-      Dot::store_outputs(raw[i][j], r, p.w_ih_zp, n, rs[i], igates + (row + i) * N + n);
+      Dot::store_outputs(raw[i][j], r, m.zero_point, n, rs[i], igates + (row + i) * N + n);
     }
   }
 }
@@ -151,10 +150,10 @@ void project_panels(const PackedLayer& p, const LinearRequant& r, const uint8_t*
 template <class Dot, int R>
 void project_rows(const PackedLayer& p, const LinearRequant& r, const uint8_t* x, int64_t row,
                   int64_t panel_begin, int64_t panel_end, uint8_t* igates) {
-  const int64_t K = p.input_size;
+  const int64_t K = p.ih.K;
   constexpr int P = kPanelsPerPass<R>;
   int32_t rs[R];
-  for (int i = 0; i < R; ++i) rs[i] = p.w_ih_has_zp ? row_sum(x + (row + i) * K, K) : 0;
+  for (int i = 0; i < R; ++i) rs[i] = p.ih.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
   int64_t panel = panel_begin;
   for (; panel + P <= panel_end; panel += P) {
     project_panels<Dot, R, P>(p, r, x, row, panel, rs, igates);
@@ -180,7 +179,7 @@ void input_projection_tiled(const PackedLayer& p, const LinearRequant& r, const 
   // panels at a time (about 16 KB of weights) pass over it, rows inner.
   constexpr int64_t kPanelChunk = 4;
   const int64_t row_block =
-      round_up(std::max<int64_t>(Dot::kGemmRows, (int64_t{32} << 10) / p.input_size), Dot::kGemmRows);
+      round_up(std::max<int64_t>(Dot::kGemmRows, (int64_t{32} << 10) / p.ih.K), Dot::kGemmRows);
   for (int64_t rb = row_begin; rb < row_end; rb += row_block) {
     const int64_t re = std::min(row_end, rb + row_block);
     for (int64_t pc = panel_begin; pc < panel_end; pc += kPanelChunk) {
@@ -205,21 +204,22 @@ template <class Dot, int R>
 void step_rows(const PackedLayer& p, const LinearRequant& hh, const EpilogueParams& e,
                const uint8_t* igates, const StepState& s, int64_t b, int64_t block,
                uint8_t* h_next, uint8_t* c_next) {
-  const int64_t H = p.hidden_size, N = p.rows, panel_bytes = round_up(H, kKGroup) * kPanelRows;
+  const PackedMatrix& m = p.hh;
+  const int64_t H = p.hidden_size, N = m.rows, panel_bytes = m.panel_bytes();
   int32_t rs[R];
-  for (int i = 0; i < R; ++i) rs[i] = p.w_hh_has_zp ? row_sum(s.h + (b + i) * H, H) : 0;
+  for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(s.h + (b + i) * H, H) : 0;
   typename Dot::BlockGates hg[R];
   constexpr int P = kPanelsPerPass<R>;
   for (int g = 0; g < 4; g += P) {
     const int64_t panel = 4 * block + g;
     PanelFix fix[P];
-    for (int j = 0; j < P; ++j) fix[j] = panel_fix(p.w_hh_colsum, p.w_hh_min, hh, panel + j);
+    for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, hh, panel + j);
     typename Dot::Sums raw[R][P];
-    panels_dot<Dot, R, P>(s.h + b * H, H, H, p.w_hh + panel * panel_bytes, panel_bytes, fix,
+    panels_dot<Dot, R, P>(s.h + b * H, H, H, m.weights + panel * panel_bytes, panel_bytes, fix,
                           raw);
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < P; ++j) {
-        Dot::requant_gate(raw[i][j], hh, p.w_hh_zp, (panel + j) * kPanelRows, rs[i], g + j,
+        Dot::requant_gate(raw[i][j], hh, m.zero_point, (panel + j) * kPanelRows, rs[i], g + j,
                           &hg[i]);
       }
     }
@@ -267,25 +267,9 @@ void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellCo
   }
 }
 
-// Calls step() (macs_per_call multiply-accumulates on registers) until
-// `seconds` have passed; returns multiply-accumulates per second.
-template <class Step>
-double time_peak(double seconds, double macs_per_call, Step&& step) {
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  double elapsed = 0;
-  int64_t calls = 0;
-  do {
-    for (int i = 0; i < 1024; ++i) step();
-    calls += 1024;
-    elapsed = std::chrono::duration<double>(clock::now() - start).count();
-  } while (elapsed < seconds);
-  return static_cast<double>(calls) * macs_per_call / elapsed;
-}
-
 template <class Dot>
-KernelSet make_kernel_set(const char* name, double (*peak)(double)) {
-  return KernelSet{name, input_projection_tiled<Dot>, lstm_step_tiled<Dot>, peak};
+KernelSet make_kernel_set(const char* name) {
+  return KernelSet{name, input_projection_tiled<Dot>, lstm_step_tiled<Dot>};
 }
 
 }  // namespace

@@ -17,28 +17,35 @@ int64_t physical_memory_bytes() {
 }
 
 // Blobs whose checksum has been verified, by tensor, with the version counter
-// they had then: a blob is hashed on its first use (after loading a file, say)
-// and after an in-place change through torch, not on every call. The weak
+// and the data they had then: a blob is hashed on its first use (after loading
+// a file, say), after an in-place change through torch, and when the tensor
+// holds other memory (`P.data = other`, `P.set_(...)`), not on every call.
+// Writes that bypass the version counter (through `.data`, `untyped_storage()`,
+// numpy, an inference tensor, another process's mmap) are not seen. The weak
 // references keep a dead tensor's address from being reused while listed.
 class VerifiedBlobs {
  public:
   bool contains(const at::Tensor& t) {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto it = entries_.find(t.unsafeGetTensorImpl());
-    return it != entries_.end() && !it->second.tensor.expired() && it->second.version == version(t);
+    return it != entries_.end() && !it->second.tensor.expired() &&
+           it->second.version == version(t) && it->second.data == t.const_data_ptr() &&
+           it->second.bytes == t.nbytes();
   }
   void add(const at::Tensor& t) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (entries_.size() >= 2 * live_after_purge_ + 64) purge();
     entries_.insert_or_assign(t.unsafeGetTensorImpl(),
                               Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(t.getIntrusivePtr()),
-                                    version(t)});
+                                    version(t), t.const_data_ptr(), t.nbytes()});
   }
 
  private:
   struct Entry {
     c10::weak_intrusive_ptr<c10::TensorImpl> tensor;
     uint32_t version;
+    const void* data;
+    size_t bytes;
   };
   // Inference tensors have no version counter (torch cannot change them in
   // place outside inference mode).
@@ -82,6 +89,19 @@ PackedLayer checked_packed_layer(const at::Tensor& params, const std::string& na
   TORCH_CHECK_VALUE(params.dim() == 1, "qlstm: ", name,
                     " must be a 1-d packed layer from qlstm.ops.pack_lstm_layer, got shape ",
                     params.sizes());
+  // The header alone (at most 128 bytes copied) says how long the blob must
+  // be: a wrong tensor, an expanded one say, fails before it is copied whole.
+  const int64_t n = params.numel();
+  const at::Tensor head =
+      params.narrow(0, 0, std::min<int64_t>(n, static_cast<int64_t>(kPackedHeaderBytes))).contiguous();
+  size_t total = 0;
+  const char* header_error = packed_size_from_header(head.const_data_ptr<uint8_t>(),
+                                                     static_cast<size_t>(head.numel()), &total);
+  TORCH_CHECK_VALUE(header_error == nullptr, "qlstm: ", name,
+                    " must be a packed layer from qlstm.ops.pack_lstm_layer, but it ", header_error);
+  TORCH_CHECK_VALUE(static_cast<size_t>(n) == total, "qlstm: ", name,
+                    " must be a packed layer from qlstm.ops.pack_lstm_layer, but it has ", n,
+                    " bytes where its header says ", total);
   at::Tensor blob = params.contiguous();
   if (reinterpret_cast<uintptr_t>(blob.data_ptr()) % 64 != 0) blob = blob.clone();
   PackedLayer view{};

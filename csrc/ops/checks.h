@@ -6,7 +6,7 @@
 
 #include <initializer_list>
 
-#include "../kernels/lstm_kernels.h"
+#include "../kernels/packed_format.h"
 
 namespace qlstm::ops {
 

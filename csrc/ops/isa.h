@@ -2,7 +2,7 @@
 // the QLSTM_ISA environment variable or qlstm::set_isa.
 #pragma once
 
-#include "../kernels/lstm_kernels.h"
+#include "../kernels/kernel_set.h"
 
 namespace qlstm::ops {
 

@@ -1,5 +1,6 @@
-// Run-time choice of the kernel set: qlstm::isa, qlstm::set_isa,
-// qlstm::available_isas and qlstm::peak_macs_per_second.
+// Run-time choice of the kernel set (qlstm::isa, qlstm::set_isa, per thread
+// qlstm::set_thread_isa and qlstm::thread_isa, qlstm::available_isas) and the benchmarks' probe of its peak
+// (qlstm::peak_macs_per_second).
 #include <torch/library.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/peak.h"
 #include "isa.h"
 
 namespace qlstm::ops {
@@ -15,6 +17,9 @@ namespace {
 
 std::atomic<const KernelSet*> g_kernels{nullptr};
 std::mutex g_choose;
+// A calling thread's own choice (qlstm.use_isa), over the process-wide one.
+// Each op picks its kernel set in the calling thread, before any worker runs.
+thread_local const KernelSet* t_kernels = nullptr;
 
 std::vector<std::string> available() {
   std::vector<std::string> names;
@@ -53,17 +58,33 @@ void set_isa(const std::string& name) {
   g_kernels.store(&k);
 }
 
+// Names the set this thread uses instead of the process-wide one; None (or
+// an empty name) returns the thread to the process-wide set.
+void set_thread_isa(const c10::optional<std::string>& name) {
+  t_kernels = name.has_value() && !name->empty() ? &checked_kernels(*name, "use_isa's name")
+                                                 : nullptr;
+}
+
+c10::optional<std::string> thread_isa() {
+  if (t_kernels == nullptr) return c10::nullopt;
+  return std::string(t_kernels->name);
+}
+
 std::string isa() { return current_kernels().name; }
 
 double peak_macs_per_second(double seconds) {
   TORCH_CHECK_VALUE(seconds > 0 && seconds <= 60, "qlstm: seconds must be in (0, 60], got ",
                     seconds);
-  return current_kernels().peak_macs_per_second(seconds);
+  Isa isa;
+  const bool known = parse_isa(current_kernels().name, &isa);
+  TORCH_INTERNAL_ASSERT(known, "the current kernel set has no Isa: ", current_kernels().name);
+  return qlstm::peak_macs_per_second(isa, seconds);
 }
 
 }  // namespace
 
 const KernelSet& current_kernels() {
+  if (t_kernels != nullptr) return *t_kernels;
   if (const KernelSet* k = g_kernels.load()) return *k;
   std::lock_guard<std::mutex> lock(g_choose);
   if (const KernelSet* k = g_kernels.load()) return *k;
@@ -75,11 +96,14 @@ const KernelSet& current_kernels() {
   return k;
 }
 
-TORCH_LIBRARY_FRAGMENT(qlstm, m) {
-  m.def("isa() -> str", &isa);
-  m.def("set_isa(str name) -> ()", &set_isa);
-  m.def("available_isas() -> str[]", &available);
-  m.def("peak_macs_per_second(float seconds) -> float", &peak_macs_per_second);
+// They take no tensors: one kernel for every dispatch key.
+TORCH_LIBRARY_IMPL(qlstm, CompositeImplicitAutograd, m) {
+  m.impl("isa", &isa);
+  m.impl("set_isa", &set_isa);
+  m.impl("set_thread_isa", &set_thread_isa);
+  m.impl("thread_isa", &thread_isa);
+  m.impl("available_isas", &available);
+  m.impl("peak_macs_per_second", &peak_macs_per_second);
 }
 
 }  // namespace qlstm::ops

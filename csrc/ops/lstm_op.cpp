@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../kernels/lstm_layer.h"
+#include "../kernels/quantize.h"
 #include "checks.h"
 #include "isa.h"
 
@@ -30,29 +31,136 @@ void check_layer_count(at::TensorList params, int64_t num_layers, bool bidirecti
                     "num_directions = ", num_layers, " * ", D, " packed layers, got ", n);
 }
 
-InitialState initial_state(const c10::optional<at::Tensor>& h0, QParams h0_q,
-                           const c10::optional<at::Tensor>& c0, QParams c0_q, int64_t index,
-                           int64_t B, int64_t H) {
-  // No initial state means zeros quantized with (1.0, 0), as PyTorch does.
-  const QParams zeros{1.0f, 0};
-  InitialState s{nullptr, zeros, nullptr, zeros};
-  if (h0.has_value()) {
-    s.h = h0->data_ptr<uint8_t>() + index * B * H;
-    s.h_q = h0_q;
+// The packed layers of one call, validated against each other and the input.
+struct CheckedLstm {
+  std::vector<at::Tensor> blobs;  // keeps what the views point into alive
+  std::vector<PackedLayer> layers;
+  int64_t T, B, D, H, num_layers;
+  bool batch_first;
+};
+
+CheckedLstm checked_lstm(const char* op, const at::Tensor& input, at::TensorList params,
+                         int64_t hidden_size, int64_t num_layers, bool bidirectional,
+                         bool batch_first) {
+  check_layer_count(params, num_layers, bidirectional);
+  CheckedLstm c;
+  c.D = bidirectional ? 2 : 1;
+  c.H = hidden_size;
+  c.num_layers = num_layers;
+  c.batch_first = batch_first;
+  c.blobs.resize(params.size());
+  c.layers.resize(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    c.layers[i] = checked_packed_layer(params[i], "params[" + std::to_string(i) + "]", &c.blobs[i]);
   }
-  if (c0.has_value()) {
-    s.c = c0->data_ptr<uint8_t>() + index * B * H;
-    s.c_q = c0_q;
+  c.T = input.size(batch_first ? 1 : 0);
+  c.B = input.size(batch_first ? 0 : 1);
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    TORCH_CHECK_VALUE(c.layers[i].hidden_size == c.H, "qlstm: params[", i, "] has hidden_size ",
+                      c.layers[i].hidden_size, ", expected hidden_size = ", c.H);
+    // H now is a packed layer's, at most kMaxInnerDim: D * H cannot wrap.
+    const bool first = i < static_cast<size_t>(c.D);
+    const int64_t expected_in = first ? input.size(2) : c.D * c.H;
+    TORCH_CHECK_VALUE(c.layers[i].input_size == expected_in, "qlstm: params[", i,
+                      "] expects input size ", c.layers[i].input_size, ", got ", expected_in,
+                      first ? " (input.size(-1))" : " (num_directions * hidden_size)");
   }
-  return s;
+  // The input's copy, the projections of one direction, two layer outputs and the states.
+  check_memory(op, {{input.numel(), input.element_size()},
+                                  {c.T, c.B, c.layers[0].rows},
+                                  {2, c.T, c.B, c.D, c.H},
+                                  {8, num_layers, c.D, c.B, c.H}});
+  return c;
 }
 
-c10::optional<at::Tensor> checked_state(const c10::optional<at::Tensor>& s, const char* name,
-                                        at::IntArrayRef shape) {
-  if (!s.has_value()) return s;
-  check_activation(*s, name, static_cast<int64_t>(shape.size()));
-  check_shape(*s, name, shape);
-  return s->contiguous();
+std::vector<int64_t> state_shape(const CheckedLstm& c) { return {c.num_layers * c.D, c.B, c.H}; }
+
+// A uint8 initial state: checked, contiguous, and the qparams of each of its
+// layer-directions. None means zeros quantized with (1.0, 0), as PyTorch does.
+struct State {
+  c10::optional<at::Tensor> bytes;  // [num_layers * D][B][H]
+  std::vector<QParams> qparams;     // one per layer-direction
+};
+
+State uint8_state(const c10::optional<at::Tensor>& s, const char* name, const CheckedLstm& c,
+                  double scale, int64_t zero_point) {
+  State st{s, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
+  if (!s.has_value()) return st;
+  check_activation(*s, name, 3);
+  check_shape(*s, name, state_shape(c));
+  st.bytes = s->contiguous();
+  std::fill(st.qparams.begin(), st.qparams.end(), checked_qparams(name, scale, zero_point));
+  return st;
+}
+
+// A float32 initial state, each layer-direction quantized with its own hidden
+// (or cell) qparams, which is what that layer-direction's final state comes in.
+State float_state(const c10::optional<at::Tensor>& s, const char* name, const CheckedLstm& c,
+                  bool cell) {
+  State st{c10::nullopt, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
+  if (!s.has_value()) return st;
+  check_cpu(*s, name);
+  check_dtype(*s, name, at::kFloat);
+  check_shape(*s, name, state_shape(c));
+  const at::Tensor f = s->contiguous();
+  at::Tensor bytes = at::empty(f.sizes(), at::kByte);
+  const int64_t n = c.B * c.H;
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    st.qparams[i] = cell ? c.layers[i].q.cell : c.layers[i].q.hidden;
+    quantize(f.const_data_ptr<float>() + i * n, n, st.qparams[i], bytes.data_ptr<uint8_t>() + i * n);
+  }
+  st.bytes = bytes;
+  return st;
+}
+
+InitialState initial_state(const State& h0, const State& c0, size_t index, int64_t n) {
+  return InitialState{h0.bytes ? h0.bytes->const_data_ptr<uint8_t>() + index * n : nullptr,
+                      h0.qparams[index],
+                      c0.bytes ? c0.bytes->const_data_ptr<uint8_t>() + index * n : nullptr,
+                      c0.qparams[index]};
+}
+
+// The time-major output ([T][B][D * H], in the last layer's forward hidden
+// qparams) and every layer-direction's final state in its own qparams.
+struct LstmRun {
+  at::Tensor output;
+  QParams output_q;
+  std::vector<DirectionResult> finals;
+};
+
+LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& input, QParams x_q, const State& h0,
+                 const State& c0) {
+  const at::Tensor x = (c.batch_first ? input.transpose(0, 1) : input).contiguous();
+  const KernelSet& k = current_kernels();
+  const Parallel par = aten_parallel();
+  LstmRun run;
+  at::Tensor layer_in = x;
+  QParams layer_in_q = x_q;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    at::Tensor layer_out = at::empty({c.T, c.B, c.D * c.H}, at::kByte);
+    // Like ATen's cat of quantized tensors, a bidirectional layer's output
+    // takes the qparams of its forward direction.
+    const QParams fw_h_q = c.layers[l * c.D].q.hidden;
+    for (int64_t d = 0; d < c.D; ++d) {
+      const size_t idx = static_cast<size_t>(l * c.D + d);
+      const PackedLayer& p = c.layers[idx];
+      const RequantTable to_fw(p.q.hidden, fw_h_q);
+      run.finals.push_back(run_direction(k, p, layer_in.const_data_ptr<uint8_t>(), layer_in_q, c.T,
+                                         c.B, /*reverse=*/d == 1,
+                                         initial_state(h0, c0, idx, c.B * c.H),
+                                         layer_out.data_ptr<uint8_t>(), c.D * c.H, d * c.H,
+                                         to_fw.get(), par));
+    }
+    layer_in = layer_out;
+    layer_in_q = fw_h_q;
+  }
+  run.output = layer_in;
+  run.output_q = layer_in_q;
+  return run;
+}
+
+at::Tensor batch_major_if(const at::Tensor& time_major, bool batch_first) {
+  return batch_first ? time_major.transpose(0, 1) : time_major;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
@@ -63,109 +171,72 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     bool batch_first) {
   check_activation(input, "input", 3);
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
-  check_layer_count(params, num_layers, bidirectional);
-  const int64_t D = bidirectional ? 2 : 1;
-
-  std::vector<at::Tensor> blobs(params.size());
-  std::vector<PackedLayer> layers(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    layers[i] = checked_packed_layer(params[i], "params[" + std::to_string(i) + "]", &blobs[i]);
+  const CheckedLstm c = checked_lstm("this quantized_lstm call", input, params, hidden_size,
+                                     num_layers, bidirectional, batch_first);
+  const State h0 = uint8_state(h0_arg, "h0", c, h0_scale, h0_zero_point);
+  const State c0 = uint8_state(c0_arg, "c0", c, c0_scale, c0_zero_point);
+  const LstmRun run = run_lstm(c, input, x_q, h0, c0);
+  // Like ATen's stack of quantized tensors, h_n and c_n take layer 0's qparams
+  // (a bidirectional layer's directions stacked into the forward one's first).
+  at::Tensor h_n = at::empty(state_shape(c), at::kByte), c_n = at::empty(state_shape(c), at::kByte);
+  const int64_t n = c.B * c.H;
+  for (size_t idx = 0; idx < run.finals.size(); ++idx) {
+    const DirectionResult& r = run.finals[idx];
+    const PackedLayer& fw = c.layers[idx - idx % static_cast<size_t>(c.D)];
+    stack_final_state(r.h.data(), r.h_q, c.D == 2 ? fw.q.hidden : r.h_q, c.layers[0].q.hidden, n,
+                      h_n.data_ptr<uint8_t>() + idx * n);
+    stack_final_state(r.c.data(), r.c_q, c.D == 2 ? fw.q.cell : r.c_q, c.layers[0].q.cell, n,
+                      c_n.data_ptr<uint8_t>() + idx * n);
   }
-  const int64_t H = hidden_size;
-  const int64_t T = input.size(batch_first ? 1 : 0), B = input.size(batch_first ? 0 : 1);
-  for (size_t i = 0; i < layers.size(); ++i) {
-    TORCH_CHECK_VALUE(layers[i].hidden_size == H, "qlstm: params[", i, "] has hidden_size ",
-                      layers[i].hidden_size, ", expected hidden_size = ", H);
-    // H now is a packed layer's, at most kMaxInnerDim: D * H cannot wrap.
-    const int64_t expected_in = i < static_cast<size_t>(D) ? input.size(2) : D * H;
-    TORCH_CHECK_VALUE(layers[i].input_size == expected_in, "qlstm: params[", i,
-                      "] expects input size ", layers[i].input_size, ", got ", expected_in,
-                      i < static_cast<size_t>(D) ? " (input.size(-1))" : " (num_directions * hidden_size)");
-  }
-  // The input's copy, the projections of one direction, two layer outputs and the states.
-  check_memory("this quantized_lstm call",
-               {{input.numel()}, {T, B, layers[0].rows}, {2, T, B, D, H}, {4, num_layers, D, B, H}});
-  const at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
-  const std::vector<int64_t> state_shape{num_layers * D, B, H};
-  const auto h0 = checked_state(h0_arg, "h0", state_shape);
-  const auto c0 = checked_state(c0_arg, "c0", state_shape);
-  const QParams h0_q = h0 ? checked_qparams("h0", h0_scale, h0_zero_point) : QParams{1.0f, 0};
-  const QParams c0_q = c0 ? checked_qparams("c0", c0_scale, c0_zero_point) : QParams{1.0f, 0};
-
-  const KernelSet& k = current_kernels();
-  const Parallel par = aten_parallel();
-  at::Tensor h_n = at::empty(state_shape, at::kByte);
-  at::Tensor c_n = at::empty(state_shape, at::kByte);
-  // Like ATen's stack and cat of quantized tensors, h_n, c_n and a bidirectional
-  // layer's output take the qparams of their first part.
-  const QParams h_n_q = layers[0].q.hidden, c_n_q = layers[0].q.cell;
-
-  at::Tensor layer_in = x;
-  QParams layer_in_q = x_q;
-  for (int64_t l = 0; l < num_layers; ++l) {
-    at::Tensor layer_out = at::empty({T, B, D * H}, at::kByte);
-    const QParams fw_h_q = layers[l * D].q.hidden, fw_c_q = layers[l * D].q.cell;
-    for (int64_t d = 0; d < D; ++d) {
-      const int64_t idx = l * D + d;
-      const PackedLayer& p = layers[idx];
-      const RequantTable to_fw(p.q.hidden, fw_h_q);
-      const DirectionResult r = run_direction(
-          k, p, layer_in.data_ptr<uint8_t>(), layer_in_q, T, B, /*reverse=*/d == 1,
-          initial_state(h0, h0_q, c0, c0_q, idx, B, H), layer_out.data_ptr<uint8_t>(), D * H,
-          d * H, to_fw.get(), par);
-      stack_final_state(r.h.data(), r.h_q, D == 2 ? fw_h_q : r.h_q, h_n_q, B * H,
-                        h_n.data_ptr<uint8_t>() + idx * B * H);
-      stack_final_state(r.c.data(), r.c_q, D == 2 ? fw_c_q : r.c_q, c_n_q, B * H,
-                        c_n.data_ptr<uint8_t>() + idx * B * H);
-    }
-    layer_in = layer_out;
-    layer_in_q = fw_h_q;
-  }
-  at::Tensor output = batch_first ? layer_in.transpose(0, 1) : layer_in;
-  return {output, h_n, c_n};
+  return {batch_major_if(run.output, batch_first), h_n, c_n};
 }
 
-at::Tensor quantized_copy(const at::Tensor& t, const char* name, QParams q) {
-  check_cpu(t, name);
-  check_dtype(t, name, at::kFloat);
-  check_memory("quantized_lstm_float's float input and state", {{t.numel(), 4}, {t.numel(), 1}});
-  const at::Tensor c = t.contiguous();
-  at::Tensor out = at::empty(c.sizes(), at::kByte);
-  quantize(c.data_ptr<float>(), c.numel(), q, out.data_ptr<uint8_t>());
+at::Tensor dequantized(const at::Tensor& bytes, QParams q) {
+  at::Tensor out = at::empty(bytes.sizes(), at::kFloat);
+  dequantize(bytes.const_data_ptr<uint8_t>(), bytes.numel(), q, out.data_ptr<float>());
   return out;
 }
 
-at::Tensor dequantized_copy(const at::Tensor& t, QParams q) {
-  const at::Tensor c = t.contiguous();
-  at::Tensor out = at::empty(c.sizes(), at::kFloat);
-  dequantize(c.data_ptr<uint8_t>(), c.numel(), q, out.data_ptr<float>());
-  return out;
-}
-
-// quantized_lstm with float tensors in and out, in one call: the input with
-// (input_scale, input_zero_point), h0 and c0 with layer 0's hidden and cell
-// qparams (those of h_n and c_n); results dequantized with their own qparams.
+// The LSTM with float32 states in and out: h0 and c0 are quantized, and h_n
+// and c_n dequantized, with each layer-direction's own hidden and cell
+// qparams, so that a state fed back into the next call is exactly the one the
+// layer ended with (streaming a stacked LSTM chunk by chunk equals one call).
+// A float32 input is quantized with (input_scale, input_zero_point) and the
+// output dequantized; a uint8 input (bytes in those qparams) gives the uint8
+// output, in the last layer's forward hidden qparams.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
     const at::Tensor& input, double input_scale, int64_t input_zero_point,
-    const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& c0,
+    const c10::optional<at::Tensor>& h0_arg, const c10::optional<at::Tensor>& c0_arg,
     at::TensorList params, int64_t hidden_size, int64_t num_layers, bool bidirectional,
     bool batch_first) {
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
-  check_layer_count(params, num_layers, bidirectional);
-  at::Tensor first_blob, last_blob;
-  const PackedLayer first = checked_packed_layer(params[0], "params[0]", &first_blob);
-  const PackedLayer last = checked_packed_layer(params[params.size() - (bidirectional ? 2 : 1)],
-                                                "params[-1]", &last_blob);
-  const at::Tensor x = quantized_copy(input, "input", x_q);
-  c10::optional<at::Tensor> h0_q, c0_q;
-  if (h0.has_value()) h0_q = quantized_copy(*h0, "h0", first.q.hidden);
-  if (c0.has_value()) c0_q = quantized_copy(*c0, "c0", first.q.cell);
-  const auto [y, h_n, c_n] = quantized_lstm_cpu(
-      x, input_scale, input_zero_point, h0_q, first.q.hidden.scale, first.q.hidden.zero_point, c0_q,
-      first.q.cell.scale, first.q.cell.zero_point, params, hidden_size, num_layers, bidirectional,
-      batch_first);
-  return {dequantized_copy(y, last.q.hidden), dequantized_copy(h_n, first.q.hidden),
-          dequantized_copy(c_n, first.q.cell)};
+  check_cpu(input, "input");
+  TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat || input.scalar_type() == at::kByte,
+                   "qlstm: input must be a Float (or Byte) tensor, got ", input.scalar_type());
+  TORCH_CHECK_VALUE(input.dim() == 3, "qlstm: input must have 3 dimensions, got shape ",
+                    input.sizes());
+  const bool floating = input.scalar_type() == at::kFloat;
+  const CheckedLstm c = checked_lstm("this quantized_lstm_float call", input, params, hidden_size,
+                                     num_layers, bidirectional, batch_first);
+  const State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
+  const State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
+  at::Tensor x = input;
+  if (floating) {
+    const at::Tensor f = input.contiguous();
+    x = at::empty(f.sizes(), at::kByte);
+    quantize(f.const_data_ptr<float>(), f.numel(), x_q, x.data_ptr<uint8_t>());
+  }
+  const LstmRun run = run_lstm(c, x, x_q, h0, c0);
+  at::Tensor h_n = at::empty(state_shape(c), at::kFloat), c_n = at::empty(state_shape(c), at::kFloat);
+  const int64_t n = c.B * c.H;
+  for (size_t idx = 0; idx < run.finals.size(); ++idx) {
+    const DirectionResult& r = run.finals[idx];
+    dequantize(r.h.data(), n, r.h_q, h_n.data_ptr<float>() + idx * n);
+    dequantize(r.c.data(), n, r.c_q, c_n.data_ptr<float>() + idx * n);
+  }
+  at::Tensor y = batch_major_if(run.output, batch_first);
+  if (floating) y = dequantized(y.contiguous(), run.output_q);
+  return {y, h_n, c_n};
 }
 
 std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
@@ -193,7 +264,7 @@ std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
   const Parallel par = aten_parallel();
   run_input_projection(k, p, x_q, x.data_ptr<uint8_t>(), B, igates.data_ptr<uint8_t>(), par);
   at::Tensor h_next = at::empty({B, H}, at::kByte), c_next = at::empty({B, H}, at::kByte);
-  const LinearRequantStorage hh(p, /*ih=*/false, h_q);
+  const LinearRequantStorage hh(p.hh, h_q, p.q.hgates);
   CellConstants cc;
   prepare_cell_constants(p, &cc);
   run_step(k, p, hh.r, cc, igates.data_ptr<uint8_t>(),

@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "../kernels/quantize.h"
 #include "checks.h"
 
 namespace qlstm::ops {
@@ -62,6 +63,13 @@ at::Tensor row_zero_points(const at::Tensor& zps, int64_t rows, bool per_channel
   return z;
 }
 
+// "igates, hgates, ..., hidden": the order pack_lstm_layer takes them in.
+std::string cell_qparam_list() {
+  std::string s;
+  for (const char* name : kCellQParamNames) s += (s.empty() ? "" : ", ") + std::string(name);
+  return s;
+}
+
 at::Tensor checked_weight(const at::Tensor& w, const char* name, int64_t rows, int64_t cols) {
   check_cpu(w, name);
   check_dtype(w, name, at::kChar);
@@ -107,27 +115,20 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
   }
   TORCH_CHECK_VALUE(scales.size() == kNumCellQParams && zero_points.size() == kNumCellQParams,
                     "qlstm: scales and zero_points must each hold ", kNumCellQParams,
-                    " values (igates, hgates, gates, fgate_cx, igate_cgate, cell, hidden), got ",
-                    scales.size(), " and ", zero_points.size());
-  const char* names[kNumCellQParams] = {"igates", "hgates",     "gates", "fgate_cx",
-                                        "igate_cgate", "cell", "hidden"};
-  QParams qp[kNumCellQParams];
+                    " values (", cell_qparam_list(), "), got ", scales.size(), " and ",
+                    zero_points.size());
+  CellQParams q;
   for (int i = 0; i < kNumCellQParams; ++i) {
-    qp[i] = checked_qparams(names[i], scales[i], zero_points[i]);
+    q.*kCellQParamFields[i] = checked_qparams(kCellQParamNames[i], scales[i], zero_points[i]);
   }
-  const CellQParams q{qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]};
 
-  const LayerWeights lw{I,
-                        H,
-                        wi.data_ptr<int8_t>(),
-                        si.data_ptr<float>(),
-                        zi.data_ptr<int32_t>(),
-                        wh.data_ptr<int8_t>(),
-                        sh.data_ptr<float>(),
-                        zh.data_ptr<int32_t>(),
-                        bi.defined() ? bi.data_ptr<float>() : nullptr,
-                        bh.defined() ? bh.data_ptr<float>() : nullptr,
-                        per_channel};
+  const LayerWeights lw{
+      I, H,
+      MatrixWeights{wi.data_ptr<int8_t>(), si.data_ptr<float>(), zi.data_ptr<int32_t>(),
+                    bi.defined() ? bi.data_ptr<float>() : nullptr},
+      MatrixWeights{wh.data_ptr<int8_t>(), sh.data_ptr<float>(), zh.data_ptr<int32_t>(),
+                    bh.defined() ? bh.data_ptr<float>() : nullptr},
+      per_channel};
   const Tables t = make_tables(q);
   const LayerTables lt{t.sigmoid_gates, t.tanh_gates, t.tanh_cell};
   at::Tensor out = at::empty({static_cast<int64_t>(packed_layer_size(lw))}, at::kByte);
@@ -148,20 +149,21 @@ unpack_lstm_layer_cpu(const at::Tensor& params) {
   at::Tensor s_ih = at::empty({rows}, at::kFloat), s_hh = at::empty({rows}, at::kFloat);
   at::Tensor z_ih = at::empty({rows}, at::kInt), z_hh = at::empty({rows}, at::kInt);
   at::Tensor b_ih = at::empty({rows}, at::kFloat), b_hh = at::empty({rows}, at::kFloat);
-  unpack_layer_weights(p, w_ih.data_ptr<int8_t>(), s_ih.data_ptr<float>(), z_ih.data_ptr<int32_t>(),
-                       w_hh.data_ptr<int8_t>(), s_hh.data_ptr<float>(), z_hh.data_ptr<int32_t>(),
-                       b_ih.data_ptr<float>(), b_hh.data_ptr<float>());
+  unpack_layer_weights(
+      p,
+      MatrixWeightsOut{w_ih.data_ptr<int8_t>(), s_ih.data_ptr<float>(), z_ih.data_ptr<int32_t>(),
+                       b_ih.data_ptr<float>()},
+      MatrixWeightsOut{w_hh.data_ptr<int8_t>(), s_hh.data_ptr<float>(), z_hh.data_ptr<int32_t>(),
+                       b_hh.data_ptr<float>()});
   // Per-tensor weights come back with their single scale and zero point.
   auto qparam = [&](const at::Tensor& t, at::ScalarType dtype) {
     return (p.per_channel ? t : t.slice(0, 0, 1)).to(dtype);
   };
-  const QParams* q[kNumCellQParams] = {&p.q.igates, &p.q.hgates,      &p.q.gates, &p.q.fgate_cx,
-                                       &p.q.igate_cgate, &p.q.cell, &p.q.hidden};
   at::Tensor scales = at::empty({kNumCellQParams}, at::kDouble);
   at::Tensor zero_points = at::empty({kNumCellQParams}, at::kLong);
   for (int i = 0; i < kNumCellQParams; ++i) {
-    scales.data_ptr<double>()[i] = q[i]->scale;
-    zero_points.data_ptr<int64_t>()[i] = q[i]->zero_point;
+    scales.data_ptr<double>()[i] = (p.q.*kCellQParamFields[i]).scale;
+    zero_points.data_ptr<int64_t>()[i] = (p.q.*kCellQParamFields[i]).zero_point;
   }
   return {w_ih,
           qparam(s_ih, at::kDouble),
@@ -197,6 +199,10 @@ at::Tensor dequantize_cpu(const at::Tensor& input, double scale, int64_t zero_po
   return out;
 }
 
+std::vector<std::string> cell_qparam_names() {
+  return std::vector<std::string>(std::begin(kCellQParamNames), std::end(kCellQParamNames));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(qlstm, CPU, m) {
@@ -204,6 +210,11 @@ TORCH_LIBRARY_IMPL(qlstm, CPU, m) {
   m.impl("unpack_lstm_layer", &unpack_lstm_layer_cpu);
   m.impl("quantize", &quantize_cpu);
   m.impl("dequantize", &dequantize_cpu);
+}
+
+// Takes no tensors: one kernel for every dispatch key.
+TORCH_LIBRARY_IMPL(qlstm, CompositeImplicitAutograd, m) {
+  m.impl("cell_qparam_names", &cell_qparam_names);
 }
 
 }  // namespace qlstm::ops

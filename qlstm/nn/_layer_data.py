@@ -48,6 +48,14 @@ def qparams_of(observer: torch.nn.Module, name: str) -> Tuple[float, int]:
     dtype = getattr(observer, "dtype", torch.quint8)
     if dtype != torch.quint8:
         raise ValueError(f"qlstm: the {name} observer must produce torch.quint8, got {dtype}")
+    # An observer that saw no data would give (1.0, 0) with only a warning.
+    low, high = getattr(observer, "min_val", None), getattr(observer, "max_val", None)
+    if isinstance(low, Tensor) and isinstance(high, Tensor) and (
+            low.numel() == 0 or not bool(torch.isfinite(low).all() & torch.isfinite(high).all())):
+        raise ValueError(
+            f"qlstm: the {name} observer has seen no data, so its qparams would be (1.0, 0): "
+            "calibrate before converting (run representative, non-empty batches through the "
+            "prepared model, or give qlstm.quantize such calibration_batches)")
     scale, zero_point = observer.calculate_qparams()
     return float(scale), int(zero_point)
 

@@ -1,5 +1,7 @@
 """The quantized LSTM module: one call into the fused op per forward."""
 
+import math
+import re
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -10,6 +12,7 @@ from ..ops import CELL_QPARAM_NAMES
 from ._layer_data import LayerData, layer_suffix, quantize_weight
 from .observed import ObservedLSTM, layer_data_of_quantizable
 
+_WEIGHT_NAME = re.compile(r"(weight|bias)_(ih|hh)_l(\d+)(_reverse)?")
 _HIDDEN = CELL_QPARAM_NAMES.index("hidden")
 _CELL = CELL_QPARAM_NAMES.index("cell")
 
@@ -43,7 +46,7 @@ class LSTM(torch.nn.Module):
     _FLOAT_MODULE = torch.ao.nn.quantizable.LSTM
     # TorchScript compiles forward and what it calls; these stay Python-only.
     __jit_unused_properties__ = ["num_directions", "input_qparams", "output_qparams",
-                                 "hidden_qparams", "cell_qparams"]
+                                 "hidden_qparams", "cell_qparams", "packed_layers"]
     _packed: List[Tensor]
 
     def __init__(
@@ -68,10 +71,10 @@ class LSTM(torch.nn.Module):
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)  # inference only: kept for nn.LSTM parity
         self.bidirectional = bool(bidirectional)
-        self.register_buffer("input_scale", torch.tensor(float("nan"), dtype=torch.float64))
-        self.register_buffer("input_zero_point", torch.tensor(-1, dtype=torch.int64))
-        # The packed blobs are the only copy of the weights: state_dict unpacks
-        # them (nn.LSTM-layout int8 weights and qparams) and load_state_dict packs.
+        # The packed blobs are the only copy of the weights, and the module has
+        # no parameters or buffers: state_dict unpacks the blobs (nn.LSTM-layout
+        # int8 weights and qparams) and writes the input qparams; load_state_dict
+        # checks all of it, then packs, or changes nothing.
         self._packed = []
         # The I/O qparams, read from the blobs once at packing; typed for TorchScript.
         self._has_input_qparams = False
@@ -97,6 +100,10 @@ class LSTM(torch.nn.Module):
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
+        # NaN and -1 when the input was not observed (PyTorch's eager flow).
+        scale, zero_point = self._input_qparams if self._has_input_qparams else (float("nan"), -1)
+        destination[prefix + "input_scale"] = torch.tensor(scale, dtype=torch.float64)
+        destination[prefix + "input_zero_point"] = torch.tensor(zero_point, dtype=torch.int64)
         for index, blob in enumerate(self._packed):
             u = ops.unpack_lstm_layer(blob)
             for key, field in self._layer_fields(index).items():
@@ -111,37 +118,84 @@ class LSTM(torch.nn.Module):
                               unexpected_keys, error_msgs):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+        keys = ["input_scale", "input_zero_point"] + [
+            key for index in range(self.num_layers * self.num_directions)
+            for key in self._layer_fields(index)]
+        for key in keys:
+            if prefix + key in unexpected_keys:
+                unexpected_keys.remove(prefix + key)
+        absent = [prefix + key for key in keys if prefix + key not in state_dict]
+        if absent:
+            missing_keys.extend(absent)
+            return
+        # Everything is checked and packed before anything changes: a load that
+        # fails leaves the module as it was.
+        errors = len(error_msgs)
+        input_qparams = self._checked_input_qparams(state_dict, prefix, error_msgs)
         layers = []
         for index in range(self.num_layers * self.num_directions):
-            fields = self._layer_fields(index)
-            for key in fields:
-                if prefix + key in unexpected_keys:
-                    unexpected_keys.remove(prefix + key)
-            absent = [prefix + k for k in fields if prefix + k not in state_dict]
-            if absent:
-                missing_keys.extend(absent)
-                continue
-            u = {field: state_dict[prefix + key] for key, field in fields.items()}
-            s = self._layer_suffix(index)
-            layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
-            mismatched = False
-            for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
-                shape = tuple(getattr(u[f"w_{kind}"], "shape", ()))
-                if shape != (4 * self.hidden_size, cols):
-                    mismatched = True
-                    error_msgs.append(f"qlstm: size mismatch for {prefix}weight_{kind}{s}: this module "
-                                      f"expects {(4 * self.hidden_size, cols)}, the state_dict has {shape}")
-            if mismatched:
-                continue
-            try:
-                layers.append(self._pack(
-                    u["w_ih"], u["w_ih_scales"], u["w_ih_zero_points"], u["w_hh"], u["w_hh_scales"],
-                    u["w_hh_zero_points"], u.get("b_ih"), u.get("b_hh"), u["scales"].tolist(),
-                    u["zero_points"].tolist()))
-            except (ValueError, TypeError, RuntimeError) as e:
-                error_msgs.append(f"layer {s[1:]}: {e}")
-        if len(layers) == self.num_layers * self.num_directions:
-            self._set_packed(layers)
+            packed = self._packed_from_state_dict(state_dict, prefix, index, error_msgs)
+            if packed is not None:
+                layers.append(packed)
+        if len(error_msgs) > errors:
+            return
+        self._has_input_qparams = input_qparams is not None
+        self._input_qparams = input_qparams if input_qparams is not None else (1.0, 0)
+        self._set_packed(layers)
+
+    @staticmethod
+    def _checked_input_qparams(state_dict, prefix: str, error_msgs: List[str]
+                               ) -> Optional[Tuple[float, int]]:
+        """The input qparams a state_dict holds (None: not observed), or an error."""
+        scale, zero_point = state_dict[prefix + "input_scale"], state_dict[prefix + "input_zero_point"]
+        for key, value, floating in (("input_scale", scale, True), ("input_zero_point", zero_point, False)):
+            if (not isinstance(value, Tensor) or value.numel() != 1
+                    or value.is_floating_point() != floating or value.dtype == torch.bool):
+                error_msgs.append(f"qlstm: {prefix}{key} must be a one-element "
+                                  f"{'floating-point' if floating else 'integer'} tensor, got "
+                                  f"{value.dtype if isinstance(value, Tensor) else type(value).__name__}"
+                                  f"{' of shape ' + str(list(value.shape)) if isinstance(value, Tensor) else ''}")
+                return None
+        s, z = float(scale), int(zero_point)
+        if math.isnan(s) and z == -1:
+            return None
+        s32 = float(torch.tensor(s, dtype=torch.float32))
+        if not (math.isfinite(s32) and s32 > 0):
+            error_msgs.append(f"qlstm: {prefix}input_scale must be a finite number > 0 (as a float32), "
+                              f"or NaN with input_zero_point -1 (input not observed), got {s}")
+        if not 0 <= z <= 255:
+            error_msgs.append(f"qlstm: {prefix}input_zero_point must be in [0, 255], or -1 with "
+                              f"input_scale NaN (input not observed), got {z}")
+        return (s, z)
+
+    def _packed_from_state_dict(self, state_dict, prefix: str, index: int, error_msgs: List[str]
+                                ) -> Optional[Tensor]:
+        """Layer-direction `index` packed from a state_dict, or None after an error."""
+        fields = self._layer_fields(index)
+        u = {field: state_dict[prefix + key] for key, field in fields.items()}
+        s = self._layer_suffix(index)
+        layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
+        mismatched = False
+        for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
+            shape = tuple(getattr(u[f"w_{kind}"], "shape", ()))
+            if shape != (4 * self.hidden_size, cols):
+                mismatched = True
+                error_msgs.append(f"qlstm: size mismatch for {prefix}weight_{kind}{s}: this module "
+                                  f"expects {(4 * self.hidden_size, cols)}, the state_dict has {shape}")
+        if mismatched:
+            return None
+        try:
+            for field in ("scales", "zero_points"):
+                if not isinstance(u[field], Tensor):
+                    raise TypeError(f"qlstm: {prefix}qparams_{field}{s} must be a tensor, got "
+                                    f"{type(u[field]).__name__}")
+            return self._pack(
+                u["w_ih"], u["w_ih_scales"], u["w_ih_zero_points"], u["w_hh"], u["w_hh_scales"],
+                u["w_hh_zero_points"], u.get("b_ih"), u.get("b_hh"), u["scales"].tolist(),
+                u["zero_points"].tolist())
+        except (ValueError, TypeError, RuntimeError) as e:
+            error_msgs.append(f"layer {s[1:]}: {e}")
+            return None
 
     @staticmethod
     def _pack(w_ih: Tensor, w_ih_scales: Tensor, w_ih_zero_points: Tensor, w_hh: Tensor,
@@ -159,9 +213,6 @@ class LSTM(torch.nn.Module):
             return (u.scales[which], u.zero_points[which])
 
         # Read once here rather than from the blobs on every forward.
-        self._has_input_qparams = not bool(torch.isnan(self.input_scale))
-        if self._has_input_qparams:
-            self._input_qparams = (float(self.input_scale), int(self.input_zero_point))
         self._output_qparams = pick(last, _HIDDEN)
         self._hidden_qparams = pick(first, _HIDDEN)
         self._cell_qparams = pick(first, _CELL)
@@ -205,8 +256,8 @@ class LSTM(torch.nn.Module):
                      first.b_ih is not None, observed.batch_first, observed.dropout,
                      observed.bidirectional)
         if input_qparams is not None:
-            module.input_scale.fill_(input_qparams[0])
-            module.input_zero_point.fill_(input_qparams[1])
+            module._has_input_qparams = True
+            module._input_qparams = input_qparams
         module._set_packed([module._pack_observed(layer) for layer in data])
         return module
 
@@ -216,6 +267,41 @@ class LSTM(torch.nn.Module):
         bias = [b.detach().float().contiguous() if self.bias else None for b in (layer.b_ih, layer.b_hh)]
         return self._pack(ih.int8, ih.scales, ih.zero_points, hh.int8, hh.scales, hh.zero_points,
                           *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams])
+
+    @property
+    def packed_layers(self) -> Tuple[Tensor, ...]:
+        """The packed layer-directions (``_l0``, ``_l0_reverse``, ``_l1``, ...) as
+        :func:`qlstm.ops.quantized_lstm` takes them; read them, do not write them."""
+        return tuple(self._packed)
+
+    def layer_qparams(self, layer: int = 0, reverse: bool = False) -> Dict[str, Tuple[float, int]]:
+        """The seven intermediate qparams of one layer-direction, by name
+        (:data:`qlstm.ops.CELL_QPARAM_NAMES`): ``hidden`` and ``cell`` are what its
+        h and c come in."""
+        u = ops.unpack_lstm_layer(self._packed[self._index(layer, reverse)])
+        return {name: (s, z) for name, s, z in zip(CELL_QPARAM_NAMES, u.scales, u.zero_points)}
+
+    def _index(self, layer: int, reverse: bool) -> int:
+        if not 0 <= layer < self.num_layers or (reverse and not self.bidirectional):
+            raise IndexError(f"qlstm: this LSTM has no layer {layer}{' reverse' if reverse else ''} "
+                             f"(num_layers={self.num_layers}, bidirectional={self.bidirectional})")
+        return layer * self.num_directions + int(reverse)
+
+    def __getattr__(self, name: str):
+        # nn.LSTM's weight names, read-only: the dequantized int8 weights and the
+        # float biases, computed anew at each access (writing them changes nothing).
+        match = _WEIGHT_NAME.fullmatch(name)
+        if match is None or not self.__dict__.get("_packed"):
+            return super().__getattr__(name)
+        kind, matrix, layer, reverse = match.groups()
+        if ((kind == "bias" and not self.bias) or int(layer) >= self.num_layers
+                or (reverse is not None and not self.bidirectional)):
+            return super().__getattr__(name)  # nn.LSTM has no such attribute either
+        u = ops.unpack_lstm_layer(self._packed[self._index(int(layer), reverse is not None)])
+        if kind == "bias":
+            return getattr(u, f"b_{matrix}").clone()
+        w, scales, zero_points = (getattr(u, f"w_{matrix}{f}") for f in ("", "_scales", "_zero_points"))
+        return ((w.float() - zero_points.float()[:, None]) * scales.float()[:, None])
 
     @property
     def input_qparams(self) -> Optional[Tuple[float, int]]:
@@ -252,31 +338,26 @@ class LSTM(torch.nn.Module):
         if not isinstance(input, Tensor):
             raise TypeError(f"qlstm: input must be a tensor, got {type(input).__name__}")
         if hx is not None:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"qlstm: hx must be a tuple (h0, c0), got {type(hx).__name__}")
+            if not isinstance(hx, (tuple, list)):
+                raise TypeError(f"qlstm: hx must be a tuple (h0, c0) of two tensors, got "
+                                f"{type(hx).__name__}")
+            if len(hx) != 2:
+                raise TypeError(f"qlstm: hx must be a tuple (h0, c0) of two tensors, got a "
+                                f"{type(hx).__name__} of {len(hx)}")
             for t, name in ((hx[0], "h0"), (hx[1], "c0")):
                 if not isinstance(t, Tensor):
                     raise TypeError(f"qlstm: {name} must be a tensor, got {type(t).__name__}")
 
-    @torch.jit.unused
-    def _check_per_tensor(self, t: Tensor, name: str) -> None:
-        # TorchScript cannot compare qschemes; there q_scale() rejects a per-channel tensor.
-        if t.qscheme() != torch.per_tensor_affine:
-            raise TypeError(f"qlstm: a quantized {name} must be per-tensor torch.quint8, got "
-                            f"{t.dtype} with {t.qscheme()}")
-
     def _as_uint8(self, t: Tensor, name: str, has_float_qparams: bool,
                   float_qparams: Tuple[float, int]) -> Tuple[Tensor, float, int, bool]:
         if t.is_quantized:
-            if t.dtype != torch.quint8:
+            if t.dtype != torch.quint8 or not _per_tensor(t):
                 raise TypeError("qlstm: a quantized " + name + " must be per-tensor torch.quint8, "
-                                "got " + str(t.dtype))
-            if not torch.jit.is_scripting():
-                self._check_per_tensor(t, name)
+                                "got " + _dtype_name(t.dtype) + " with " + _qscheme_name(t))
             return t.int_repr(), t.q_scale(), t.q_zero_point(), True
         if not t.is_floating_point():
             raise TypeError("qlstm: " + name + " must be a floating-point or quint8 tensor, got "
-                            + str(t.dtype))
+                            + _dtype_name(t.dtype))
         if not has_float_qparams:
             raise ValueError(
                 "qlstm: a float " + name + " needs observed input qparams, and this module was "
@@ -286,19 +367,84 @@ class LSTM(torch.nn.Module):
         return torch.ops.qlstm.quantize(t.float(), scale, zero_point), scale, zero_point, False
 
     def _float_interface(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]) -> bool:
-        # float32 input and state with observed input qparams: one op call.
-        if not (input.dtype == torch.float32 and input.dim() == 3 and self._has_input_qparams):
+        # Floating-point input and state with observed input qparams: one op call.
+        if not (input.is_floating_point() and self._has_input_qparams):
             return False
-        if hx is None:
-            return True
-        h0, c0 = hx
-        return h0.dtype == torch.float32 and h0.dim() == 3 and c0.dtype == torch.float32 and c0.dim() == 3
+        return hx is None or (hx[0].is_floating_point() and hx[1].is_floating_point())
 
-    def _result(self, t: Tensor, qparams: Tuple[float, int], quantized: bool) -> Tensor:
+    def _check_features(self, x: Tensor) -> None:
+        # Checked here too, so that a compiled or exported module stops at it
+        # (the op's fake kernel cannot read the input size from the blobs).
+        if not torch.jit.is_scripting():
+            if torch.compiler.is_compiling():
+                self._check_features_compiling(x)
+                return
+        if x.dim() != 2 and x.dim() != 3:
+            raise ValueError("qlstm: input must be 2-d (unbatched) or 3-d, got shape "
+                             + str(list(x.shape)))
+        if x.size(-1) != self.input_size:
+            raise ValueError("qlstm: input must have " + str(self.input_size)
+                             + " features (input_size), got " + str(x.size(-1)))
+
+    @torch.jit.unused
+    def _check_features_compiling(self, x: Tensor) -> None:
+        # A size may be symbolic under torch.compile: checked when the program runs.
+        features = self.input_size
+        torch._check(x.dim() == 2 or x.dim() == 3,
+                     lambda: "qlstm: input must be 2-d (unbatched) or 3-d")
+        torch._check(x.size(-1) == features,
+                     lambda: f"qlstm: input must have {features} features (input_size)")
+
+    def _check_state(self, t: Tensor, name: str, batched: bool) -> None:
+        if t.dim() != (3 if batched else 2):
+            raise ValueError("qlstm: " + name + " must be " + str(3 if batched else 2)
+                             + "-d for a " + ("batched" if batched else "unbatched")
+                             + " input, got shape " + str(list(t.shape)))
+
+    def _forward_float_state(self, input: Tensor, x_scale: float, x_zero_point: int,
+                             hx: Optional[Tuple[Tensor, Tensor]]
+                             ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        """One quantized_lstm_float call: float states in and out, each layer in
+        its own qparams (exact when fed back). A float input gives a float
+        output in its dtype; a quint8 one (its bytes) gives quint8."""
+        self._check_features(input)
+        quantized = input.is_quantized
+        batched = input.dim() == 3
+        x = input.int_repr() if quantized else input.float()
+        if not batched:
+            x = x.unsqueeze(0 if self.batch_first else 1)
+        h0: Optional[Tensor] = None
+        c0: Optional[Tensor] = None
+        if hx is not None:
+            self._check_state(hx[0], "h0", batched)
+            self._check_state(hx[1], "c0", batched)
+            h0, c0 = hx[0].float(), hx[1].float()
+            if not batched:
+                h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+        y, h_n, c_n = torch.ops.qlstm.quantized_lstm_float(
+            x, x_scale, x_zero_point, h0, c0, self._packed, self.hidden_size, self.num_layers,
+            self.bidirectional, self.batch_first)
+        if not batched:
+            y = y.squeeze(0 if self.batch_first else 1)
+            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
+        if quantized:
+            scale, zero_point = self._output_qparams
+            y = torch._make_per_tensor_quantized_tensor(y, scale, zero_point)
+        elif input.dtype != torch.float32:
+            y = y.to(input.dtype)
+        state_dtype = torch.float32 if quantized else input.dtype
+        if hx is not None:
+            state_dtype = hx[0].dtype
+        if state_dtype != torch.float32:
+            h_n, c_n = h_n.to(state_dtype), c_n.to(state_dtype)
+        return y, (h_n, c_n)
+
+    def _result(self, t: Tensor, qparams: Tuple[float, int], quantized: bool,
+                dtype: torch.dtype) -> Tensor:
         scale, zero_point = qparams
         if quantized:
             return torch._make_per_tensor_quantized_tensor(t, scale, zero_point)
-        return torch.ops.qlstm.dequantize(t, scale, zero_point)
+        return torch.ops.qlstm.dequantize(t, scale, zero_point).to(dtype)
 
     def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
@@ -309,19 +455,13 @@ class LSTM(torch.nn.Module):
                                "or load a state_dict")
         if self._float_interface(input, hx):
             scale, zero_point = self._input_qparams
-            h0f: Optional[Tensor] = None
-            c0f: Optional[Tensor] = None
-            if hx is not None:
-                h0f, c0f = hx
-            y, h_n, c_n = torch.ops.qlstm.quantized_lstm_float(
-                input, scale, zero_point, h0f, c0f, self._packed, self.hidden_size,
-                self.num_layers, self.bidirectional, self.batch_first)
-            return y, (h_n, c_n)
+            return self._forward_float_state(input, scale, zero_point, hx)
         x, x_scale, x_zp, quantized = self._as_uint8(input, "input", self._has_input_qparams,
                                                      self._input_qparams)
-        if x.dim() != 2 and x.dim() != 3:
-            raise ValueError("qlstm: input must be 2-d (unbatched) or 3-d, got shape "
-                             + str(list(x.shape)))
+        if quantized and hx is not None and hx[0].is_floating_point() and hx[1].is_floating_point():
+            # quint8 in, float states: the exact way to stream the quint8 interface.
+            return self._forward_float_state(input, x_scale, x_zp, hx)
+        self._check_features(x)
         batched = x.dim() == 3
         if not batched:
             x = x.unsqueeze(0 if self.batch_first else 1)
@@ -332,10 +472,7 @@ class LSTM(torch.nn.Module):
             states: List[Tuple[Tensor, float, int]] = []
             for t, name, qp in ((hx[0], "h0", self._hidden_qparams), (hx[1], "c0", self._cell_qparams)):
                 s, s_scale, s_zp, _ = self._as_uint8(t, name, True, qp)
-                if s.dim() != (3 if batched else 2):
-                    raise ValueError("qlstm: " + name + " must be " + str(3 if batched else 2)
-                                     + "-d for a " + ("batched" if batched else "unbatched")
-                                     + " input, got shape " + str(list(s.shape)))
+                self._check_state(s, name, batched)
                 states.append((s if batched else s.unsqueeze(1), s_scale, s_zp))
             h0, h0_s, h0_z = states[0]
             c0, c0_s, c0_z = states[1]
@@ -345,6 +482,38 @@ class LSTM(torch.nn.Module):
         if not batched:
             y = y.squeeze(0 if self.batch_first else 1)
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
-        return (self._result(y, self._output_qparams, quantized),
-                (self._result(h_n, self._hidden_qparams, quantized),
-                 self._result(c_n, self._cell_qparams, quantized)))
+        dtype = input.dtype if input.is_floating_point() else torch.float32
+        return (self._result(y, self._output_qparams, quantized, dtype),
+                (self._result(h_n, self._hidden_qparams, quantized, dtype),
+                 self._result(c_n, self._cell_qparams, quantized, dtype)))
+
+
+def _per_tensor(t: Tensor) -> bool:
+    if torch.jit.is_scripting():
+        return str(t.qscheme()) == "0"  # TorchScript gives a QScheme as its number
+    return t.qscheme() == torch.per_tensor_affine
+
+
+def _qscheme_name(t: Tensor) -> str:
+    if torch.jit.is_scripting():
+        number = str(t.qscheme())
+        names = ["torch.per_tensor_affine", "torch.per_channel_affine",
+                 "torch.per_tensor_symmetric", "torch.per_channel_symmetric",
+                 "torch.per_channel_affine_float_qparams"]
+        return names[int(number)] if int(number) < len(names) else "qscheme " + number
+    return str(t.qscheme())
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """The dtype as Python prints it; TorchScript prints a dtype as its number."""
+    if not torch.jit.is_scripting():
+        return str(dtype)
+    # The dtypes the module rejects (floating ones are accepted).
+    dtypes = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool,
+              torch.quint8, torch.qint8, torch.qint32, torch.complex64, torch.complex128]
+    names = ["torch.uint8", "torch.int8", "torch.int16", "torch.int32", "torch.int64", "torch.bool",
+             "torch.quint8", "torch.qint8", "torch.qint32", "torch.complex64", "torch.complex128"]
+    for d, name in zip(dtypes, names):
+        if d == dtype:
+            return name
+    return "dtype " + str(dtype)

@@ -27,6 +27,14 @@ DEFAULT_WEIGHT_OBSERVER = PerChannelMinMaxObserver.with_args(
     dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
 
 
+#: The module of torch.ao.nn.quantizable's LSTM cell whose output observer
+#: holds each intermediate's qparams.
+QUANTIZABLE_CELL_OBSERVED = {
+    "igates": "igates", "hgates": "hgates", "gates": "gates", "fgate_cx": "fgate_cx",
+    "igate_cgate": "igate_cgate", "cell": "fgate_cx_igate_cgate", "hidden": "ogate_cy",
+}
+
+
 def layer_data_of_quantizable(observed: torch.ao.nn.quantizable.LSTM) -> List[LayerData]:
     """Weights and observed qparams of every layer-direction of a calibrated quantizable LSTM."""
     data = []
@@ -36,15 +44,11 @@ def layer_data_of_quantizable(observed: torch.ao.nn.quantizable.LSTM) -> List[La
             cell = single.cell
             if getattr(cell, "split_gates", False):
                 raise ValueError("qlstm: quantizable LSTMs with split_gates=True are not supported")
-            observers = (cell.igates.activation_post_process, cell.hgates.activation_post_process,
-                         cell.gates.activation_post_process, cell.fgate_cx.activation_post_process,
-                         cell.igate_cgate.activation_post_process,
-                         cell.fgate_cx_igate_cgate.activation_post_process,
-                         cell.ogate_cy.activation_post_process)
+            qparams = [qparams_of(getattr(cell, QUANTIZABLE_CELL_OBSERVED[n]).activation_post_process, n)
+                       for n in CELL_QPARAM_NAMES]
             data.append(LayerData(
                 cell.igates.weight, cell.hgates.weight, cell.igates.bias, cell.hgates.bias,
-                cell.igates.qconfig.weight, cell.hgates.qconfig.weight,
-                [qparams_of(o, n) for o, n in zip(observers, CELL_QPARAM_NAMES)]))
+                cell.igates.qconfig.weight, cell.hgates.qconfig.weight, qparams))
     return data
 
 
@@ -84,6 +88,10 @@ class ObservedLSTM(torch.nn.Module):
         get = lambda name: getattr(self.lstm, name + s, None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
+    def _float32_weights(self, index: int):
+        # Observation runs in float32 whatever the LSTM's dtype (the kernels' numerics).
+        return tuple(None if w is None else w.float() for w in self._weights(index))
+
     def layer_data(self) -> List[LayerData]:
         data = []
         for index, observers in enumerate(self.observers):
@@ -97,7 +105,7 @@ class ObservedLSTM(torch.nn.Module):
 
     def _run_direction(self, index: int, x: Tensor, h: Tensor, c: Tensor, reverse: bool
                        ) -> Tuple[Tensor, Tensor, Tensor]:
-        w_ih, w_hh, b_ih, b_hh = self._weights(index)
+        w_ih, w_hh, b_ih, b_hh = self._float32_weights(index)
         obs = self.observers[index]
         igates = obs["igates"](torch.nn.functional.linear(x, w_ih, b_ih))
         outputs = [None] * x.shape[0]
@@ -126,7 +134,7 @@ class ObservedLSTM(torch.nn.Module):
         if hx is None:
             h0 = c0 = x.new_zeros(shape)
         else:
-            h0, c0 = (t if batched else t.unsqueeze(1) for t in hx)
+            h0, c0 = (t.float() if batched else t.float().unsqueeze(1) for t in hx)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
@@ -141,4 +149,6 @@ class ObservedLSTM(torch.nn.Module):
         h_n, c_n = torch.stack(h_n), torch.stack(c_n)
         if not batched:
             y, h_n, c_n = y.squeeze(0 if self.batch_first else 1), h_n.squeeze(1), c_n.squeeze(1)
+        if input.is_floating_point() and input.dtype != torch.float32:
+            y, h_n, c_n = y.to(input.dtype), h_n.to(input.dtype), c_n.to(input.dtype)
         return y, (h_n, c_n)

@@ -44,20 +44,14 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
     b_ih_.push_back(bias(rng));
     b_hh_.push_back(bias(rng));
   }
-  const LayerWeights w{I,
-                       H,
-                       w_ih_.data(),
-                       w_ih_scale_.data(),
-                       w_ih_zp_.data(),
-                       w_hh_.data(),
-                       w_hh_scale_.data(),
-                       w_hh_zp_.data(),
-                       s.bias ? b_ih_.data() : nullptr,
-                       s.bias ? b_hh_.data() : nullptr,
-                       s.per_channel};
+  const LayerWeights w{
+      I,
+      H,
+      MatrixWeights{w_ih_.data(), w_ih_scale_.data(), w_ih_zp_.data(), s.bias ? b_ih_.data() : nullptr},
+      MatrixWeights{w_hh_.data(), w_hh_scale_.data(), w_hh_zp_.data(), s.bias ? b_hh_.data() : nullptr},
+      s.per_channel};
   CellQParams q{};
-  QParams* slots[] = {&q.igates, &q.hgates, &q.gates, &q.fgate_cx, &q.igate_cgate, &q.cell, &q.hidden};
-  for (QParams* slot : slots) *slot = random_qparams(rng, s.power_of_two_scales);
+  for (QParams CellQParams::*field : kCellQParamFields) q.*field = random_qparams(rng, s.power_of_two_scales);
   // The activation tables are data to the kernels: random ones test every lookup.
   const std::vector<uint8_t> tables = random_bytes(3 * 256, s.seed + 7);
   const LayerTables t{tables.data(), tables.data() + 256, tables.data() + 512};

@@ -9,8 +9,9 @@
 #include <thread>
 #include <vector>
 
-#include "lstm_kernels.h"
+#include "kernel_set.h"
 #include "lstm_layer.h"
+#include "packed_format.h"
 
 namespace qlstm::testing {
 

@@ -1,0 +1,57 @@
+// The kernels of one instruction set behind a table of function pointers,
+// the instruction sets this build knows, and which of them this CPU runs.
+#pragma once
+
+#include <cstdint>
+
+#include "packed_format.h"
+#include "requant.h"
+
+namespace qlstm {
+
+// State of one recurrent step: the previous h and c with their qparams.
+struct StepState {
+  const uint8_t* h;  // [B][H]
+  const uint8_t* c;  // [B][H]
+  QParams c_qparams;
+};
+
+// The kernels of one instruction set. Work is split over rows (timesteps x
+// batch, or batch) and over panels (input projection) or unit blocks (step);
+// time stays sequential. Every set gives the scalar reference's results bit
+// for bit.
+struct KernelSet {
+  const char* name;
+  // igates[r][n] for rows [row_begin, row_end) of x ([rows][input_size]) and
+  // packed rows n in panels [panel_begin, panel_end).
+  void (*input_projection)(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
+                           int64_t row_begin, int64_t row_end, int64_t panel_begin,
+                           int64_t panel_end, uint8_t* igates /*[rows][p.rows]*/);
+  // One timestep for batch rows [b_begin, b_end) and unit blocks
+  // [block_begin, block_end): hgates = h * w_hh^T, then gates, sigmoid/tanh,
+  // the cell update and the new hidden state, fused. hh must have been
+  // prepared with the qparams of state.h.
+  void (*lstm_step)(const PackedLayer& p, const LinearRequant& hh, const CellConstants& cc,
+                    const uint8_t* igates /*[B][p.rows]*/, const StepState& state,
+                    int64_t b_begin, int64_t b_end, int64_t block_begin, int64_t block_end,
+                    uint8_t* h_next /*[B][H]*/, uint8_t* c_next /*[B][H]*/);
+};
+
+enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni, kNeon, kNeonDot };
+
+const KernelSet& scalar_kernels();
+// The kernels of `isa`, or nullptr when this build has none for it.
+const KernelSet* kernels_for(Isa isa);
+// Whether this CPU (and OS) can run `isa`'s kernels.
+bool cpu_supports(Isa isa);
+const char* isa_name(Isa isa);
+// Parses "scalar", "avx2", "avx_vnni", "avx512_vnni", "neon", "neon_dot";
+// returns false for an unknown name.
+bool parse_isa(const char* name, Isa* out);
+// All ISAs in order of preference within an architecture, best last.
+inline constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni,
+                                   Isa::kNeon, Isa::kNeonDot};
+// The best ISA this CPU can run that this build has kernels for.
+Isa best_isa();
+
+}  // namespace qlstm

@@ -1,0 +1,366 @@
+// The packed blob: its header and section layout, packing, unpacking,
+// validation of a view, and the checksum.
+#include "packed_format.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace qlstm {
+namespace {
+
+constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
+constexpr uint32_t kVersion = 5;
+constexpr uint32_t kFlagPerChannel = 1u;
+constexpr uint32_t kFlagHasBias = 2u;
+// Weight zero points are stored only when one is nonzero (symmetric weights have none).
+constexpr uint32_t kFlagWeightZeroPoints = 4u;
+constexpr size_t kAlign = 64;
+
+struct Header {
+  char magic[8];
+  uint32_t version;
+  uint32_t flags;
+  int64_t input_size;
+  int64_t hidden_size;
+  float scales[kNumCellQParams];  // in QLSTM_FOR_EACH_CELL_QPARAM's order
+  int32_t zero_points[kNumCellQParams];
+  int64_t min_weights_ih;  // entries of the -128 lists
+  int64_t min_weights_hh;
+  uint64_t checksum;  // blob_checksum of the whole blob with this field zero
+};
+static_assert(sizeof(Header) <= kPackedHeaderBytes, "header must fit its slot");
+constexpr size_t kChecksumOffset = offsetof(Header, checksum);
+
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// Byte offsets of one matrix's sections.
+struct MatrixLayout {
+  size_t weights, scale, zero_point, colsum, bias, min_weights;
+  int64_t K, min_count;
+};
+
+// Byte offsets of every section; one definition serves packing and viewing.
+// Sections go field by field, each field for W_ih then W_hh.
+struct Layout {
+  MatrixLayout ih, hh;
+  size_t sigmoid_gates, tanh_gates, tanh_cell, total;
+  bool zero_points;  // whether the weight zero points are stored
+
+  Layout(int64_t input_size, int64_t hidden_size, int64_t min_weights_ih, int64_t min_weights_hh,
+         bool zero_points)
+      : zero_points(zero_points) {
+    ih.K = input_size;
+    hh.K = hidden_size;
+    ih.min_count = min_weights_ih;
+    hh.min_count = min_weights_hh;
+    const size_t rows = 4 * static_cast<size_t>(padded_hidden(hidden_size));
+    size_t at = kPackedHeaderBytes;
+    auto take = [&](size_t bytes) {
+      const size_t here = at;
+      at = align_up(at + bytes);
+      return here;
+    };
+    MatrixLayout* both[] = {&ih, &hh};
+    for (MatrixLayout* m : both) m->weights = take(rows * static_cast<size_t>(round_up(m->K, kKGroup)));
+    for (MatrixLayout* m : both) m->scale = take(rows * sizeof(float));
+    for (MatrixLayout* m : both) m->zero_point = take(zero_points ? rows : 0);
+    for (MatrixLayout* m : both) m->colsum = take(rows * sizeof(int32_t));
+    for (MatrixLayout* m : both) m->bias = take(rows * sizeof(float));
+    sigmoid_gates = take(256);
+    tanh_gates = take(256);
+    tanh_cell = take(256);
+    for (MatrixLayout* m : both) {
+      m->min_weights = take(static_cast<size_t>(m->min_count) * sizeof(uint32_t));
+    }
+    total = at;
+  }
+};
+
+// Copies an nn.LSTM weight matrix ([4H][K], rows i, f, g, o) into panels.
+void pack_weights(const int8_t* src, int64_t hidden_size, int64_t K, int8_t* dst) {
+  for (int64_t u = 0; u < hidden_size; ++u) {
+    for (int g = 0; g < 4; ++g) {
+      const int8_t* row = src + (g * hidden_size + u) * K;
+      const int64_t r = packed_row(u, g);
+      for (int64_t k = 0; k < K; ++k) dst[packed_weight_offset(r, k, K)] = row[k];
+    }
+  }
+}
+
+// Reorders a per-row array from nn.LSTM's row order to packed rows; padding
+// rows keep what dst held.
+template <typename Src, typename Dst>
+void pack_rows(const Src* src, int64_t hidden_size, Dst* dst) {
+  for (int64_t u = 0; u < hidden_size; ++u) {
+    for (int g = 0; g < 4; ++g) dst[packed_row(u, g)] = static_cast<Dst>(src[g * hidden_size + u]);
+  }
+}
+
+template <typename Src, typename Dst>
+void unpack_rows(const Src* src, int64_t hidden_size, Dst* dst) {
+  for (int64_t u = 0; u < hidden_size; ++u) {
+    for (int g = 0; g < 4; ++g) dst[g * hidden_size + u] = static_cast<Dst>(src[packed_row(u, g)]);
+  }
+}
+
+void column_sums(const int8_t* panels, int64_t rows, int64_t K, int32_t* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t s = 0;
+    for (int64_t k = 0; k < K; ++k) s += panels[packed_weight_offset(r, k, K)];
+    out[r] = s;
+  }
+}
+
+int64_t count_min_weights(const int8_t* w, int64_t n) {
+  return std::count(w, w + n, int8_t{-128});
+}
+
+bool has_zero_points(const LayerWeights& w) {
+  const int64_t rows = 4 * w.hidden_size;
+  auto nonzero = [](int32_t z) { return z != 0; };
+  return std::any_of(w.ih.zero_point, w.ih.zero_point + rows, nonzero) ||
+         std::any_of(w.hh.zero_point, w.hh.zero_point + rows, nonzero);
+}
+
+Layout layout_of(const LayerWeights& w) {
+  const int64_t rows = 4 * w.hidden_size;
+  return Layout(w.input_size, w.hidden_size, count_min_weights(w.ih.weights, rows * w.input_size),
+                count_min_weights(w.hh.weights, rows * w.hidden_size), has_zero_points(w));
+}
+
+// Lists the weights equal to -128 as min_weight_entry values, sorted.
+void list_min_weights(const int8_t* panels, int64_t rows, int64_t K, uint32_t* entries) {
+  int64_t n = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < K; ++k) {
+      if (panels[packed_weight_offset(r, k, K)] == -128) {
+        entries[n++] = min_weight_entry(r / kPanelRows, r % kPanelRows, k);
+      }
+    }
+  }
+}
+
+// Packs one matrix's weights and per-row constants into the sections of m.
+void pack_matrix(const MatrixWeights& w, const MatrixLayout& m, int64_t hidden_size,
+                 bool zero_points, uint8_t* out) {
+  const int64_t rows = 4 * padded_hidden(hidden_size);
+  int8_t* panels = reinterpret_cast<int8_t*>(out + m.weights);
+  float* scale = reinterpret_cast<float*>(out + m.scale);
+  pack_weights(w.weights, hidden_size, m.K, panels);
+  // Padding rows have zero weights; scale 1 keeps their (unused) outputs finite.
+  std::fill(scale, scale + rows, 1.0f);
+  pack_rows(w.scale, hidden_size, scale);
+  if (zero_points) pack_rows(w.zero_point, hidden_size, reinterpret_cast<int8_t*>(out + m.zero_point));
+  if (w.bias) pack_rows(w.bias, hidden_size, reinterpret_cast<float*>(out + m.bias));
+  column_sums(panels, rows, m.K, reinterpret_cast<int32_t*>(out + m.colsum));
+  list_min_weights(panels, rows, m.K, reinterpret_cast<uint32_t*>(out + m.min_weights));
+}
+
+// A -128 list must be sorted and stay inside its matrix. The checks of every
+// view are branch-free reductions, which the compiler vectorizes.
+bool valid_min_weights(const uint32_t* entries, int64_t n, int64_t panels, int64_t K) {
+  uint32_t unsorted = 0, max_k = 0, max_panel = 0;
+  for (int64_t i = 1; i < n; ++i) unsorted |= static_cast<uint32_t>(entries[i] < entries[i - 1]);
+  for (int64_t i = 0; i < n; ++i) {
+    max_k = std::max(max_k, entries[i] & kMinWeightKMask);
+    max_panel = std::max(max_panel, entries[i] >> kMinWeightPanelShift);
+  }
+  return n == 0 || (unsorted == 0 && static_cast<int64_t>(max_k) < K &&
+                    static_cast<int64_t>(max_panel) < panels);
+}
+
+bool valid_scales(const float* s, int64_t n) {
+  int32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    bad |= static_cast<int32_t>(!(s[i] > 0.0f)) |
+           static_cast<int32_t>(!(s[i] <= std::numeric_limits<float>::max()));
+  }
+  return bad == 0;
+}
+
+bool any_nonzero(const int8_t* v, int64_t n) {
+  int8_t acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc |= v[i];
+  return acc != 0;
+}
+
+bool valid_qparams(QParams q) {
+  return std::isfinite(q.scale) && q.scale > 0.0f && q.zero_point >= 0 && q.zero_point <= 255;
+}
+
+// The view of one matrix's sections; nullptr or the reason it is invalid.
+const char* view_matrix(const uint8_t* data, const MatrixLayout& m, int64_t rows, bool per_channel,
+                        bool has_bias, bool zero_points, PackedMatrix* out) {
+  PackedMatrix& v = *out;
+  v.rows = rows;
+  v.K = m.K;
+  v.per_channel = per_channel;
+  v.weights = reinterpret_cast<const int8_t*>(data + m.weights);
+  v.scale = reinterpret_cast<const float*>(data + m.scale);
+  v.zero_point = zero_points ? reinterpret_cast<const int8_t*>(data + m.zero_point) : nullptr;
+  v.has_zero_point = zero_points && any_nonzero(v.zero_point, rows);
+  v.colsum = reinterpret_cast<const int32_t*>(data + m.colsum);
+  v.bias = has_bias ? reinterpret_cast<const float*>(data + m.bias) : nullptr;
+  v.min_weights = reinterpret_cast<const uint32_t*>(data + m.min_weights);
+  v.min_count = m.min_count;
+  if (!valid_min_weights(v.min_weights, v.min_count, v.panels(), v.K)) {
+    return "has a corrupt list of -128 weights";
+  }
+  if (!valid_scales(v.scale, rows)) return "holds a weight scale that is not finite and > 0";
+  return nullptr;
+}
+
+void unpack_matrix(const PackedMatrix& m, int64_t hidden_size, const MatrixWeightsOut& out) {
+  const int64_t K = m.K;
+  for (int64_t u = 0; u < hidden_size; ++u) {
+    for (int g = 0; g < 4; ++g) {
+      const int64_t r = packed_row(u, g), n = g * hidden_size + u;
+      for (int64_t k = 0; k < K; ++k) out.weights[n * K + k] = m.weights[packed_weight_offset(r, k, K)];
+    }
+  }
+  unpack_rows(m.scale, hidden_size, out.scale);
+  if (m.zero_point) {
+    unpack_rows(m.zero_point, hidden_size, out.zero_point);
+  } else {
+    std::fill(out.zero_point, out.zero_point + 4 * hidden_size, 0);
+  }
+  if (m.bias) unpack_rows(m.bias, hidden_size, out.bias);
+}
+
+// The header of a blob whose first `available` bytes are given, checked for
+// everything its layout depends on. nullptr on success, else what is wrong.
+const char* read_header(const uint8_t* data, size_t available, Header* out) {
+  if (available < sizeof(Header)) return "is shorter than its header";
+  Header& h = *out;
+  std::memcpy(&h, data, sizeof(h));
+  if (std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) return "is not a qlstm packed layer";
+  if (h.version != kVersion) return "has an unsupported packing version";
+  if (h.input_size < 1 || h.input_size > kMaxInnerDim || h.hidden_size < 1 ||
+      h.hidden_size > kMaxInnerDim) {
+    return "has input or hidden size out of range";
+  }
+  const int64_t rows = 4 * padded_hidden(h.hidden_size);
+  if (h.min_weights_ih < 0 || h.min_weights_ih > rows * h.input_size || h.min_weights_hh < 0 ||
+      h.min_weights_hh > rows * h.hidden_size) {
+    return "has a weight list longer than its weights";
+  }
+  return nullptr;
+}
+
+Layout layout_of(const Header& h) {
+  return Layout(h.input_size, h.hidden_size, h.min_weights_ih, h.min_weights_hh,
+                (h.flags & kFlagWeightZeroPoints) != 0);
+}
+
+}  // namespace
+
+size_t packed_layer_size(const LayerWeights& w) { return layout_of(w).total; }
+
+const char* packed_size_from_header(const uint8_t* header, size_t available, size_t* total) {
+  Header h;
+  if (const char* e = read_header(header, std::min(available, kPackedHeaderBytes), &h)) return e;
+  *total = layout_of(h).total;
+  return nullptr;
+}
+
+void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& t, uint8_t* out) {
+  const Layout L = layout_of(w);
+  std::memset(out, 0, L.total);
+
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof(kMagic));
+  h.version = kVersion;
+  h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.ih.bias ? kFlagHasBias : 0u) |
+            (L.zero_points ? kFlagWeightZeroPoints : 0u);
+  h.input_size = w.input_size;
+  h.hidden_size = w.hidden_size;
+  h.min_weights_ih = L.ih.min_count;
+  h.min_weights_hh = L.hh.min_count;
+  for (int i = 0; i < kNumCellQParams; ++i) {
+    h.scales[i] = (q.*kCellQParamFields[i]).scale;
+    h.zero_points[i] = (q.*kCellQParamFields[i]).zero_point;
+  }
+  std::memcpy(out, &h, sizeof(h));
+
+  pack_matrix(w.ih, L.ih, w.hidden_size, L.zero_points, out);
+  pack_matrix(w.hh, L.hh, w.hidden_size, L.zero_points, out);
+  std::memcpy(out + L.sigmoid_gates, t.sigmoid_gates, 256);
+  std::memcpy(out + L.tanh_gates, t.tanh_gates, 256);
+  std::memcpy(out + L.tanh_cell, t.tanh_cell, 256);
+  const uint64_t sum = blob_checksum(out, L.total);
+  std::memcpy(out + kChecksumOffset, &sum, sizeof(sum));
+}
+
+uint64_t blob_checksum(const uint8_t* data, size_t size) {
+  // xxHash64's rounds over four lanes of 8-byte words (the blob is a multiple
+  // of 64 bytes), the checksum field read as zero. The rotation carries every
+  // bit of a word into every later one, so no two edits cancel but by chance
+  // (a plain multiply-xor chain keeps a top-byte change in the top byte).
+  // Not cryptographic: it catches altered or corrupted bytes, not a forgery.
+  constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full,
+                     kP3 = 0x165667B19E3779F9ull;
+  auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  auto round = [&](uint64_t acc, uint64_t word) { return rotl(acc + word * kP2, 31) * kP1; };
+  uint64_t lane[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
+  for (size_t i = 0; i + 32 <= size; i += 32) {
+    for (int j = 0; j < 4; ++j) {
+      const size_t at = i + 8 * static_cast<size_t>(j);
+      uint64_t word;
+      std::memcpy(&word, data + at, sizeof(word));
+      if (at == kChecksumOffset) word = 0;
+      lane[j] = round(lane[j], word);
+    }
+  }
+  uint64_t h = rotl(lane[0], 1) + rotl(lane[1], 7) + rotl(lane[2], 12) + rotl(lane[3], 18);
+  for (uint64_t l : lane) h = (h ^ round(0, l)) * kP1 + kP3;
+  h += size;
+  h = (h ^ (h >> 33)) * kP2;
+  h = (h ^ (h >> 29)) * kP3;
+  return h ^ (h >> 32);
+}
+
+bool verify_checksum(const uint8_t* data, size_t size) {
+  uint64_t stored;
+  std::memcpy(&stored, data + kChecksumOffset, sizeof(stored));
+  return blob_checksum(data, size) == stored;
+}
+
+void unpack_layer_weights(const PackedLayer& p, const MatrixWeightsOut& ih,
+                          const MatrixWeightsOut& hh) {
+  unpack_matrix(p.ih, p.hidden_size, ih);
+  unpack_matrix(p.hh, p.hidden_size, hh);
+}
+
+const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out) {
+  if (reinterpret_cast<uintptr_t>(data) % alignof(int64_t) != 0) return "is not 8-byte aligned";
+  // The header is read once, into h: everything below comes from this copy.
+  Header h;
+  if (const char* e = read_header(data, size, &h)) return e;
+  const int64_t rows = 4 * padded_hidden(h.hidden_size);
+  const bool zero_points = (h.flags & kFlagWeightZeroPoints) != 0;
+  const Layout L = layout_of(h);
+  if (size != L.total) return "has a size that does not match its header";
+
+  PackedLayer& p = *out;
+  p.input_size = h.input_size;
+  p.hidden_size = h.hidden_size;
+  p.rows = rows;
+  p.per_channel = (h.flags & kFlagPerChannel) != 0;
+  p.has_bias = (h.flags & kFlagHasBias) != 0;
+  for (int i = 0; i < kNumCellQParams; ++i) {
+    const QParams qp{h.scales[i], h.zero_points[i]};
+    if (!valid_qparams(qp)) return "holds an invalid scale or zero point";
+    p.q.*kCellQParamFields[i] = qp;
+  }
+  p.sigmoid_gates = data + L.sigmoid_gates;
+  p.tanh_gates = data + L.tanh_gates;
+  p.tanh_cell = data + L.tanh_cell;
+  if (const char* e = view_matrix(data, L.ih, rows, p.per_channel, p.has_bias, zero_points, &p.ih)) {
+    return e;
+  }
+  return view_matrix(data, L.hh, rows, p.per_channel, p.has_bias, zero_points, &p.hh);
+}
+
+}  // namespace qlstm

@@ -1,0 +1,156 @@
+// The packed form of one LSTM layer-direction: a self-describing blob (header,
+// weight panels, per-row constants, activation tables) that every kernel set
+// reads, so that a blob does not depend on the CPU it was made on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "qparams.h"
+
+namespace qlstm {
+
+// Largest inner dimension for which every zero-point-corrected dot product,
+// |sum_k (x - xz)(w - wz)| <= 255 * 255 * K, fits an int32.
+inline constexpr int64_t kMaxInnerDim = 32768;
+
+// Gate order inside a packed layer, as in nn.LSTM's weight rows.
+enum Gate : int { kInputGate = 0, kForgetGate = 1, kCellGate = 2, kOutputGate = 3 };
+
+// Hidden units are taken in blocks of kUnitBlock; a block's rows are ordered
+// gate-major, [i u0..u15, f u0..u15, g .., o ..], so the epilogue finds the
+// four gates of 16 units side by side. Each group of 16 rows (a panel) stores
+// its int8 weights as [K/4][16 rows][4 consecutive k]: one 64-byte line per
+// 4 k, the operand layout of vpdpbusd (4 k per 32-bit lane). Rows past
+// hidden_size and k past K are zero-filled.
+inline constexpr int64_t kUnitBlock = 16;
+inline constexpr int64_t kPanelRows = 16;
+inline constexpr int64_t kKGroup = 4;
+
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+inline int64_t padded_hidden(int64_t hidden_size) { return round_up(hidden_size, kUnitBlock); }
+// Packed row of gate g of hidden unit u.
+inline int64_t packed_row(int64_t u, int g) {
+  return (u / kUnitBlock) * 4 * kUnitBlock + g * kUnitBlock + u % kUnitBlock;
+}
+// Offset of weight (row, k) inside a packed matrix with inner dimension K.
+inline int64_t packed_weight_offset(int64_t row, int64_t k, int64_t K) {
+  return (row / kPanelRows) * round_up(K, kKGroup) * kPanelRows +
+         (k / kKGroup) * kPanelRows * kKGroup + (row % kPanelRows) * kKGroup + k % kKGroup;
+}
+
+// One weight equal to -128: its panel (13 bits: 4 * 32768 rows / 16), its row
+// in the panel (4 bits) and its k (15 bits), so that sorted entries run panel
+// by panel and row by row.
+inline constexpr int kMinWeightPanelShift = 19;
+inline constexpr int kMinWeightRowShift = 15;
+inline constexpr uint32_t kMinWeightKMask = (1u << 15) - 1;
+inline uint32_t min_weight_entry(int64_t panel, int64_t row, int64_t k) {
+  return static_cast<uint32_t>(panel) << kMinWeightPanelShift |
+         static_cast<uint32_t>(row) << kMinWeightRowShift | static_cast<uint32_t>(k);
+}
+
+// One unpacked weight matrix with its linear's bias, nn.LSTM layout (rows i, f, g, o).
+struct MatrixWeights {
+  const int8_t* weights;      // [4H][K]
+  const float* scale;         // [4H] (per-tensor: the same value repeated)
+  const int32_t* zero_point;  // [4H]
+  const float* bias;          // [4H] or nullptr
+};
+
+// Unpacked weights of one layer-direction.
+struct LayerWeights {
+  int64_t input_size;
+  int64_t hidden_size;
+  MatrixWeights ih, hh;  // K = input_size and hidden_size; both biases or neither
+  bool per_channel;
+};
+
+// Element-wise maps of uint8 operands whose qparams are fixed at pack time.
+// The ops layer computes them with PyTorch's own float ops so that they agree
+// with ATen's quantized sigmoid and tanh bit for bit.
+struct LayerTables {
+  const uint8_t* sigmoid_gates;  // [256] gates -> sigmoid
+  const uint8_t* tanh_gates;     // [256] gates -> tanh
+  const uint8_t* tanh_cell;      // [256] cell -> tanh
+};
+
+// Read-only view of one packed weight matrix (W_ih or W_hh) and its linear's
+// per-row constants. Per-row arrays have `rows` entries in packed row order.
+struct PackedMatrix {
+  int64_t rows;  // 4 * padded_hidden(hidden_size)
+  int64_t K;     // inner dimension
+  bool per_channel;
+  const int8_t* weights;      // panels over K
+  const float* scale;         // [rows]
+  const int8_t* zero_point;   // [rows], or nullptr when no weight zero point is stored
+  bool has_zero_point;        // some zero point is nonzero: rows of x need their sums
+  const int32_t* colsum;      // [rows] sum over k of the weights
+  const float* bias;          // [rows], or nullptr when the layer has no bias
+  // The weights equal to -128, sorted, as min_weight_entry values. Kernels
+  // that negate weights (where -128 has no int8 opposite) correct for these.
+  const uint32_t* min_weights;
+  int64_t min_count;
+
+  int64_t panels() const { return rows / kPanelRows; }
+  int64_t panel_bytes() const { return round_up(K, kKGroup) * kPanelRows; }
+};
+
+// Read-only view of one packed layer-direction inside a packed blob.
+struct PackedLayer {
+  int64_t input_size;
+  int64_t hidden_size;
+  int64_t rows;  // 4 * padded_hidden(hidden_size)
+  bool per_channel;
+  bool has_bias;
+  CellQParams q;
+  PackedMatrix ih;  // x * W_ih^T, K = input_size
+  PackedMatrix hh;  // h * W_hh^T, K = hidden_size
+  const uint8_t* sigmoid_gates;  // [256]
+  const uint8_t* tanh_gates;     // [256]
+  const uint8_t* tanh_cell;      // [256]
+};
+
+// Size in bytes of the packed form of w.
+size_t packed_layer_size(const LayerWeights& w);
+
+// Bytes of a blob's header, at its start.
+inline constexpr size_t kPackedHeaderBytes = 128;
+
+// The size a blob must have, read from its header alone (the first
+// min(available, kPackedHeaderBytes) bytes), so that a caller can reject a
+// wrong size before it copies or reads the rest. Returns nullptr on success,
+// or a static message naming what is wrong.
+const char* packed_size_from_header(const uint8_t* header, size_t available, size_t* total);
+
+// Packs one layer-direction into `out` (packed_layer_size bytes, 64-byte aligned).
+void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& t,
+                uint8_t* out);
+
+// Validates a packed blob's structure (header, sizes, qparams, scales, -128
+// lists: everything an out-of-bounds read could come from) and returns its
+// view. Returns nullptr on success, or a static message naming what is wrong.
+// O(rows + list entries): cheap enough for every call.
+const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out);
+
+// The checksum pack_layer stores in a blob's header, over all of its bytes,
+// and whether a blob (that unpack_layer_view accepted) still matches it: an
+// altered weight, bias, column sum or table is caught here, in O(size).
+uint64_t blob_checksum(const uint8_t* data, size_t size);
+bool verify_checksum(const uint8_t* data, size_t size);
+
+// Where unpack_layer_weights writes one matrix, nn.LSTM layout: weights
+// [4H][K], per-row scales, zero points and bias [4H] (the bias is skipped
+// when the layer has none).
+struct MatrixWeightsOut {
+  int8_t* weights;
+  float* scale;
+  int32_t* zero_point;
+  float* bias;
+};
+
+// Inverse of pack_layer's weight part.
+void unpack_layer_weights(const PackedLayer& p, const MatrixWeightsOut& ih,
+                          const MatrixWeightsOut& hh);
+
+}  // namespace qlstm

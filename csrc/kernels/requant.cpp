@@ -1,0 +1,55 @@
+#include "requant.h"
+
+#include <algorithm>
+
+namespace qlstm {
+
+void prepare_linear_requant(const PackedMatrix& m, QParams input, QParams output,
+                            LinearRequant* r) {
+  const int64_t rows = m.rows;
+  const int32_t xz = input.zero_point, k = static_cast<int32_t>(m.K);
+  r->output_zero_point = output.zero_point;
+  // Copied once, each entry read once: a k past the matrix (a blob rewritten
+  // after it was validated) becomes K - 1, wrong but inside the activations.
+  const uint32_t last_k = static_cast<uint32_t>(m.K - 1);
+  for (int64_t i = 0; i < m.min_count; ++i) {
+    const uint32_t e = m.min_weights[i];
+    r->min_weights[i] = (e & kMinWeightKMask) > last_k ? (e & ~kMinWeightKMask) | last_k : e;
+  }
+  // Starts rise monotonically from 0 to at most min_count, sorted list or not.
+  int64_t at = 0;
+  for (int64_t panel = 0; panel <= m.panels(); ++panel) {
+    while (at < m.min_count && (r->min_weights[at] >> kMinWeightPanelShift) < panel) ++at;
+    r->min_weights_start[panel] = static_cast<int32_t>(at);
+  }
+  // Separate branch-free loops, so that each vectorizes; this runs on every call.
+  // sum_k (x - xz)(w - wz) = acc - xz * (colsum - K * wz) - wz * rowsum(x);
+  // the row-sum term is added per row in the GEMM.
+  if (m.zero_point != nullptr) {
+    for (int64_t n = 0; n < rows; ++n) r->offset[n] = -xz * (m.colsum[n] - k * m.zero_point[n]);
+  } else {
+    for (int64_t n = 0; n < rows; ++n) r->offset[n] = -xz * m.colsum[n];
+  }
+  // FBGEMM: act_times_w_scale = x_scale * w_scale; multiplier = that / out_scale;
+  // a float bias enters as bias / act_times_w_scale, computed per channel by
+  // division and per tensor by multiplying with a reciprocal taken in double.
+  for (int64_t n = 0; n < rows; ++n) r->multiplier[n] = (input.scale * m.scale[n]) / output.scale;
+  if (m.bias == nullptr) {
+    std::fill(r->bias_term, r->bias_term + rows, 0.0f);
+  } else if (m.per_channel) {
+    for (int64_t n = 0; n < rows; ++n) r->bias_term[n] = m.bias[n] / (input.scale * m.scale[n]);
+  } else {
+    for (int64_t n = 0; n < rows; ++n) {
+      r->bias_term[n] =
+          m.bias[n] * static_cast<float>(1.0 / static_cast<double>(input.scale * m.scale[n]));
+    }
+  }
+}
+
+void prepare_cell_constants(const PackedLayer& p, CellConstants* c) {
+  std::copy(p.sigmoid_gates, p.sigmoid_gates + 256, c->sigmoid_gates);
+  std::copy(p.tanh_gates, p.tanh_gates + 256, c->tanh_gates);
+  std::copy(p.tanh_cell, p.tanh_cell + 256, c->tanh_cell);
+}
+
+}  // namespace qlstm

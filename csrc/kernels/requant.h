@@ -1,0 +1,66 @@
+// Requantization constants: what one call needs to turn a linear's int32 sums
+// into uint8 (FBGEMM's float requantization), and the cell's per-step
+// multipliers and activation tables.
+#pragma once
+
+#include <cstdint>
+
+#include "packed_format.h"
+#include "quantize.h"
+
+namespace qlstm {
+
+// Per-call constants of one linear whose input qparams are known only at run
+// time: offset[n] folds the zero-point corrections, bias_term and multiplier
+// are FBGEMM's float requantization constants.
+struct LinearRequant {
+  int32_t* offset;     // [rows]
+  float* bias_term;    // [rows]
+  float* multiplier;   // [rows]
+  int32_t output_zero_point;
+  // A copy of the matrix's -128 list ([m.min_count]) whose k are all < K, and
+  // where each panel's entries start in it ([panels + 1]). Kernels index
+  // activations with these, never with the blob's own list, which another
+  // thread or process may rewrite while a call runs.
+  uint32_t* min_weights;
+  int32_t* min_weights_start;
+};
+
+// Fills r (whose arrays hold m.rows, m.min_count and m.panels() + 1 entries)
+// for input * m^T, an input with qparams `input` and an output with qparams
+// `output`. Whatever bytes the blob holds meanwhile, every index r gives the
+// kernels is inside the call's buffers.
+void prepare_linear_requant(const PackedMatrix& m, QParams input, QParams output,
+                            LinearRequant* r);
+
+// sum_k x[k]: what a nonzero weight zero point multiplies.
+inline int32_t row_sum(const uint8_t* x, int64_t k) {
+  int32_t s = 0;
+  for (int64_t i = 0; i < k; ++i) s += x[i];
+  return s;
+}
+
+// Per-call constants of the cell epilogue, built once before the time loop:
+// the activation tables widened to int32, as vector gathers read them.
+struct CellConstants {
+  int32_t sigmoid_gates[256], tanh_gates[256], tanh_cell[256];
+};
+void prepare_cell_constants(const PackedLayer& p, CellConstants* c);
+
+// Float multipliers of the cell's element-wise ops for one step; forget*cell
+// depends on the qparams the previous cell state came with.
+struct StepMultipliers {
+  float inv_gates, inv_cell, fgate_cx, igate_cgate, hidden;
+};
+// ATen's quantized mul multiplier: a_scale * b_scale * (1 / out_scale), in float.
+inline float product_multiplier(float a_scale, float b_scale, float out_scale) {
+  return a_scale * b_scale * (1.0f / out_scale);
+}
+inline StepMultipliers step_multipliers(const CellQParams& q, QParams c_prev) {
+  return {1.0f / q.gates.scale, 1.0f / q.cell.scale,
+          product_multiplier(kSigmoidQParams.scale, c_prev.scale, q.fgate_cx.scale),
+          product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.igate_cgate.scale),
+          product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.hidden.scale)};
+}
+
+}  // namespace qlstm

@@ -1,0 +1,112 @@
+"""Helpers shared by the test files: PyTorch's eager quantization flow (the
+bit-exactness oracle), random layers of the pure-PyTorch model packed with
+qlstm's op, the two flows' small models, and exact comparison of results."""
+from __future__ import annotations
+
+import copy
+from typing import List, Optional, Tuple
+
+import torch
+import torch.ao.quantization as tq
+
+import qlstm
+import quantized_graph as qg
+from quantized_graph import Layer
+
+
+def pack(layer: Layer) -> torch.Tensor:
+    return qlstm.ops.pack_lstm_layer(
+        layer.w_ih, layer.w_ih_scales, layer.w_ih_zps, layer.w_hh, layer.w_hh_scales,
+        layer.w_hh_zps, layer.b_ih, layer.b_hh, [s for s, _ in layer.qparams],
+        [z for _, z in layer.qparams], layer.per_channel)
+
+
+class StubbedLSTM(torch.nn.Module):
+    """QuantStub -> nn.LSTM, the model PyTorch's eager flow quantizes."""
+
+    def __init__(self, lstm: torch.nn.LSTM):
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.lstm = lstm
+
+    def forward(self, x: torch.Tensor, hx: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+        return self.lstm(self.quant(x), hx)
+
+
+PREPARE = {"float_to_observed_custom_module_class": {torch.nn.LSTM: torch.ao.nn.quantizable.LSTM}}
+
+
+def torch_flow(lstm: torch.nn.LSTM, calibration: List[Tuple[torch.Tensor, Optional[Tuple]]],
+               per_channel: bool = True
+               ) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """Runs PyTorch's eager flow with the 'x86' qconfig (per-tensor weights when
+    asked), calibrating on (input, hx or None) pairs. Returns (the calibrated observed model, torch's quantized model)."""
+    model = StubbedLSTM(lstm).eval()
+    qconfig = tq.get_default_qconfig("x86")
+    if not per_channel:
+        qconfig = tq.QConfig(activation=qconfig.activation, weight=tq.default_weight_observer)
+    model.qconfig = qconfig
+    prepared = tq.prepare(model, prepare_custom_config_dict=PREPARE)
+    with torch.no_grad():
+        for x, hx in calibration:
+            prepared(x, hx)
+    quantized = tq.convert(copy.deepcopy(prepared), convert_custom_config_dict={
+        "observed_to_quantized_custom_module_class": {
+            torch.ao.nn.quantizable.LSTM: torch.ao.nn.quantized.LSTM}})
+    return prepared, quantized
+
+
+def quantize_like(t: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    return torch.quantize_per_tensor(t, scale, zero_point, torch.quint8)
+
+
+def random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, weight_zero_points=False):
+    gen = torch.Generator().manual_seed(seed)
+    D = 2 if bidirectional else 1
+    return [qg.random_layer(I if l == 0 else D * H, H, bias, per_channel, gen, weight_zero_points)
+            for l in range(num_layers) for _ in range(D)]
+
+
+def random_bytes(*shape, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+
+
+def own_flow_model(batch_first=False):
+    """qlstm.quantize: float in, float out."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.LSTM(6, 8, 2, bidirectional=True,
+                                              batch_first=batch_first)).eval()
+    return qlstm.quantize(model, [torch.randn(5, 3, 6) for _ in range(2)])
+
+
+def eager_flow_model():
+    """PyTorch's eager flow with qlstm.nn.LSTM as the quantized class: quint8 out."""
+    torch.manual_seed(1)
+    model = StubbedLSTM(torch.nn.LSTM(6, 8, 2)).eval()
+    model.qconfig = tq.get_default_qconfig("x86")
+    prepared = tq.prepare(model, prepare_custom_config_dict=PREPARE)
+    for _ in range(2):
+        prepared(torch.randn(5, 3, 6))
+    return tq.convert(prepared, convert_custom_config_dict={
+        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: qlstm.nn.LSTM}})
+
+
+def flat(value):
+    """Results as plain tensors and qparams, comparable with torch.equal (a dict
+    is a quantized tensor from saved_model_runner)."""
+    if isinstance(value, dict):
+        return [(value["int_repr"], value["scale"], value["zero_point"])]
+    if isinstance(value, torch.Tensor):
+        return [(value.int_repr(), value.q_scale(), value.q_zero_point())] if value.is_quantized else [value]
+    return [v for item in value for v in flat(item)]
+
+
+def assert_same(got, expected):
+    got, expected = flat(got), flat(expected)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        if isinstance(e, tuple):
+            assert torch.equal(g[0], e[0]) and g[1:] == e[1:]
+        else:
+            assert torch.equal(g, e)

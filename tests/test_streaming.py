@@ -1,0 +1,74 @@
+"""Streaming a stacked LSTM through the module chunk by chunk, with the
+returned state fed back, gives exactly the one-call result."""
+import pytest
+import torch
+import torch.ao.quantization as tq
+
+import qlstm
+from helpers import PREPARE, StubbedLSTM
+
+T = 21
+
+
+def own_flow(num_layers):
+    torch.manual_seed(num_layers)
+    lstm = torch.nn.LSTM(4, 10, num_layers).eval()
+    return qlstm.quantize(lstm, [torch.randn(T, 3, 4) for _ in range(2)])
+
+
+def eager_flow(num_layers):
+    torch.manual_seed(num_layers)
+    model = StubbedLSTM(torch.nn.LSTM(4, 10, num_layers)).eval()
+    model.qconfig = tq.get_default_qconfig("x86")
+    prepared = tq.prepare(model, prepare_custom_config_dict=PREPARE)
+    for _ in range(2):
+        prepared(torch.randn(T, 3, 4))
+    return tq.convert(prepared, convert_custom_config_dict={
+        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: qlstm.nn.LSTM}}).lstm
+
+
+def as_compared(t):
+    return t.int_repr() if t.is_quantized else t
+
+
+def streamed(m, x, chunk, state):
+    outputs = []
+    for start in range(0, x.shape[0], chunk):
+        y, state = m(x[start:start + chunk], state)
+        outputs.append(as_compared(y))
+    return torch.cat(outputs), state
+
+
+@pytest.mark.parametrize("isa", qlstm.available_isas())
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("flow", ["own", "eager"])
+def test_streaming_any_chunking_equals_one_call(flow, num_layers, isa):
+    m = own_flow(num_layers) if flow == "own" else eager_flow(num_layers)
+    x = torch.randn(T, 3, 4) * 1.5
+    if flow == "eager":
+        # The quint8 interface streams exactly with float states (zeros to start).
+        x = torch.quantize_per_tensor(x, 0.03, 120, torch.quint8)
+    zeros = torch.zeros(num_layers, 3, 10)
+    with qlstm.use_isa(isa), torch.no_grad():
+        y, (h_n, c_n) = m(x, (zeros, zeros))
+        for chunk in (1, 3, 7, T):
+            got, (h, c) = streamed(m, x, chunk, (zeros, zeros))
+            assert torch.equal(got, as_compared(y)), chunk
+            assert torch.equal(h, h_n) and torch.equal(c, c_n), chunk
+        if flow == "own":
+            # No initial state is the zero state.
+            y0, (h0, c0) = m(x)
+            assert torch.equal(y0, y) and torch.equal(h0, h_n) and torch.equal(c0, c_n)
+
+
+def test_float_states_are_each_layers_own():
+    m = own_flow(2)
+    x = torch.randn(T, 3, 4)
+    with torch.no_grad():
+        _, (h_n, c_n) = m(x)
+    for layer in range(2):
+        qp = m.layer_qparams(layer)
+        for state, name in ((h_n, "hidden"), (c_n, "cell")):
+            scale, zero_point = qp[name]
+            q = torch.round(state[layer] / scale) + zero_point
+            assert torch.equal(qlstm.ops.dequantize(q.to(torch.uint8), scale, zero_point), state[layer])
