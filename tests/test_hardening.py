@@ -125,24 +125,31 @@ def test_use_isa_blocks_in_threads_do_not_leak():
         pytest.skip("one kernel set on this CPU")
     before = qlstm.isa()
     first, second = qlstm.available_isas()[:2]
-    inside, barrier = {}, threading.Barrier(2)
+    # Thread A enters, then B, then A leaves, then B: the order in which blocks
+    # that set the process-wide set would leave B's "previous" (A's) behind.
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    inside = {}
 
-    def run(name, order):
-        with qlstm.use_isa(name):
-            barrier.wait()
-            inside[name] = qlstm.isa()
-            if order:
-                barrier.wait()
-        if not order:
-            barrier.wait()
+    def a():
+        with qlstm.use_isa(first):
+            a_in.set()
+            b_in.wait()
+            inside["a"] = qlstm.isa()
+        a_out.set()
 
-    threads = [threading.Thread(target=run, args=(first, True)),
-               threading.Thread(target=run, args=(second, False))]
+    def b():
+        a_in.wait()
+        with qlstm.use_isa(second):
+            b_in.set()
+            a_out.wait()
+            inside["b"] = qlstm.isa()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert inside == {first: first, second: second}
+    assert inside == {"a": first, "b": second}
     assert qlstm.isa() == before
     with qlstm.use_isa(first):
         with qlstm.use_isa(second):

@@ -45,6 +45,7 @@ def test_a_failed_load_changes_nothing(key, value):
     x = torch.randn(4, 2, 5)
     before, expected = m.state_dict(), outputs(m, x)
     sd = other.state_dict()
+    sd["input_scale"] = torch.tensor(0.0123, dtype=torch.float64)  # valid, and not m's
     sd[key] = value
     with pytest.raises(RuntimeError, match="qlstm: "):
         m.load_state_dict(sd)

@@ -19,14 +19,15 @@ double neon_dot_peak_macs(double seconds);
 
 namespace {
 
-// The scalar reference's multiply, sum_k x[k] * w[row][k] in int32 over a
-// panel, in whatever instructions the compiler gives the reference.
+// The scalar reference's multiply, sum_k x[k] * w[row][k] over a panel, in
+// whatever instructions the compiler gives the reference. The probe's sums
+// wrap around, which only unsigned arithmetic may do.
 struct DotScalar {
   struct W {
     int8_t v[kPanelRows * kKGroup];
   };
   struct Acc {
-    int32_t v[kPanelRows];
+    uint32_t v[kPanelRows];
   };
   using Sums = Acc;
   using Act = uint32_t;
@@ -40,7 +41,7 @@ struct DotScalar {
   static void madd(Acc& a, Act x, const W& w) {
     for (int r = 0; r < kPanelRows; ++r) {
       for (int k = 0; k < kKGroup; ++k) {
-        a.v[r] += static_cast<int32_t>((x >> (8 * k)) & 0xFF) * w.v[r * kKGroup + k];
+        a.v[r] += static_cast<uint32_t>(static_cast<int32_t>((x >> (8 * k)) & 0xFF) * w.v[r * kKGroup + k]);
       }
     }
   }

@@ -13,16 +13,16 @@
 namespace qlstm {
 namespace {
 
-// The sum of a panel's 16 int32 sums.
+// The sum of a panel's 16 sums, which have long wrapped around: unsigned.
 template <class Dot>
-int32_t lane_sum(const typename Dot::Acc& acc) {
+uint32_t lane_sum(const typename Dot::Acc& acc) {
   typename Dot::Sums s;
   Dot::finish(acc, &s);
-  int32_t lanes[kPanelRows];
+  uint32_t lanes[kPanelRows];
   static_assert(sizeof(s) == sizeof(lanes), "a panel's sums are 16 int32");
   std::memcpy(lanes, &s, sizeof(lanes));
-  int32_t sum = 0;
-  for (int32_t lane : lanes) sum += lane;
+  uint32_t sum = 0;
+  for (uint32_t lane : lanes) sum += lane;
   return sum;
 }
 
@@ -57,7 +57,7 @@ double peak_chains(double seconds, std::index_sequence<J...>, std::index_sequenc
     elapsed = std::chrono::duration<double>(clock::now() - start).count();
   } while (elapsed < seconds);
   // Every lane of every accumulator reaches a volatile store, so none is dead.
-  volatile int32_t keep = (lane_sum<Dot>(acc[J]) + ...);
+  volatile uint32_t keep = (lane_sum<Dot>(acc[J]) + ...);
   (void)keep;
   return static_cast<double>(iterations) * kChains * kPanelRows * kKGroup / elapsed;
 }
