@@ -85,6 +85,31 @@ def test_cell_matches_scalar(isa):
         assert torch.equal(e, g)
 
 
+@pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 16, 17, 33, 200_003])
+@pytest.mark.parametrize("scale,zero_point", [(0.05, 128), (2.0 ** -5, 0), (1e-30, 255), (3e38, 7)])
+def test_quantize_and_dequantize_match_scalar(isa, n, scale, zero_point):
+    runnable(isa)
+    gen = torch.Generator().manual_seed(n)
+    x = torch.randn(n, generator=gen) * 8
+    # Ties of every rounding, extremes, NaN and infinities.
+    special = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 1e30, -1e30, float("inf"), float("-inf"),
+                            float("nan"), 0.0, -0.0]) * scale
+    x[:min(n, special.numel())] = special[:n]
+    b = torch.randint(0, 256, (n,), generator=gen, dtype=torch.uint8)
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            with qlstm.use_isa("scalar"):
+                want = qlstm.ops.quantize(x, scale, zero_point), qlstm.ops.dequantize(b, scale, zero_point)
+            with qlstm.use_isa(isa):
+                got = qlstm.ops.quantize(x, scale, zero_point), qlstm.ops.dequantize(b, scale, zero_point)
+        finally:
+            torch.set_num_threads(before)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
 @pytest.mark.parametrize("isa", ["scalar"] + ALL_ISAS)
 def test_results_do_not_depend_on_thread_count(isa):
     runnable(isa)

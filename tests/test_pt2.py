@@ -45,6 +45,11 @@ def op_samples():
         (ops.quantized_lstm_float.default, (xf, 0.02, 128, None, None, params2, 7, 2, True, False)),
         (ops.quantized_lstm_float.default,
          (xf, 0.02, 128, torch.randn(4, 3, 7), torch.randn(4, 3, 7), params2, 7, 2, True, False)),
+        # uint8 input, float states: the quint8 interface's exact streaming.
+        (ops.quantized_lstm_float.default,
+         (x, 0.05, 128, torch.randn(4, 3, 7), torch.randn(4, 3, 7), params2, 7, 2, True, False)),
+        (ops.quantized_lstm_float.default,
+         (x.transpose(0, 1).contiguous(), 0.05, 128, None, None, params2, 7, 2, True, True)),
         (ops.quantized_lstm_cell.default,
          (random_bytes(3, 5, seed=6), 0.05, 128, random_bytes(3, 6, seed=7), 0.02, 10,
           random_bytes(3, 6, seed=8), 0.03, 200, pack(layer))),

@@ -61,6 +61,25 @@ def test_streaming_any_chunking_equals_one_call(flow, num_layers, isa):
             assert torch.equal(y0, y) and torch.equal(h0, h_n) and torch.equal(c0, c_n)
 
 
+@pytest.mark.parametrize("flow", ["own", "eager"])
+def test_scripted_and_exported_modules_stream_exactly(flow):
+    m = own_flow(2) if flow == "own" else eager_flow(2)
+    x = torch.randn(T, 3, 4)
+    if flow == "eager":
+        x = torch.quantize_per_tensor(x, 0.03, 120, torch.quint8)
+    zeros = torch.zeros(2, 3, 10)
+    runs = [torch.jit.script(m)]
+    if flow == "own":
+        # Two tensors: given one tensor as both h0 and c0, export would keep them one.
+        runs.append(torch.export.export(m, (x[:3], (zeros, zeros.clone()))).module())
+    with torch.no_grad():
+        y, (h_n, c_n) = m(x, (zeros, zeros))
+        for run in runs:
+            got, (h, c) = streamed(run, x, 3, (zeros, zeros))
+            assert torch.equal(got, as_compared(y))
+            assert torch.equal(h, h_n) and torch.equal(c, c_n)
+
+
 def test_float_states_are_each_layers_own():
     m = own_flow(2)
     x = torch.randn(T, 3, 4)

@@ -35,6 +35,9 @@ struct KernelSet {
                     const uint8_t* igates /*[B][p.rows]*/, const StepState& state,
                     int64_t b_begin, int64_t b_end, int64_t block_begin, int64_t block_end,
                     uint8_t* h_next /*[B][H]*/, uint8_t* c_next /*[B][H]*/);
+  // quantize / dequantize of quantize.h, the same bytes and floats.
+  void (*quantize)(const float* x, int64_t n, QParams q, uint8_t* out);
+  void (*dequantize)(const uint8_t* x, int64_t n, QParams q, float* out);
 };
 
 enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni, kNeon, kNeonDot };

@@ -99,8 +99,32 @@ inline void centered16(uint8x16_t b, int32_t zero_point, int16x8_t* lo, int16x8_
 }
 
 // The Arm part of every NEON Dot policy: a panel's sums as four registers of
-// 4 rows, and the epilogue over the 16 units of a block.
+// 4 rows, the epilogue over the 16 units of a block, and quantize.h's
+// conversions.
 struct NeonEpilogue {
+  static void quantize_bytes(const float* x, int64_t n, QParams q, uint8_t* out) {
+    const float inv = 1.0f / q.scale;
+    const float32x4_t inv4 = vdupq_n_f32(inv), zp4 = vdupq_n_f32(static_cast<float>(q.zero_point));
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      float32x4_t v[4];
+      for (int j = 0; j < 4; ++j) v[j] = quantize4(vld1q_f32(x + i + 4 * j), inv4, zp4);
+      vst1q_u8(out + i, narrow16(v));
+    }
+    for (; i < n; ++i) out[i] = quantize_value(x[i], inv, q.zero_point);
+  }
+  static void dequantize_bytes(const uint8_t* x, int64_t n, QParams q, float* out) {
+    const float32x4_t zp4 = vdupq_n_f32(static_cast<float>(q.zero_point)), scale4 = vdupq_n_f32(q.scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      float32x4_t v[4];
+      widen16(vld1q_u8(x + i), v);
+      // q - zero_point is a small integer: exact in float, as in the scalar int subtraction.
+      for (int j = 0; j < 4; ++j) vst1q_f32(out + i + 4 * j, vmulq_f32(vsubq_f32(v[j], zp4), scale4));
+    }
+    dequantize(x + i, n - i, q, out + i);
+  }
+
   struct Sums {
     int32x4_t q[4];
   };

@@ -84,6 +84,36 @@ void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
                 }, par);
 }
 
+namespace {
+
+// Elements per task of the conversions: enough to pay for handing it to a thread.
+constexpr int64_t kConvertGrain = int64_t{1} << 16;
+
+template <class F>
+void parallel_chunks(int64_t n, const F& f, const Parallel& par) {
+  if (par.threads == 1 || n < 2 * kConvertGrain) {
+    f(0, n);
+    return;
+  }
+  const int64_t chunks = (n + kConvertGrain - 1) / kConvertGrain;
+  par.run(chunks, 1, [&](int64_t begin, int64_t end) {
+    const int64_t lo = begin * kConvertGrain, hi = std::min(n, end * kConvertGrain);
+    f(lo, hi);
+  });
+}
+
+}  // namespace
+
+void run_quantize(const KernelSet& k, const float* x, int64_t n, QParams q, uint8_t* out,
+                  const Parallel& par) {
+  parallel_chunks(n, [&](int64_t lo, int64_t hi) { k.quantize(x + lo, hi - lo, q, out + lo); }, par);
+}
+
+void run_dequantize(const KernelSet& k, const uint8_t* x, int64_t n, QParams q, float* out,
+                    const Parallel& par) {
+  parallel_chunks(n, [&](int64_t lo, int64_t hi) { k.dequantize(x + lo, hi - lo, q, out + lo); }, par);
+}
+
 RequantTable::RequantTable(QParams from, QParams to) : identity(from == to) {
   if (!identity) make_requantize_table(from, to, table);
 }

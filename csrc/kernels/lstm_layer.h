@@ -42,6 +42,13 @@ void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
               const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
               uint8_t* h_next, uint8_t* c_next, const Parallel& par);
 
+// quantize / dequantize of n values with a kernel set, split over the
+// caller's threads.
+void run_quantize(const KernelSet& k, const float* x, int64_t n, QParams q, uint8_t* out,
+                  const Parallel& par);
+void run_dequantize(const KernelSet& k, const uint8_t* x, int64_t n, QParams q, float* out,
+                    const Parallel& par);
+
 // Lookup table for requantizing from -> to, or null when they are the same.
 struct RequantTable {
   uint8_t table[256];

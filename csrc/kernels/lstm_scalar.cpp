@@ -91,7 +91,7 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
 }  // namespace
 
 const KernelSet& scalar_kernels() {
-  static const KernelSet k{"scalar", input_projection_scalar, lstm_step_scalar};
+  static const KernelSet k{"scalar", input_projection_scalar, lstm_step_scalar, quantize, dequantize};
   return k;
 }
 

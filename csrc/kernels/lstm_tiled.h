@@ -19,6 +19,7 @@
 //   store_outputs(sums, r, w_zp, n, x_row_sum, dst)   16 requantized bytes
 //   BlockGates, requant_gate(sums, r, w_zp, n, x_row_sum, gate, &block_gates)
 //   epilogue(params, block_gates, ig, c, h_next, c_next)   16 units of a row
+//   quantize_bytes, dequantize_bytes   quantize.h's quantize and dequantize
 // The sums are exact int32, as in the scalar reference; only the instructions differ.
 #pragma once
 
@@ -269,7 +270,8 @@ void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellCo
 
 template <class Dot>
 KernelSet make_kernel_set(const char* name) {
-  return KernelSet{name, input_projection_tiled<Dot>, lstm_step_tiled<Dot>};
+  return KernelSet{name, input_projection_tiled<Dot>, lstm_step_tiled<Dot>, Dot::quantize_bytes,
+                   Dot::dequantize_bytes};
 }
 
 }  // namespace

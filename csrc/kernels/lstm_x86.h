@@ -92,8 +92,26 @@ inline void epilogue8(const EpilogueParams& e, const __m256 hg[4], const uint8_t
 
 
 // The x86 part of every x86 Dot policy: a panel's sums as two registers,
-// rows 0-7 and 8-15, and the 8-lane epilogue.
+// rows 0-7 and 8-15, the 8-lane epilogue, and quantize.h's conversions.
 struct X86Epilogue {
+  static void quantize_bytes(const float* x, int64_t n, QParams q, uint8_t* out) {
+    const float inv = 1.0f / q.scale;
+    const __m256 inv8 = _mm256_set1_ps(inv), zp8 = _mm256_set1_ps(static_cast<float>(q.zero_point));
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) store_bytes8(quantize8(_mm256_loadu_ps(x + i), inv8, zp8), out + i);
+    for (; i < n; ++i) out[i] = quantize_value(x[i], inv, q.zero_point);
+  }
+  static void dequantize_bytes(const uint8_t* x, int64_t n, QParams q, float* out) {
+    const __m256i zp8 = _mm256_set1_epi32(q.zero_point);
+    const __m256 scale8 = _mm256_set1_ps(q.scale);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i)));
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, zp8)), scale8));
+    }
+    dequantize(x + i, n - i, q, out + i);
+  }
+
   struct Sums {
     __m256i q[2];
   };

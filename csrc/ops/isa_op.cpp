@@ -1,6 +1,7 @@
 // Run-time choice of the kernel set (qlstm::isa, qlstm::set_isa, per thread
 // qlstm::set_thread_isa and qlstm::thread_isa, qlstm::available_isas) and the benchmarks' probe of its peak
 // (qlstm::peak_macs_per_second).
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <atomic>
@@ -97,6 +98,13 @@ const KernelSet& current_kernels() {
 }
 
 // They take no tensors: one kernel for every dispatch key.
+Parallel aten_parallel() {
+  return Parallel{at::get_num_threads(),
+                  [](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
+                    at::parallel_for(0, n, grain, task);
+                  }};
+}
+
 TORCH_LIBRARY_IMPL(qlstm, CompositeImplicitAutograd, m) {
   m.impl("isa", &isa);
   m.impl("set_isa", &set_isa);

@@ -7,20 +7,12 @@
 #include <vector>
 
 #include "../kernels/lstm_layer.h"
-#include "../kernels/quantize.h"
 #include "checks.h"
 #include "isa.h"
 
 namespace qlstm::ops {
 namespace {
 
-// The kernels' tasks on ATen's intra-op thread pool.
-Parallel aten_parallel() {
-  return Parallel{at::get_num_threads(),
-                  [](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& task) {
-                    at::parallel_for(0, n, grain, task);
-                  }};
-}
 
 void check_layer_count(at::TensorList params, int64_t num_layers, bool bidirectional) {
   TORCH_CHECK_VALUE(num_layers >= 1, "qlstm: num_layers must be >= 1, got ", num_layers);
@@ -107,7 +99,8 @@ State float_state(const c10::optional<at::Tensor>& s, const char* name, const Ch
   const int64_t n = c.B * c.H;
   for (size_t i = 0; i < c.layers.size(); ++i) {
     st.qparams[i] = cell ? c.layers[i].q.cell : c.layers[i].q.hidden;
-    quantize(f.const_data_ptr<float>() + i * n, n, st.qparams[i], bytes.data_ptr<uint8_t>() + i * n);
+    run_quantize(current_kernels(), f.const_data_ptr<float>() + i * n, n, st.qparams[i],
+                 bytes.data_ptr<uint8_t>() + i * n, aten_parallel());
   }
   st.bytes = bytes;
   return st;
@@ -193,7 +186,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
 
 at::Tensor dequantized(const at::Tensor& bytes, QParams q) {
   at::Tensor out = at::empty(bytes.sizes(), at::kFloat);
-  dequantize(bytes.const_data_ptr<uint8_t>(), bytes.numel(), q, out.data_ptr<float>());
+  run_dequantize(current_kernels(), bytes.const_data_ptr<uint8_t>(), bytes.numel(), q,
+                 out.data_ptr<float>(), aten_parallel());
   return out;
 }
 
@@ -224,15 +218,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
   if (floating) {
     const at::Tensor f = input.contiguous();
     x = at::empty(f.sizes(), at::kByte);
-    quantize(f.const_data_ptr<float>(), f.numel(), x_q, x.data_ptr<uint8_t>());
+    run_quantize(current_kernels(), f.const_data_ptr<float>(), f.numel(), x_q,
+                 x.data_ptr<uint8_t>(), aten_parallel());
   }
   const LstmRun run = run_lstm(c, x, x_q, h0, c0);
   at::Tensor h_n = at::empty(state_shape(c), at::kFloat), c_n = at::empty(state_shape(c), at::kFloat);
   const int64_t n = c.B * c.H;
   for (size_t idx = 0; idx < run.finals.size(); ++idx) {
     const DirectionResult& r = run.finals[idx];
-    dequantize(r.h.data(), n, r.h_q, h_n.data_ptr<float>() + idx * n);
-    dequantize(r.c.data(), n, r.c_q, c_n.data_ptr<float>() + idx * n);
+    run_dequantize(current_kernels(), r.h.data(), n, r.h_q, h_n.data_ptr<float>() + idx * n,
+                   aten_parallel());
+    run_dequantize(current_kernels(), r.c.data(), n, r.c_q, c_n.data_ptr<float>() + idx * n,
+                   aten_parallel());
   }
   at::Tensor y = batch_major_if(run.output, batch_first);
   if (floating) y = dequantized(y.contiguous(), run.output_q);

@@ -4,6 +4,7 @@
 
 #include "../kernels/quantize.h"
 #include "checks.h"
+#include "isa.h"
 
 namespace qlstm::ops {
 namespace {
@@ -184,7 +185,8 @@ at::Tensor quantize_cpu(const at::Tensor& input, double scale, int64_t zero_poin
   check_memory("quantize's input", {{input.numel(), 4}, {input.numel(), 1}});
   const at::Tensor x = input.contiguous();
   at::Tensor out = at::empty(x.sizes(), at::kByte);
-  quantize(x.data_ptr<float>(), x.numel(), q, out.data_ptr<uint8_t>());
+  run_quantize(current_kernels(), x.data_ptr<float>(), x.numel(), q, out.data_ptr<uint8_t>(),
+               aten_parallel());
   return out;
 }
 
@@ -195,7 +197,8 @@ at::Tensor dequantize_cpu(const at::Tensor& input, double scale, int64_t zero_po
   check_memory("dequantize's input", {{input.numel(), 1}, {input.numel(), 4}});
   const at::Tensor x = input.contiguous();
   at::Tensor out = at::empty(x.sizes(), at::kFloat);
-  dequantize(x.data_ptr<uint8_t>(), x.numel(), q, out.data_ptr<float>());
+  run_dequantize(current_kernels(), x.data_ptr<uint8_t>(), x.numel(), q, out.data_ptr<float>(),
+                 aten_parallel());
   return out;
 }
 

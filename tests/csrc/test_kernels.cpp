@@ -3,8 +3,11 @@
 // vector widths, random qparams, weight zero points, several thread counts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <random>
 
 #include "layer_fixture.h"
 #include "peak.h"
@@ -137,6 +140,35 @@ TEST(Layer, EmptyBatchAndSequence) {
   }
   // Empty buffers can be null: nothing is read or written.
   map_bytes(nullptr, nullptr, 0, nullptr);
+}
+
+TEST(Conversions, EveryKernelSetMatchesScalar) {
+  // Ties of every rounding, extremes, NaN and infinities, then random values,
+  // over lengths around the vector widths.
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 1e30f, -1e30f, inf, -inf,
+                          std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f};
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 200.0f);
+  while (x.size() < 300) x.push_back(normal(rng));
+  const std::vector<uint8_t> bytes = random_bytes(300, 4);
+  for (QParams q : {QParams{1.0f, 128}, QParams{0.03f, 3}, QParams{1e-30f, 255}}) {
+    std::vector<uint8_t> want_q(x.size());
+    std::vector<float> want_d(bytes.size());
+    quantize(x.data(), static_cast<int64_t>(x.size()), q, want_q.data());
+    dequantize(bytes.data(), static_cast<int64_t>(bytes.size()), q, want_d.data());
+    for (Isa isa : isas_under_test()) {
+      SCOPED_TRACE(isa_name(isa));
+      for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 33, 300}) {
+        std::vector<uint8_t> got_q(static_cast<size_t>(n));
+        std::vector<float> got_d(static_cast<size_t>(n));
+        kernels_for(isa)->quantize(x.data(), n, q, got_q.data());
+        kernels_for(isa)->dequantize(bytes.data(), n, q, got_d.data());
+        EXPECT_TRUE(std::equal(got_q.begin(), got_q.end(), want_q.begin())) << "n=" << n;
+        EXPECT_TRUE(std::equal(got_d.begin(), got_d.end(), want_d.begin())) << "n=" << n;
+      }
+    }
+  }
 }
 
 TEST(InputProjection, AnySplitOfRowsAndPanels) {
