@@ -115,6 +115,11 @@ def build(size: int, calib_T: int, workdir: str, use_ort: bool) -> Dict[str, obj
         built = {"model": model, "qlstm": qlstm.quantize(model, calibration),
                  "torch_static": torch_static(model, calibration),
                  "torch_dynamic": torch_dynamic(model)}
+        cell = torch.nn.LSTMCell(size, size).eval()
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).data.copy_(getattr(model, name + "_l0"))
+        built["cell"] = cell
+        built["qlstm_cell"] = qlstm.quantize(cell, [x[0] for x in calibration])
     if use_ort:
         built["ort"] = OrtLSTM(model, workdir)
     return built
@@ -153,7 +158,17 @@ def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
         hc["h"], hc["c"] = torch.ops.qlstm.quantized_lstm_cell(
             xq, 0.05, 128, hc["h"], 0.01, 128, hc["c"], 0.02, 128, layer)
 
-    out = {"qlstm_module": timed_ms(module_step, 20, 0.5), "qlstm_cell_op": timed_ms(op_step, 20, 0.5)}
+    cells = {"qlstm_cell": built["qlstm_cell"], "float_cell": built["cell"]}
+    cell_state = {name: (torch.zeros(1, size), torch.zeros(1, size)) for name in cells}
+
+    def cell_step(name):
+        def step():
+            cell_state[name] = cells[name](x[0], cell_state[name])
+        return step
+
+    out = {"qlstm_module": timed_ms(module_step, 20, 0.5), "qlstm_cell_op": timed_ms(op_step, 20, 0.5),
+           "qlstm_lstm_cell": timed_ms(cell_step("qlstm_cell"), 20, 0.5),
+           "float_lstm_cell": timed_ms(cell_step("float_cell"), 20, 0.5)}
     if "ort" in built:
         ort_step = built["ort"].session(True, threads)
         xn = x.numpy()
@@ -237,11 +252,13 @@ def markdown(results: Dict[str, object]) -> str:
         lines.append(f"| {r['threads']} | {r['batch']} | {r['seq']} | {r['size']} | " +
                      " | ".join(f"{r[c]:.3f}" for c in cols) +
                      f" | {min(others):.2f}x | {r['qlstm_macs_per_s'] / (peak * r['threads']) * 100:.0f}% |")
-    lines += ["", "| threads | size | qlstm module step ms | qlstm cell op ms | per-call overhead ms | onnxruntime int8 step ms |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| threads | size | qlstm.nn.LSTM step ms | qlstm.nn.LSTMCell step ms | qlstm cell op ms | "
+              "float nn.LSTMCell step ms | onnxruntime int8 step ms |",
+              "|---|---|---|---|---|---|---|"]
     for s in results["streaming"]:
-        lines.append(f"| {s['threads']} | {s['size']} | {s['qlstm_module']:.4f} | {s['qlstm_cell_op']:.4f} | "
-                     f"{s['qlstm_module'] - s['qlstm_cell_op']:.4f} | {s.get('ort_int8', float('nan')):.4f} |")
+        lines.append(f"| {s['threads']} | {s['size']} | {s['qlstm_module']:.4f} | {s['qlstm_lstm_cell']:.4f} | "
+                     f"{s['qlstm_cell_op']:.4f} | {s['float_lstm_cell']:.4f} | "
+                     f"{s.get('ort_int8', float('nan')):.4f} |")
     lines += ["", "| size | float parameters bytes | qlstm module bytes | ratio |", "|---|---|---|---|"]
     for m in results["memory"]:
         lines.append(f"| {m['size']} | {m['float_bytes']} | {m['qlstm_bytes']} | {m['ratio']:.2f}x |")
@@ -276,6 +293,8 @@ def chart(results: Dict[str, object], path: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a small grid (sizes 128, 256; B 1, 8; T 1, 50)")
+    p.add_argument("--streaming-only", action="store_true",
+                   help="only the one-step streaming table and the module sizes (writes lstm_streaming.md)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -285,14 +304,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         grid = ([128, 256, 512, 1024], [1, 50, 200], [1, 8, 64])
     thread_counts = sorted({1, all_threads})
+    if args.streaming_only:
+        grid = (grid[0], [], [])
     results = run(*grid, thread_counts, have_onnxruntime())
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "lstm.json"), "w") as f:
+    name = "lstm_streaming" if args.streaming_only else "lstm"
+    with open(os.path.join(args.out, name + ".json"), "w") as f:
         json.dump(results, f, indent=1)
     table = markdown(results)
-    with open(os.path.join(args.out, "lstm.md"), "w") as f:
+    with open(os.path.join(args.out, name + ".md"), "w") as f:
         f.write(table + "\n")
-    chart(results, os.path.join(args.out, "lstm.png"))
+    if not args.streaming_only:
+        chart(results, os.path.join(args.out, "lstm.png"))
     print(table)
     return 0
 

@@ -18,6 +18,7 @@ __all__ = [
     "quantized_lstm",
     "quantized_lstm_float",
     "quantized_lstm_cell",
+    "quantized_lstm_packed",
     "quantize",
     "dequantize",
     "CELL_QPARAM_NAMES",
@@ -147,6 +148,30 @@ def quantized_lstm_float(
     return torch.ops.qlstm.quantized_lstm_float(
         input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
         bidirectional, batch_first)
+
+
+def quantized_lstm_packed(
+    data: Tensor,
+    batch_sizes: Tensor,
+    input_scale: float,
+    input_zero_point: int,
+    h0: Optional[Tensor],
+    c0: Optional[Tensor],
+    params: List[Tensor],
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`quantized_lstm_float` on variable-length sequences in
+    ``torch.nn.utils.rnn.PackedSequence``'s layout: ``data`` ``[rows, I]`` (float32,
+    or uint8 bytes in the input qparams) and int64 ``batch_sizes`` (sequences sorted
+    by length, longest first). Each sequence runs to its own last step (the reverse
+    direction starts there); no padding is computed. Returns the output rows in the
+    same layout, and float32 h_n / c_n ``[num_layers * num_directions, B, H]`` in the
+    sorted order. Missing h0 / c0 mean zeros."""
+    return torch.ops.qlstm.quantized_lstm_packed(
+        data, batch_sizes, input_scale, input_zero_point, h0, c0, params, hidden_size,
+        num_layers, bidirectional)
 
 
 def quantized_lstm_cell(
@@ -292,6 +317,28 @@ def _(input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_lay
             input.new_empty(state, dtype=torch.float32))
 
 
+@torch.library.register_fake("qlstm::quantized_lstm_packed")
+def _(data, batch_sizes, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
+      bidirectional):
+    torch._check(data.dtype in (torch.float32, torch.uint8), lambda: (
+        f"qlstm: data must be a torch.float32 (or torch.uint8) tensor, got {data.dtype}"))
+    torch._check(data.dim() == 2, lambda: f"qlstm: data must have 2 dimensions, got shape {list(data.shape)}")
+    _check_tensor(batch_sizes, "batch_sizes", torch.int64, 1)
+    torch._check(num_layers >= 1, lambda: f"qlstm: num_layers must be >= 1, got {num_layers}")
+    num_directions = 2 if bidirectional else 1
+    torch._check(len(params) == num_layers * num_directions, lambda: (
+        f"qlstm: params must hold num_layers * num_directions = {num_layers} * {num_directions} "
+        f"packed layers, got {len(params)}"))
+    _check_params(params)
+    # The batch is batch_sizes[0], a value: known from h0, else data-dependent.
+    B = h0.shape[1] if h0 is not None else torch.library.get_ctx().new_dynamic_size()
+    state = (num_layers * num_directions, B, hidden_size)
+    _check_state(h0, "h0", torch.float32, state)
+    _check_state(c0, "c0", torch.float32, state)
+    return (data.new_empty((data.shape[0], num_directions * hidden_size)),
+            data.new_empty(state, dtype=torch.float32), data.new_empty(state, dtype=torch.float32))
+
+
 @torch.library.register_fake("qlstm::quantized_lstm_cell")
 def _(input, input_scale, input_zero_point, hx, hx_scale, hx_zero_point, cx, cx_scale,
       cx_zero_point, params):
@@ -318,16 +365,7 @@ def _(input, scale, zero_point):
     return input.new_empty(input.shape, dtype=torch.float32)
 
 
-# The ops are inference-only. Their forward runs with grad mode on (inference
-# code often calls a model whose other layers have parameters), and a backward
-# through the one op with float inputs and outputs raises instead of leaving
-# gradients None.
-def _no_backward(ctx, *grads):
-    raise RuntimeError(
-        "qlstm: the qlstm ops are inference-only and have no backward: quantize a trained "
-        "model, run it under torch.no_grad() or torch.inference_mode(), or train the float "
-        "nn.LSTM instead")
-
-
-torch.library.register_autograd("qlstm::quantized_lstm_float", _no_backward,
-                                setup_context=lambda ctx, inputs, output: None)
+@torch.library.register_fake("qlstm::no_backward")
+def _(grad, like):
+    # Traced into a compiled backward, the real kernel raises when that runs.
+    return torch.empty_like(like)

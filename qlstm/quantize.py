@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Callable, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import torch
+from torch.nn.utils.rnn import PackedSequence
 
-from .nn import LSTM, ObservedLSTM
+from .nn import LSTM, LSTMCell, ObservedLSTM, ObservedLSTMCell
 from .nn.observed import ACTIVATION_OBSERVERS, DEFAULT_WEIGHT_OBSERVER, ObserverFactory
 
 __all__ = ["prepare", "convert", "quantize"]
@@ -30,21 +31,21 @@ def _activation_factory(observer: Union[str, ObserverFactory]) -> ObserverFactor
     return observer
 
 
-def _swap(model: torch.nn.Module, source: type, make) -> Tuple[torch.nn.Module, int]:
-    """model with every `source` module replaced by make(module), and how many."""
-    if isinstance(model, source):
-        return make(model), 1
+def _swap(model: torch.nn.Module, make: Dict[type, Callable]) -> Tuple[torch.nn.Module, int]:
+    """model with every module whose type is a key of `make` replaced by
+    make[type](module), and how many."""
+    if type(model) in make:
+        return make[type(model)](model), 1
     swapped = 0
     for name, child in model.named_children():
-        new, n = _swap(child, source, make)
+        new, n = _swap(child, make)
         setattr(model, name, new)
         swapped += n
     return model, swapped
 
 
 # Recurrent modules qlstm does not quantize (yet): named when nothing was.
-_OTHER_RECURRENT = (torch.nn.GRU, torch.nn.RNN, torch.nn.LSTMCell, torch.nn.GRUCell,
-                    torch.nn.RNNCell)
+_OTHER_RECURRENT = (torch.nn.GRU, torch.nn.RNN, torch.nn.GRUCell, torch.nn.RNNCell)
 
 
 def _warn_nothing(model: torch.nn.Module, what: str) -> None:
@@ -58,8 +59,8 @@ def _warn_nothing(model: torch.nn.Module, what: str) -> None:
 def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "histogram",
             weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
             inplace: bool = False) -> torch.nn.Module:
-    """Swaps every ``nn.LSTM`` of ``model`` (or ``model`` itself) for an
-    :class:`ObservedLSTM`. ``observer`` is ``"histogram"`` (default), ``"minmax"``
+    """Swaps every ``nn.LSTM`` and ``nn.LSTMCell`` of ``model`` (or ``model``
+    itself) for an :class:`ObservedLSTM` / :class:`ObservedLSTMCell`. ``observer`` is ``"histogram"`` (default), ``"minmax"``
     or an observer factory (``Observer.with_args(...)``) producing quint8;
     weights default to per-channel symmetric int8. Run calibration batches
     through the result, then :func:`convert` it."""
@@ -68,29 +69,33 @@ def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "his
     activation = _activation_factory(observer)
     if not inplace:
         model = copy.deepcopy(model)
-    model, swapped = _swap(model, torch.nn.LSTM,
-                           lambda lstm: ObservedLSTM(lstm, activation, weight_observer))
+    model, swapped = _swap(model, {
+        torch.nn.LSTM: lambda m: ObservedLSTM(m, activation, weight_observer),
+        torch.nn.LSTMCell: lambda m: ObservedLSTMCell(m, activation, weight_observer)})
     if swapped == 0:
-        _warn_nothing(model, "prepare found no torch.nn.LSTM to observe")
+        _warn_nothing(model, "prepare found no torch.nn.LSTM or torch.nn.LSTMCell to observe")
     return model.eval()
 
 
 def convert(model: torch.nn.Module, inplace: bool = False) -> torch.nn.Module:
-    """Swaps every :class:`ObservedLSTM` of a calibrated model for a :class:`qlstm.nn.LSTM`."""
+    """Swaps every :class:`ObservedLSTM` / :class:`ObservedLSTMCell` of a calibrated
+    model for a :class:`qlstm.nn.LSTM` / :class:`qlstm.nn.LSTMCell`."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"qlstm: convert expects a torch.nn.Module, got {type(model).__name__}")
     if not inplace:
         model = copy.deepcopy(model)
-    model, swapped = _swap(model, ObservedLSTM, LSTM.from_observed)
+    model, swapped = _swap(model, {ObservedLSTM: LSTM.from_observed,
+                                   ObservedLSTMCell: LSTMCell.from_observed})
     if swapped == 0:
-        _warn_nothing(model, "convert found no qlstm.nn.ObservedLSTM (from qlstm.prepare) to convert")
+        _warn_nothing(model, "convert found no qlstm.nn.ObservedLSTM or ObservedLSTMCell "
+                             "(from qlstm.prepare) to convert")
     return model
 
 
 def _forward_args(batch: Any, index: int, input_fn: Optional[Callable[[Any], Any]]) -> tuple:
     """The positional arguments of the model's forward for one calibration batch."""
     args = input_fn(batch) if input_fn is not None else batch
-    if isinstance(args, torch.Tensor):
+    if isinstance(args, (torch.Tensor, PackedSequence)):
         return (args,)
     if input_fn is not None and isinstance(args, tuple):
         return args
@@ -110,7 +115,7 @@ def quantize(model: torch.nn.Module, calibration_batches: Iterable[Any],
     """prepare, run every calibration batch, convert. Returns a new model;
     ``model`` is left as it was.
 
-    A batch that is a tensor is the model's input. Any other batch (a tuple from a
+    A batch that is a tensor (or a PackedSequence) is the model's input. Any other batch (a tuple from a
     DataLoader, a dict) needs ``input_fn``, which maps it to the forward's
     positional arguments: a tensor, or a tuple of them, e.g.
     ``input_fn=lambda batch: batch[0]`` for ``(input, target)`` pairs."""

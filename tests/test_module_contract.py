@@ -136,8 +136,8 @@ def test_uncalibrated_conversion_is_refused():
             "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: qlstm.nn.LSTM}})
 
 
-def _backward_raises(run):
-    with pytest.raises(RuntimeError, match="qlstm: the qlstm ops are inference-only"):
+def _backward_raises(run, message="qlstm: the qlstm ops are inference-only"):
+    with pytest.raises(RuntimeError, match=message):
         run().sum().backward()
 
 
@@ -150,7 +150,10 @@ def test_backward_raises_on_every_path(unbatched):
     assert y.requires_grad
     _backward_raises(lambda: m(x)[0])
     _backward_raises(lambda: torch.jit.script(m)(x)[0])
-    _backward_raises(lambda: torch.compile(m, fullgraph=True)(x)[0])
+    # Compiled, the outputs carry no gradient (AOTAutograd does not see the op's
+    # C++ autograd kernel): a backward still fails, with PyTorch's message.
+    _backward_raises(lambda: torch.compile(m, fullgraph=True)(x)[0],
+                     "qlstm: the qlstm ops are inference-only|does not require grad")
     upstream = torch.nn.Sequential(torch.nn.Linear(5, 5), m)
     _backward_raises(lambda: upstream(torch.randn(*shape))[0])
     with torch.no_grad():

@@ -80,13 +80,14 @@ def test_calibration_from_a_data_loader():
 
 
 def test_a_model_with_nothing_to_quantize_warns():
-    model = torch.nn.Sequential(torch.nn.GRU(4, 5), torch.nn.LSTMCell(5, 5))
+    model = torch.nn.Sequential(torch.nn.GRU(4, 5), torch.nn.GRUCell(5, 5))
     with pytest.warns(UserWarning, match=r"qlstm: prepare found no torch.nn.LSTM .*not quantized: "
-                                         r"0 \(GRU\), 1 \(LSTMCell\)"):
+                                         r"0 \(GRU\), 1 \(GRUCell\)"):
         qlstm.prepare(model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         qlstm.quantize(torch.nn.Sequential(torch.nn.GRU(4, 5)), [torch.randn(3, 2, 4)])
-    assert [str(w.message).split(";")[0] for w in caught] == ["qlstm: prepare found no torch.nn.LSTM to observe"]
-    with pytest.warns(UserWarning, match="qlstm: convert found no qlstm.nn.ObservedLSTM"):
+    assert [str(w.message).split(";")[0] for w in caught] == [
+        "qlstm: prepare found no torch.nn.LSTM or torch.nn.LSTMCell to observe"]
+    with pytest.warns(UserWarning, match="qlstm: convert found no qlstm.nn.ObservedLSTM or ObservedLSTMCell"):
         qlstm.convert(torch.nn.Linear(2, 2))

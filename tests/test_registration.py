@@ -10,7 +10,7 @@ from helpers import pack, random_bytes, random_model
 from qlstm.nn.observed import QUANTIZABLE_CELL_OBSERVED
 
 TENSOR_OPS = ["pack_lstm_layer", "unpack_lstm_layer", "quantized_lstm", "quantized_lstm_float",
-              "quantized_lstm_cell", "quantize", "dequantize"]
+              "quantized_lstm_packed", "quantized_lstm_cell", "quantize", "dequantize", "no_backward"]
 OTHER_OPS = ["cell_qparam_names", "isa", "set_isa", "set_thread_isa", "thread_isa", "available_isas",
              "peak_macs_per_second"]
 

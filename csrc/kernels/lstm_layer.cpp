@@ -1,6 +1,7 @@
 // The layer driver: threads the kernels over tasks and walks the time loop.
 #include "lstm_layer.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace qlstm {
@@ -118,18 +119,33 @@ RequantTable::RequantTable(QParams from, QParams to) : identity(from == to) {
   if (!identity) make_requantize_table(from, to, table);
 }
 
+int64_t Steps::rows() const {
+  if (batch_sizes == nullptr) return T * B;
+  int64_t n = 0;
+  for (int64_t t = 0; t < T; ++t) n += batch_sizes[t];
+  return n;
+}
+
 DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const uint8_t* x,
-                              QParams x_q, int64_t T, int64_t B, bool reverse,
+                              QParams x_q, const Steps& steps, bool reverse,
                               const InitialState& init, uint8_t* out, int64_t out_width,
                               int64_t out_offset, const uint8_t* out_table, const Parallel& par) {
-  const int64_t H = p.hidden_size, N = p.rows;
-  std::vector<uint8_t> igates(static_cast<size_t>(T * B * N));
-  run_input_projection(k, p, x_q, x, T * B, igates.data(), par);
+  const int64_t H = p.hidden_size, N = p.rows, T = steps.T, B = steps.B;
+  // The projection of every row there is, padding none.
+  const int64_t rows = steps.rows();
+  std::vector<uint8_t> igates(static_cast<size_t>(rows * N));
+  run_input_projection(k, p, x_q, x, rows, igates.data(), par);
+  std::vector<int64_t> first_row(static_cast<size_t>(T) + 1, 0);
+  for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
 
   DirectionResult res;
   const size_t state_size = static_cast<size_t>(B * H);
-  res.h = init.h ? std::vector<uint8_t>(init.h, init.h + state_size) : std::vector<uint8_t>(state_size, 0);
-  res.c = init.c ? std::vector<uint8_t>(init.c, init.c + state_size) : std::vector<uint8_t>(state_size, 0);
+  auto initial = [&](const uint8_t* s, QParams q) {
+    return s ? std::vector<uint8_t>(s, s + state_size)
+             : std::vector<uint8_t>(state_size, static_cast<uint8_t>(q.zero_point));
+  };
+  res.h = initial(init.h, init.h_q);
+  res.c = initial(init.c, init.c_q);
   res.h_q = init.h_q;
   res.c_q = init.c_q;
   std::vector<uint8_t> h_next(state_size), c_next(state_size);
@@ -146,15 +162,21 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
   prepare_cell_constants(p, &cc);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
+    // The sequences with a step t are the first bt: the others keep their state.
+    const int64_t bt = steps.at(t);
     const StepState state{res.h.data(), res.c.data(), res.c_q};
-    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.data() + t * B * N, state, B,
+    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.data() + first_row[t] * N, state, bt,
              h_next.data(), c_next.data(), par);
+    const size_t active = static_cast<size_t>(bt * H);
+    std::copy(res.h.begin() + active, res.h.end(), h_next.begin() + active);
+    std::copy(res.c.begin() + active, res.c.end(), c_next.begin() + active);
     res.h.swap(h_next);
     res.c.swap(c_next);
     res.h_q = p.q.hidden;
     res.c_q = p.q.cell;
-    for (int64_t b = 0; b < B; ++b) {
-      map_bytes(out_table, res.h.data() + b * H, H, out + (t * B + b) * out_width + out_offset);
+    for (int64_t b = 0; b < bt; ++b) {
+      map_bytes(out_table, res.h.data() + b * H, H,
+                out + (first_row[t] + b) * out_width + out_offset);
     }
   }
   return res;

@@ -58,10 +58,25 @@ struct RequantTable {
 };
 
 struct InitialState {
-  const uint8_t* h;  // [B][H] or nullptr for zeros
+  const uint8_t* h;  // [B][H], or nullptr for zeros (bytes equal to h_q's zero point)
   QParams h_q;
   const uint8_t* c;
   QParams c_q;
+};
+
+// The time structure of a batch of B sequences over T steps. Uniform
+// (batch_sizes null): every sequence has T steps, rows of step t are
+// [t * B, t * B + B). Packed (PackedSequence's layout): sequences sorted by
+// length, longest first; batch_sizes[t] of them have a step t, and its rows
+// follow those of the steps before it. A sequence's forward direction ends at
+// its own last step, its reverse direction starts there.
+struct Steps {
+  int64_t T, B;
+  const int64_t* batch_sizes;  // [T], non-increasing, in [0, B]; or nullptr
+
+  int64_t at(int64_t t) const { return batch_sizes ? batch_sizes[t] : B; }
+  // Rows of all steps (the sum of batch_sizes, or T * B).
+  int64_t rows() const;
 };
 
 struct DirectionResult {
@@ -69,10 +84,13 @@ struct DirectionResult {
   QParams h_q, c_q;
 };
 
-// Runs one layer-direction over x ([T][B][I]); writes h_t into
-// out[t][b][out_offset : out_offset + H] (row length out_width), through `out_table`.
+// Runs one layer-direction over x ([steps.rows()][I]); writes the h of each
+// row into out[row][out_offset : out_offset + H] (row length out_width),
+// through `out_table`. With packed steps the initial state must come in the
+// layer's own hidden and cell qparams: rows that wait or have ended keep
+// theirs while the others step.
 DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const uint8_t* x,
-                              QParams x_q, int64_t T, int64_t B, bool reverse,
+                              QParams x_q, const Steps& steps, bool reverse,
                               const InitialState& init, uint8_t* out, int64_t out_width,
                               int64_t out_offset, const uint8_t* out_table, const Parallel& par);
 

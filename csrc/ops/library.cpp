@@ -33,11 +33,18 @@ TORCH_LIBRARY(qlstm, m) {
       "-> (Tensor output, Tensor h_n, Tensor c_n)",
       pt2);
   m.def(
+      "quantized_lstm_packed(Tensor data, Tensor batch_sizes, float input_scale, "
+      "int input_zero_point, Tensor? h0, Tensor? c0, Tensor[] params, int hidden_size, "
+      "int num_layers, bool bidirectional) -> (Tensor output, Tensor h_n, Tensor c_n)",
+      pt2);
+  m.def(
       "quantized_lstm_cell(Tensor input, float input_scale, int input_zero_point, Tensor hx, "
       "float hx_scale, int hx_zero_point, Tensor cx, float cx_scale, int cx_zero_point, "
       "Tensor params) -> (Tensor h_next, Tensor c_next)",
       pt2);
   m.def("quantize(Tensor input, float scale, int zero_point) -> Tensor", pt2);
+  // What a backward through the float ops calls: it raises (they are inference-only).
+  m.def("no_backward(Tensor grad, Tensor like) -> Tensor", pt2);
   m.def("dequantize(Tensor input, float scale, int zero_point) -> Tensor", pt2);
   // The order of a packed layer's seven intermediate qparams (pack_lstm_layer's
   // scales and zero_points, unpack_lstm_layer's outputs).

@@ -23,45 +23,48 @@ void check_layer_count(at::TensorList params, int64_t num_layers, bool bidirecti
                     "num_directions = ", num_layers, " * ", D, " packed layers, got ", n);
 }
 
-// The packed layers of one call, validated against each other and the input.
+// The packed layers of one call, validated against each other and the input,
+// and the call's time structure.
 struct CheckedLstm {
   std::vector<at::Tensor> blobs;  // keeps what the views point into alive
   std::vector<PackedLayer> layers;
   int64_t T, B, D, H, num_layers;
-  bool batch_first;
+  std::vector<int64_t> batch_sizes;  // empty: every sequence has T steps
+
+  Steps steps() const { return Steps{T, B, batch_sizes.empty() ? nullptr : batch_sizes.data()}; }
 };
 
-CheckedLstm checked_lstm(const char* op, const at::Tensor& input, at::TensorList params,
-                         int64_t hidden_size, int64_t num_layers, bool bidirectional,
-                         bool batch_first) {
+// `features`: the input's feature size; `rows`: its rows over all steps.
+CheckedLstm checked_lstm(const char* op, const at::Tensor& input, int64_t features, int64_t T,
+                         int64_t B, int64_t rows, at::TensorList params, int64_t hidden_size,
+                         int64_t num_layers, bool bidirectional) {
   check_layer_count(params, num_layers, bidirectional);
   CheckedLstm c;
   c.D = bidirectional ? 2 : 1;
   c.H = hidden_size;
   c.num_layers = num_layers;
-  c.batch_first = batch_first;
+  c.T = T;
+  c.B = B;
   c.blobs.resize(params.size());
   c.layers.resize(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     c.layers[i] = checked_packed_layer(params[i], "params[" + std::to_string(i) + "]", &c.blobs[i]);
   }
-  c.T = input.size(batch_first ? 1 : 0);
-  c.B = input.size(batch_first ? 0 : 1);
   for (size_t i = 0; i < c.layers.size(); ++i) {
     TORCH_CHECK_VALUE(c.layers[i].hidden_size == c.H, "qlstm: params[", i, "] has hidden_size ",
                       c.layers[i].hidden_size, ", expected hidden_size = ", c.H);
     // H now is a packed layer's, at most kMaxInnerDim: D * H cannot wrap.
     const bool first = i < static_cast<size_t>(c.D);
-    const int64_t expected_in = first ? input.size(2) : c.D * c.H;
+    const int64_t expected_in = first ? features : c.D * c.H;
     TORCH_CHECK_VALUE(c.layers[i].input_size == expected_in, "qlstm: params[", i,
                       "] expects input size ", c.layers[i].input_size, ", got ", expected_in,
                       first ? " (input.size(-1))" : " (num_directions * hidden_size)");
   }
   // The input's copy, the projections of one direction, two layer outputs and the states.
   check_memory(op, {{input.numel(), input.element_size()},
-                                  {c.T, c.B, c.layers[0].rows},
-                                  {2, c.T, c.B, c.D, c.H},
-                                  {8, num_layers, c.D, c.B, c.H}});
+                    {rows, c.layers[0].rows},
+                    {2, rows, c.D, c.H},
+                    {8, num_layers, c.D, c.B, c.H}});
   return c;
 }
 
@@ -113,7 +116,7 @@ InitialState initial_state(const State& h0, const State& c0, size_t index, int64
                       c0.qparams[index]};
 }
 
-// The time-major output ([T][B][D * H], in the last layer's forward hidden
+// The output rows ([steps.rows()][D * H], in the last layer's forward hidden
 // qparams) and every layer-direction's final state in its own qparams.
 struct LstmRun {
   at::Tensor output;
@@ -121,16 +124,16 @@ struct LstmRun {
   std::vector<DirectionResult> finals;
 };
 
-LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& input, QParams x_q, const State& h0,
+// x: uint8 rows of every step, [steps.rows()][input_size], contiguous.
+LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& x, QParams x_q, const State& h0,
                  const State& c0) {
-  const at::Tensor x = (c.batch_first ? input.transpose(0, 1) : input).contiguous();
   const KernelSet& k = current_kernels();
   const Parallel par = aten_parallel();
   LstmRun run;
   at::Tensor layer_in = x;
   QParams layer_in_q = x_q;
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    at::Tensor layer_out = at::empty({c.T, c.B, c.D * c.H}, at::kByte);
+    at::Tensor layer_out = at::empty({x.size(0), c.D * c.H}, at::kByte);
     // Like ATen's cat of quantized tensors, a bidirectional layer's output
     // takes the qparams of its forward direction.
     const QParams fw_h_q = c.layers[l * c.D].q.hidden;
@@ -138,8 +141,8 @@ LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& input, QParams x_q, con
       const size_t idx = static_cast<size_t>(l * c.D + d);
       const PackedLayer& p = c.layers[idx];
       const RequantTable to_fw(p.q.hidden, fw_h_q);
-      run.finals.push_back(run_direction(k, p, layer_in.const_data_ptr<uint8_t>(), layer_in_q, c.T,
-                                         c.B, /*reverse=*/d == 1,
+      run.finals.push_back(run_direction(k, p, layer_in.const_data_ptr<uint8_t>(), layer_in_q,
+                                         c.steps(), /*reverse=*/d == 1,
                                          initial_state(h0, c0, idx, c.B * c.H),
                                          layer_out.data_ptr<uint8_t>(), c.D * c.H, d * c.H,
                                          to_fw.get(), par));
@@ -152,7 +155,15 @@ LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& input, QParams x_q, con
   return run;
 }
 
-at::Tensor batch_major_if(const at::Tensor& time_major, bool batch_first) {
+// A [T, B, I] (or [B, T, I]) input as contiguous time-major rows, [T * B, I].
+at::Tensor time_major_rows(const at::Tensor& input, bool batch_first) {
+  const at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
+  return x.view({x.size(0) * x.size(1), x.size(2)});
+}
+
+// [T * B, D * H] output rows as [T, B, D * H], transposed when batch_first.
+at::Tensor sequence_output(const at::Tensor& rows, const CheckedLstm& c, bool batch_first) {
+  const at::Tensor time_major = rows.view({c.T, c.B, rows.size(1)});
   return batch_first ? time_major.transpose(0, 1) : time_major;
 }
 
@@ -164,11 +175,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     bool batch_first) {
   check_activation(input, "input", 3);
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
-  const CheckedLstm c = checked_lstm("this quantized_lstm call", input, params, hidden_size,
-                                     num_layers, bidirectional, batch_first);
+  const int64_t T = input.size(batch_first ? 1 : 0), B = input.size(batch_first ? 0 : 1);
+  const CheckedLstm c = checked_lstm("this quantized_lstm call", input, input.size(2), T, B, T * B,
+                                     params, hidden_size, num_layers, bidirectional);
   const State h0 = uint8_state(h0_arg, "h0", c, h0_scale, h0_zero_point);
   const State c0 = uint8_state(c0_arg, "c0", c, c0_scale, c0_zero_point);
-  const LstmRun run = run_lstm(c, input, x_q, h0, c0);
+  const LstmRun run = run_lstm(c, time_major_rows(input, batch_first), x_q, h0, c0);
   // Like ATen's stack of quantized tensors, h_n and c_n take layer 0's qparams
   // (a bidirectional layer's directions stacked into the forward one's first).
   at::Tensor h_n = at::empty(state_shape(c), at::kByte), c_n = at::empty(state_shape(c), at::kByte);
@@ -181,7 +193,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     stack_final_state(r.c.data(), r.c_q, c.D == 2 ? fw.q.cell : r.c_q, c.layers[0].q.cell, n,
                       c_n.data_ptr<uint8_t>() + idx * n);
   }
-  return {batch_major_if(run.output, batch_first), h_n, c_n};
+  return {sequence_output(run.output, c, batch_first), h_n, c_n};
 }
 
 at::Tensor dequantized(const at::Tensor& bytes, QParams q) {
@@ -189,6 +201,35 @@ at::Tensor dequantized(const at::Tensor& bytes, QParams q) {
   run_dequantize(current_kernels(), bytes.const_data_ptr<uint8_t>(), bytes.numel(), q,
                  out.data_ptr<float>(), aten_parallel());
   return out;
+}
+
+at::Tensor quantized(const at::Tensor& floats, QParams q) {
+  const at::Tensor f = floats.contiguous();
+  at::Tensor out = at::empty(f.sizes(), at::kByte);
+  run_quantize(current_kernels(), f.const_data_ptr<float>(), f.numel(), q, out.data_ptr<uint8_t>(),
+               aten_parallel());
+  return out;
+}
+
+// The qparams of the output: the last layer's forward hidden state's.
+QParams run_output_q(const CheckedLstm& c) { return c.layers[(c.num_layers - 1) * c.D].q.hidden; }
+
+// run_lstm on uint8 rows with float states: h_n and c_n dequantized from each
+// layer-direction's own qparams. Returns the uint8 output rows, h_n, c_n.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> run_float_states(const CheckedLstm& c,
+                                                                const at::Tensor& x, QParams x_q,
+                                                                const State& h0, const State& c0) {
+  const LstmRun run = run_lstm(c, x, x_q, h0, c0);
+  at::Tensor h_n = at::empty(state_shape(c), at::kFloat), c_n = at::empty(state_shape(c), at::kFloat);
+  const int64_t n = c.B * c.H;
+  for (size_t idx = 0; idx < run.finals.size(); ++idx) {
+    const DirectionResult& r = run.finals[idx];
+    run_dequantize(current_kernels(), r.h.data(), n, r.h_q, h_n.data_ptr<float>() + idx * n,
+                   aten_parallel());
+    run_dequantize(current_kernels(), r.c.data(), n, r.c_q, c_n.data_ptr<float>() + idx * n,
+                   aten_parallel());
+  }
+  return {run.output, h_n, c_n};
 }
 
 // The LSTM with float32 states in and out: h0 and c0 are quantized, and h_n
@@ -210,30 +251,65 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
   TORCH_CHECK_VALUE(input.dim() == 3, "qlstm: input must have 3 dimensions, got shape ",
                     input.sizes());
   const bool floating = input.scalar_type() == at::kFloat;
-  const CheckedLstm c = checked_lstm("this quantized_lstm_float call", input, params, hidden_size,
-                                     num_layers, bidirectional, batch_first);
+  const int64_t T = input.size(batch_first ? 1 : 0), B = input.size(batch_first ? 0 : 1);
+  const CheckedLstm c = checked_lstm("this quantized_lstm_float call", input, input.size(2), T, B,
+                                     T * B, params, hidden_size, num_layers, bidirectional);
   const State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
   const State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
-  at::Tensor x = input;
-  if (floating) {
-    const at::Tensor f = input.contiguous();
-    x = at::empty(f.sizes(), at::kByte);
-    run_quantize(current_kernels(), f.const_data_ptr<float>(), f.numel(), x_q,
-                 x.data_ptr<uint8_t>(), aten_parallel());
-  }
-  const LstmRun run = run_lstm(c, x, x_q, h0, c0);
-  at::Tensor h_n = at::empty(state_shape(c), at::kFloat), c_n = at::empty(state_shape(c), at::kFloat);
-  const int64_t n = c.B * c.H;
-  for (size_t idx = 0; idx < run.finals.size(); ++idx) {
-    const DirectionResult& r = run.finals[idx];
-    run_dequantize(current_kernels(), r.h.data(), n, r.h_q, h_n.data_ptr<float>() + idx * n,
-                   aten_parallel());
-    run_dequantize(current_kernels(), r.c.data(), n, r.c_q, c_n.data_ptr<float>() + idx * n,
-                   aten_parallel());
-  }
-  at::Tensor y = batch_major_if(run.output, batch_first);
-  if (floating) y = dequantized(y.contiguous(), run.output_q);
+  const at::Tensor rows = time_major_rows(input, batch_first);
+  const auto [y_rows, h_n, c_n] = run_float_states(c, floating ? quantized(rows, x_q) : rows, x_q, h0, c0);
+  at::Tensor y = sequence_output(y_rows, c, batch_first);
+  if (floating) y = dequantized(y.contiguous(), run_output_q(c));
   return {y, h_n, c_n};
+}
+
+// quantized_lstm_float on a PackedSequence's data ([rows, I], float32 or
+// uint8) and batch_sizes: the sequences sorted by length, longest first, each
+// run to its own end (the reverse direction from there), nothing computed for
+// padding. States as quantized_lstm_float's, in the sorted order; a missing
+// state is zeros (each layer-direction's zero point), so that the sequences
+// that start later in the reverse direction wait in the same qparams.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_packed_cpu(
+    const at::Tensor& data, const at::Tensor& batch_sizes, double input_scale,
+    int64_t input_zero_point, const c10::optional<at::Tensor>& h0_arg,
+    const c10::optional<at::Tensor>& c0_arg, at::TensorList params, int64_t hidden_size,
+    int64_t num_layers, bool bidirectional) {
+  const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
+  check_cpu(data, "data");
+  TORCH_CHECK_TYPE(data.scalar_type() == at::kFloat || data.scalar_type() == at::kByte,
+                   "qlstm: data must be a Float (or Byte) tensor, got ", data.scalar_type());
+  TORCH_CHECK_VALUE(data.dim() == 2, "qlstm: data must have 2 dimensions ([rows, input_size]), "
+                    "got shape ", data.sizes());
+  check_cpu(batch_sizes, "batch_sizes");
+  check_dtype(batch_sizes, "batch_sizes", at::kLong);
+  TORCH_CHECK_VALUE(batch_sizes.dim() == 1, "qlstm: batch_sizes must have 1 dimension, got shape ",
+                    batch_sizes.sizes());
+  const at::Tensor sizes = batch_sizes.contiguous();
+  const int64_t T = sizes.numel();
+  const int64_t* bs = sizes.const_data_ptr<int64_t>();
+  int64_t rows = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    TORCH_CHECK_VALUE(bs[t] >= 1 && (t == 0 || bs[t] <= bs[t - 1]), "qlstm: batch_sizes must be "
+                      ">= 1 and non-increasing (a PackedSequence's), got ", bs[t], " at step ", t,
+                      t > 0 ? " after " + std::to_string(bs[t - 1]) : std::string());
+    rows += bs[t];  // at most T * bs[0], both below the int64 range of a tensor size
+  }
+  TORCH_CHECK_VALUE(rows == data.size(0), "qlstm: data must have sum(batch_sizes) = ", rows,
+                    " rows, got ", data.size(0));
+  const int64_t B = T > 0 ? bs[0] : (h0_arg.has_value() && h0_arg->dim() == 3 ? h0_arg->size(1) : 0);
+  CheckedLstm c = checked_lstm("this quantized_lstm_packed call", data, data.size(1), T, B, rows,
+                               params, hidden_size, num_layers, bidirectional);
+  c.batch_sizes.assign(bs, bs + T);
+  State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
+  State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    h0.qparams[i] = c.layers[i].q.hidden;
+    c0.qparams[i] = c.layers[i].q.cell;
+  }
+  const bool floating = data.scalar_type() == at::kFloat;
+  const at::Tensor x = floating ? quantized(data, x_q) : data.contiguous();
+  auto [y, h_n, c_n] = run_float_states(c, x, x_q, h0, c0);
+  return {floating ? dequantized(y, run_output_q(c)) : y, h_n, c_n};
 }
 
 std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
@@ -276,6 +352,7 @@ TORCH_LIBRARY_IMPL(qlstm, CPU, m) {
   m.impl("quantized_lstm", &quantized_lstm_cpu);
   m.impl("quantized_lstm_float", &quantized_lstm_float_cpu);
   m.impl("quantized_lstm_cell", &quantized_lstm_cell_cpu);
+  m.impl("quantized_lstm_packed", &quantized_lstm_packed_cpu);
 }
 
 }  // namespace qlstm::ops

@@ -1,5 +1,7 @@
-"""Modules: the quantized :class:`LSTM` and the :class:`ObservedLSTM` that calibrates it."""
+"""Modules: the quantized :class:`LSTM` and :class:`LSTMCell`, and the observed
+:class:`ObservedLSTM` and :class:`ObservedLSTMCell` that calibrate them."""
+from .cell import LSTMCell
 from .lstm import LSTM
-from .observed import ObservedLSTM
+from .observed import ObservedLSTM, ObservedLSTMCell
 
-__all__ = ["LSTM", "ObservedLSTM"]
+__all__ = ["LSTM", "LSTMCell", "ObservedLSTM", "ObservedLSTMCell"]

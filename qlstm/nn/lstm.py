@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
 
 from .. import ops
 from ..ops import CELL_QPARAM_NAMES
@@ -446,15 +447,67 @@ class LSTM(torch.nn.Module):
             return torch._make_per_tensor_quantized_tensor(t, scale, zero_point)
         return torch.ops.qlstm.dequantize(t, scale, zero_point).to(dtype)
 
+    @torch.jit.unused
+    def _forward_packed(self, input: PackedSequence, hx: Optional[Tuple[Tensor, Tensor]]
+                        ) -> Tuple[PackedSequence, Tuple[Tensor, Tensor]]:
+        """A PackedSequence in, one quantized_lstm_packed call, a PackedSequence out;
+        h_n and c_n at each sequence's own last step, in the caller's batch order."""
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        if not data.is_floating_point():
+            raise TypeError(f"qlstm: a PackedSequence's data must be floating-point, got {data.dtype}")
+        if not self._has_input_qparams:
+            raise ValueError(
+                "qlstm: a PackedSequence needs observed input qparams, and this module was converted "
+                "from torch.ao.nn.quantizable.LSTM, which does not observe its input; convert from "
+                "qlstm.nn.ObservedLSTM (qlstm.prepare)")
+        if data.dim() != 2 or data.size(1) != self.input_size:
+            raise ValueError(f"qlstm: a PackedSequence's data must have {self.input_size} features "
+                             f"(input_size), got shape {list(data.shape)}")
+        h0: Optional[Tensor] = None
+        c0: Optional[Tensor] = None
+        if hx is not None:
+            self._check_python_types(data, hx)
+            for t, name in ((hx[0], "h0"), (hx[1], "c0")):
+                if not t.is_floating_point() or t.dim() != 3:
+                    raise ValueError(f"qlstm: {name} must be a 3-d floating-point tensor with a "
+                                     f"PackedSequence, got {t.dtype} of shape {list(t.shape)}")
+            h0, c0 = hx[0].float(), hx[1].float()
+            if sorted_indices is not None:  # the op takes states in the sorted order
+                h0, c0 = h0.index_select(1, sorted_indices), c0.index_select(1, sorted_indices)
+        scale, zero_point = self._input_qparams
+        y, h_n, c_n = torch.ops.qlstm.quantized_lstm_packed(
+            data.float(), batch_sizes, scale, zero_point, h0, c0, self._packed, self.hidden_size,
+            self.num_layers, self.bidirectional)
+        if unsorted_indices is not None:
+            h_n, c_n = h_n.index_select(1, unsorted_indices), c_n.index_select(1, unsorted_indices)
+        state_dtype = hx[0].dtype if hx is not None else data.dtype
+        return (PackedSequence(y.to(data.dtype), batch_sizes, sorted_indices, unsorted_indices),
+                (h_n.to(state_dtype), c_n.to(state_dtype)))
+
     def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-        if not torch.jit.is_scripting():
-            self._check_python_types(input, hx)
         if len(self._packed) == 0:
             raise RuntimeError("qlstm: this LSTM holds no weights; build it with LSTM.from_observed "
                                "or load a state_dict")
+        if not torch.jit.is_scripting():
+            if isinstance(input, PackedSequence):
+                return self._forward_packed(input, hx)
+            self._check_python_types(input, hx)
         if self._float_interface(input, hx):
             scale, zero_point = self._input_qparams
+            if (input.dtype == torch.float32 and input.dim() == 3 and input.size(2) == self.input_size
+                    and (hx is None or (hx[0].dtype == torch.float32 and hx[0].dim() == 3
+                                        and hx[1].dtype == torch.float32 and hx[1].dim() == 3))):
+                # The common case in one op call, with nothing to convert (the
+                # per-call cost of streaming).
+                h0f: Optional[Tensor] = None
+                c0f: Optional[Tensor] = None
+                if hx is not None:
+                    h0f, c0f = hx[0], hx[1]
+                y, h_n, c_n = torch.ops.qlstm.quantized_lstm_float(
+                    input, scale, zero_point, h0f, c0f, self._packed, self.hidden_size,
+                    self.num_layers, self.bidirectional, self.batch_first)
+                return y, (h_n, c_n)
             return self._forward_float_state(input, scale, zero_point, hx)
         x, x_scale, x_zp, quantized = self._as_uint8(input, "input", self._has_input_qparams,
                                                      self._input_qparams)

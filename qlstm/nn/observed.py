@@ -6,6 +6,7 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from torch.ao.quantization.observer import (
     HistogramObserver,
     MinMaxObserver,
@@ -64,17 +65,19 @@ class ObservedLSTM(torch.nn.Module):
                  activation_observer: ObserverFactory = ACTIVATION_OBSERVERS["histogram"],
                  weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER) -> None:
         super().__init__()
-        if not isinstance(lstm, torch.nn.LSTM):
-            raise TypeError(f"qlstm: ObservedLSTM wraps a torch.nn.LSTM, got {type(lstm).__name__}")
-        if lstm.proj_size != 0:
-            raise ValueError(f"qlstm: LSTMs with proj_size are not supported, got proj_size={lstm.proj_size}")
+        if type(self) is ObservedLSTM:
+            if not isinstance(lstm, torch.nn.LSTM):
+                raise TypeError(f"qlstm: ObservedLSTM wraps a torch.nn.LSTM, got {type(lstm).__name__}")
+            if lstm.proj_size != 0:
+                raise ValueError(f"qlstm: LSTMs with proj_size are not supported, got "
+                                 f"proj_size={lstm.proj_size}")
         self.input_size = lstm.input_size
         self.hidden_size = lstm.hidden_size
-        self.num_layers = lstm.num_layers
+        self.num_layers = getattr(lstm, "num_layers", 1)
         self.bias = lstm.bias
-        self.batch_first = lstm.batch_first
-        self.dropout = float(lstm.dropout)
-        self.bidirectional = lstm.bidirectional
+        self.batch_first = getattr(lstm, "batch_first", False)
+        self.dropout = float(getattr(lstm, "dropout", 0.0))
+        self.bidirectional = getattr(lstm, "bidirectional", False)
         self.lstm = lstm
         self.weight_observer = weight_observer
         self.input_observer = activation_observer()
@@ -122,8 +125,37 @@ class ObservedLSTM(torch.nn.Module):
         out = torch.stack(outputs) if outputs else x.new_empty((0, x.shape[1], self.hidden_size))
         return out, h, c
 
+    def _forward_packed(self, input: PackedSequence, hx: Optional[Tuple[Tensor, Tensor]]
+                        ) -> Tuple[PackedSequence, Tuple[Tensor, Tensor]]:
+        # Calibration runs each sequence alone (padding must not reach the
+        # observers), then lays the outputs out as the input was.
+        padded, lengths = pad_packed_sequence(input, batch_first=False)
+        order = (input.sorted_indices if input.sorted_indices is not None
+                 else torch.arange(padded.shape[1]))
+        first_row = [0]
+        for size in input.batch_sizes.tolist():
+            first_row.append(first_row[-1] + size)
+        out, h_n, c_n = None, [], []
+        for j, b in enumerate(order.tolist()):
+            state = None if hx is None else (hx[0][:, b:b + 1], hx[1][:, b:b + 1])
+            x = padded[:int(lengths[b]), b:b + 1]
+            y, (h, c) = self.forward(x.transpose(0, 1) if self.batch_first else x, state)
+            y = y.transpose(0, 1) if self.batch_first else y  # time-major
+            if out is None:
+                out = y.new_empty((input.data.shape[0], y.shape[2]))
+            for t in range(int(lengths[b])):
+                out[first_row[t] + j] = y[t, 0]
+            h_n.append(h)
+            c_n.append(c)
+        inverse = torch.argsort(order)
+        h_n, c_n = torch.cat(h_n, dim=1)[:, inverse], torch.cat(c_n, dim=1)[:, inverse]
+        return (PackedSequence(out, input.batch_sizes, input.sorted_indices, input.unsorted_indices),
+                (h_n, c_n))
+
     def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(0 if self.batch_first else 1)
         if self.batch_first:
@@ -152,3 +184,38 @@ class ObservedLSTM(torch.nn.Module):
         if input.is_floating_point() and input.dtype != torch.float32:
             y, h_n, c_n = y.to(input.dtype), h_n.to(input.dtype), c_n.to(input.dtype)
         return y, (h_n, c_n)
+
+
+class ObservedLSTMCell(ObservedLSTM):
+    """The observed (calibration) form of an ``nn.LSTMCell``: one layer of
+    :class:`ObservedLSTM` run one step at a time. Its outputs are the float
+    cell's. :func:`qlstm.prepare` makes it; :meth:`qlstm.nn.LSTMCell.from_observed`
+    converts it."""
+
+    _FLOAT_MODULE = torch.nn.LSTMCell
+
+    def __init__(self, cell: torch.nn.LSTMCell,
+                 activation_observer: ObserverFactory = ACTIVATION_OBSERVERS["histogram"],
+                 weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER) -> None:
+        if not isinstance(cell, torch.nn.LSTMCell):
+            raise TypeError(f"qlstm: ObservedLSTMCell wraps a torch.nn.LSTMCell, got {type(cell).__name__}")
+        super().__init__(cell, activation_observer, weight_observer)
+
+    def _weights(self, index: int):
+        # nn.LSTMCell names its weights without a layer suffix.
+        return tuple(getattr(self.lstm, name) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
+                ) -> Tuple[Tensor, Tensor]:
+        batched = input.dim() == 2
+        x = self.input_observer((input if batched else input.unsqueeze(0)).float())
+        if hx is None:
+            h = c = x.new_zeros((x.shape[0], self.hidden_size))
+        else:
+            h, c = (t.float() if batched else t.float().unsqueeze(0) for t in hx)
+        _, h, c = self._run_direction(0, x.unsqueeze(0), h, c, reverse=False)
+        if not batched:
+            h, c = h.squeeze(0), c.squeeze(0)
+        if input.is_floating_point() and input.dtype != torch.float32:
+            h, c = h.to(input.dtype), c.to(input.dtype)
+        return h, c

@@ -99,8 +99,8 @@ RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<
                     const Parallel& par) {
   RunResult r;
   r.out.assign(static_cast<size_t>(T * B * p.hidden_size), 0);
-  r.final_state = run_direction(k, p, x.data(), x_q, T, B, reverse, init, r.out.data(),
-                                p.hidden_size, 0, nullptr, par);
+  r.final_state = run_direction(k, p, x.data(), x_q, Steps{T, B, nullptr}, reverse, init,
+                                r.out.data(), p.hidden_size, 0, nullptr, par);
   return r;
 }
 

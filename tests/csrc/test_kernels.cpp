@@ -142,6 +142,56 @@ TEST(Layer, EmptyBatchAndSequence) {
   map_bytes(nullptr, nullptr, 0, nullptr);
 }
 
+TEST(Layer, PackedStepsEqualEachSequenceAlone) {
+  // Sequences of lengths 7, 5, 5, 2, 1 in PackedSequence's layout, forward and
+  // reverse, against each sequence run alone; every set, 1 and 3 threads.
+  const RandomLayer layer(LayerSpec{13, 21, true, true, true, 17});
+  const PackedLayer& p = layer.view();
+  const int64_t I = p.input_size, H = p.hidden_size;
+  const std::vector<int64_t> lengths = {7, 5, 5, 2, 1}, batch_sizes = {5, 4, 3, 3, 3, 1, 1};
+  const int64_t B = 5, T = 7, rows = 20;
+  const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(rows * I), 5);
+  const std::vector<uint8_t> h0 = random_bytes(static_cast<size_t>(B * H), 6);
+  const std::vector<uint8_t> c0 = random_bytes(static_cast<size_t>(B * H), 7);
+  const QParams x_q{0.03f, 17};
+  const InitialState init{h0.data(), p.q.hidden, c0.data(), p.q.cell};
+  std::vector<Isa> sets = isas_under_test();
+  sets.insert(sets.begin(), Isa::kScalar);
+  for (bool reverse : {false, true}) {
+    SCOPED_TRACE(reverse ? "reverse" : "forward");
+    for (Isa isa : sets) {
+      for (int threads : {1, 3}) {
+        SCOPED_TRACE(std::string(isa_name(isa)) + " threads=" + std::to_string(threads));
+        const KernelSet& k = *kernels_for(isa);
+        std::vector<uint8_t> out(static_cast<size_t>(rows * H), 0);
+        const DirectionResult packed =
+            run_direction(k, p, x.data(), x_q, Steps{T, B, batch_sizes.data()}, reverse, init,
+                          out.data(), H, 0, nullptr, thread_parallel(threads));
+        for (int64_t b = 0; b < B; ++b) {
+          // Sequence b alone: its rows of x, in time order.
+          std::vector<uint8_t> xb;
+          std::vector<int64_t> row_of;
+          for (int64_t t = 0, first = 0; t < lengths[b]; first += batch_sizes[t], ++t) {
+            row_of.push_back(first + b);
+            xb.insert(xb.end(), x.begin() + (first + b) * I, x.begin() + (first + b + 1) * I);
+          }
+          const InitialState alone{h0.data() + b * H, p.q.hidden, c0.data() + b * H, p.q.cell};
+          const RunResult want = run_layer(scalar_kernels(), p, xb, x_q, lengths[b], 1, reverse,
+                                           alone, serial_parallel());
+          for (int64_t t = 0; t < lengths[b]; ++t) {
+            EXPECT_TRUE(std::equal(want.out.begin() + t * H, want.out.begin() + (t + 1) * H,
+                                   out.begin() + row_of[t] * H)) << "b=" << b << " t=" << t;
+          }
+          EXPECT_TRUE(std::equal(want.final_state.h.begin(), want.final_state.h.end(),
+                                 packed.h.begin() + b * H)) << "b=" << b;
+          EXPECT_TRUE(std::equal(want.final_state.c.begin(), want.final_state.c.end(),
+                                 packed.c.begin() + b * H)) << "b=" << b;
+        }
+      }
+    }
+  }
+}
+
 TEST(Conversions, EveryKernelSetMatchesScalar) {
   // Ties of every rounding, extremes, NaN and infinities, then random values,
   // over lengths around the vector widths.
