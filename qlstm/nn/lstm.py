@@ -402,6 +402,19 @@ class LSTM(torch.nn.Module):
                              + "-d for a " + ("batched" if batched else "unbatched")
                              + " input, got shape " + str(list(t.shape)))
 
+    def _float_op(self, x: Tensor, scale: float, zero_point: int, h0: Optional[Tensor],
+                  c0: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        if not torch.jit.is_scripting():
+            if torch.compiler.is_compiling() and torch.is_grad_enabled():
+                # AOTAutograd does not see the op's C++ autograd kernel: this
+                # function gives the compiled program the backward that raises.
+                return _InferenceOnly.apply(x, h0, c0, scale, zero_point, self._packed,
+                                            self.hidden_size, self.num_layers, self.bidirectional,
+                                            self.batch_first)
+        return torch.ops.qlstm.quantized_lstm_float(x, scale, zero_point, h0, c0, self._packed,
+                                                    self.hidden_size, self.num_layers,
+                                                    self.bidirectional, self.batch_first)
+
     def _forward_float_state(self, input: Tensor, x_scale: float, x_zero_point: int,
                              hx: Optional[Tuple[Tensor, Tensor]]
                              ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
@@ -422,9 +435,7 @@ class LSTM(torch.nn.Module):
             h0, c0 = hx[0].float(), hx[1].float()
             if not batched:
                 h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
-        y, h_n, c_n = torch.ops.qlstm.quantized_lstm_float(
-            x, x_scale, x_zero_point, h0, c0, self._packed, self.hidden_size, self.num_layers,
-            self.bidirectional, self.batch_first)
+        y, h_n, c_n = self._float_op(x, x_scale, x_zero_point, h0, c0)
         if not batched:
             y = y.squeeze(0 if self.batch_first else 1)
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
@@ -504,9 +515,7 @@ class LSTM(torch.nn.Module):
                 c0f: Optional[Tensor] = None
                 if hx is not None:
                     h0f, c0f = hx[0], hx[1]
-                y, h_n, c_n = torch.ops.qlstm.quantized_lstm_float(
-                    input, scale, zero_point, h0f, c0f, self._packed, self.hidden_size,
-                    self.num_layers, self.bidirectional, self.batch_first)
+                y, h_n, c_n = self._float_op(input, scale, zero_point, h0f, c0f)
                 return y, (h_n, c_n)
             return self._forward_float_state(input, scale, zero_point, hx)
         x, x_scale, x_zp, quantized = self._as_uint8(input, "input", self._has_input_qparams,
@@ -539,6 +548,26 @@ class LSTM(torch.nn.Module):
         return (self._result(y, self._output_qparams, quantized, dtype),
                 (self._result(h_n, self._hidden_qparams, quantized, dtype),
                  self._result(c_n, self._cell_qparams, quantized, dtype)))
+
+
+class _InferenceOnly(torch.autograd.Function):
+    """quantized_lstm_float under torch.compile with grad mode on: its backward
+    calls qlstm::no_backward, which raises when the compiled backward runs."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, scale, zero_point, packed, hidden_size, num_layers, bidirectional,
+                batch_first):
+        ctx.save_for_backward(*(t for t in (x, h0, c0) if t is not None))
+        ctx.present = (True, h0 is not None, c0 is not None)
+        return torch.ops.qlstm.quantized_lstm_float(x, scale, zero_point, h0, c0, packed, hidden_size,
+                                                    num_layers, bidirectional, batch_first)
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_h, grad_c):
+        saved = iter(ctx.saved_tensors)
+        grads = [torch.ops.qlstm.no_backward(grad_y, next(saved)) if present else None
+                 for present in ctx.present]
+        return (*grads, None, None, None, None, None, None, None)
 
 
 def _per_tensor(t: Tensor) -> bool:
