@@ -90,6 +90,18 @@ class LSTMCell(LSTM):
         if len(self._packed) == 0:
             raise RuntimeError("qlstm: this LSTMCell holds no weights; build it with "
                                "LSTMCell.from_observed or load a state_dict")
+        if (input.dtype == torch.float32 and input.dim() == 2 and input.size(1) == self.input_size
+                and self._has_input_qparams
+                and (hx is None or (hx[0].dtype == torch.float32 and hx[0].dim() == 2
+                                    and hx[1].dtype == torch.float32 and hx[1].dim() == 2))):
+            # The common streaming step in one op call: a one-step, one-layer sequence.
+            h0: Optional[Tensor] = None
+            c0: Optional[Tensor] = None
+            if hx is not None:
+                h0, c0 = hx[0].unsqueeze(0), hx[1].unsqueeze(0)
+            scale, zero_point = self._input_qparams
+            _, h_n, c_n = self._float_op(input.unsqueeze(0), scale, zero_point, h0, c0)
+            return h_n.squeeze(0), c_n.squeeze(0)
         self._check_cell_input(input)
         batched = input.dim() == 2
         if hx is not None:
