@@ -89,14 +89,16 @@ PackedLayer checked_packed_layer(const at::Tensor& params, const std::string& na
   TORCH_CHECK_VALUE(params.dim() == 1, "qlstm: ", name,
                     " must be a 1-d packed layer from qlstm.ops.pack_lstm_layer, got shape ",
                     params.sizes());
-  // The header alone (at most 128 bytes copied) says how long the blob must
-  // be: a wrong tensor, an expanded one say, fails before it is copied whole.
+  // The header alone says how long the blob must be: a wrong tensor, an
+  // expanded one say, fails before it is copied whole. A contiguous blob (the
+  // usual case) is read in place; another has at most its header copied.
   const int64_t n = params.numel();
+  const int64_t head_bytes = std::min<int64_t>(n, static_cast<int64_t>(kPackedHeaderBytes));
   const at::Tensor head =
-      params.narrow(0, 0, std::min<int64_t>(n, static_cast<int64_t>(kPackedHeaderBytes))).contiguous();
+      params.is_contiguous() ? params : params.narrow(0, 0, head_bytes).contiguous();
   size_t total = 0;
   const char* header_error = packed_size_from_header(head.const_data_ptr<uint8_t>(),
-                                                     static_cast<size_t>(head.numel()), &total);
+                                                     static_cast<size_t>(head_bytes), &total);
   TORCH_CHECK_VALUE(header_error == nullptr, "qlstm: ", name,
                     " must be a packed layer from qlstm.ops.pack_lstm_layer, but it ", header_error);
   TORCH_CHECK_VALUE(static_cast<size_t>(n) == total, "qlstm: ", name,

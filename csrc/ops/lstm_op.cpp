@@ -13,7 +13,6 @@
 namespace qlstm::ops {
 namespace {
 
-
 void check_layer_count(at::TensorList params, int64_t num_layers, bool bidirectional) {
   TORCH_CHECK_VALUE(num_layers >= 1, "qlstm: num_layers must be >= 1, got ", num_layers);
   const int64_t D = bidirectional ? 2 : 1;
