@@ -22,11 +22,19 @@ __all__ = [
     "quantize",
     "dequantize",
     "CELL_QPARAM_NAMES",
+    "SPLIT_CELL_QPARAM_NAMES",
+    "GATE_NAMES",
 ]
 
 #: Order of the seven intermediate qparams a packed layer holds, as the C++
 #: core defines it (igates, hgates, gates, fgate_cx, igate_cgate, cell, hidden).
 CELL_QPARAM_NAMES: Tuple[str, ...] = tuple(torch.ops.qlstm.cell_qparam_names())
+#: The sixteen of a layer with split gates: igates, hgates and gates once per
+#: gate (igates_input, igates_forget, igates_cell, igates_output, hgates_input,
+#: ...), then the four state qparams.
+SPLIT_CELL_QPARAM_NAMES: Tuple[str, ...] = tuple(torch.ops.qlstm.cell_qparam_names(True))
+#: The gates in nn.LSTM's row order, named as torch.ao.nn.quantizable's split-gates cell names them.
+GATE_NAMES: Tuple[str, ...] = ("input", "forget", "cell", "output")
 
 
 def pack_lstm_layer(
@@ -43,9 +51,11 @@ def pack_lstm_layer(
     per_channel: bool,
 ) -> Tensor:
     """Packs one layer-direction (int8 weights in nn.LSTM's i, f, g, o row order,
-    float biases and the seven intermediate qparams named by CELL_QPARAM_NAMES)
+    float biases and the intermediate qparams: the seven named by
+    CELL_QPARAM_NAMES, or the sixteen of SPLIT_CELL_QPARAM_NAMES for split gates)
     into a uint8 blob for :func:`quantized_lstm` and :func:`quantized_lstm_cell`.
-    Weight scales and zero points have one entry per row (per_channel) or one."""
+    Weight scales and zero points have shape [4 * hidden_size] (per_channel) or
+    [1]; with split gates also [4, 1], one per gate."""
     return torch.ops.qlstm.pack_lstm_layer(
         w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
         b_ih, b_hh, _numbers(scales, "scales", numbers.Real, float),
@@ -69,8 +79,9 @@ def _numbers(values: Sequence, name: str, kind: type, convert: Callable) -> list
 
 class UnpackedLayer(NamedTuple):
     """What :func:`pack_lstm_layer` took, as :func:`unpack_lstm_layer` gives it
-    back: int8 weights, float64 scales and int64 zero points (one entry, or one
-    per row when per_channel), float biases or None, the seven qparams."""
+    back: int8 weights, float64 scales and int64 zero points ([4 * hidden_size]
+    when per_channel, else [1], or [4, 1] with split gates), float biases or
+    None, the seven (split gates: sixteen) intermediate qparams."""
 
     w_ih: Tensor
     w_ih_scales: Tensor
@@ -84,6 +95,20 @@ class UnpackedLayer(NamedTuple):
     zero_points: List[int]
     per_channel: bool
 
+    @property
+    def split_gates(self) -> bool:
+        """Whether igates, hgates and gates have qparams per gate."""
+        return len(self.scales) == len(SPLIT_CELL_QPARAM_NAMES)
+
+
+def _weight_qparams(per_row: Tensor, per_channel: bool, split_gates: bool) -> Tensor:
+    """A matrix's weight scales or zero points in pack_lstm_layer's shape."""
+    if per_channel:
+        return per_row
+    if split_gates:
+        return per_row.view(len(GATE_NAMES), -1)[:, :1].contiguous()
+    return per_row[:1].clone()
+
 
 def unpack_lstm_layer(params: Tensor) -> UnpackedLayer:
     """The weights and qparams of a packed layer, in nn.LSTM's layout; packing
@@ -91,11 +116,15 @@ def unpack_lstm_layer(params: Tensor) -> UnpackedLayer:
     kernels use."""
     # The op gives only tensors (a layer without biases has empty ones).
     (w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
-     scales, zero_points) = torch.ops.qlstm.unpack_lstm_layer(params)
+     scales, zero_points, per_channel) = torch.ops.qlstm.unpack_lstm_layer(params)
     has_bias = b_ih.numel() > 0
-    return UnpackedLayer(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
-                         b_ih if has_bias else None, b_hh if has_bias else None, scales.tolist(),
-                         zero_points.tolist(), w_ih_scales.numel() > 1)
+    per_channel, split = bool(per_channel), scales.numel() == len(SPLIT_CELL_QPARAM_NAMES)
+    weight_qparams = (_weight_qparams(t, per_channel, split)
+                      for t in (w_ih_scales, w_ih_zero_points, w_hh_scales, w_hh_zero_points))
+    s_ih, z_ih, s_hh, z_hh = weight_qparams
+    return UnpackedLayer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih if has_bias else None,
+                         b_hh if has_bias else None, scales.tolist(), zero_points.tolist(),
+                         per_channel)
 
 
 def quantized_lstm(
@@ -231,10 +260,10 @@ def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, 
         f"qlstm: w_hh must have shape [4 * hidden_size, hidden_size], got {list(w_hh.shape)}"))
     torch._check(w_ih.shape[0] == w_hh.shape[0], lambda: (
         f"qlstm: w_ih must have shape [4 * hidden_size, input_size], got {list(w_ih.shape)}"))
-    n = len(CELL_QPARAM_NAMES)
-    torch._check(len(scales) == n and len(zero_points) == n, lambda: (
-        f"qlstm: scales and zero_points must each hold {n} values, got {len(scales)} and "
-        f"{len(zero_points)}"))
+    n, n_split = len(CELL_QPARAM_NAMES), len(SPLIT_CELL_QPARAM_NAMES)
+    torch._check(len(scales) in (n, n_split) and len(zero_points) == len(scales), lambda: (
+        f"qlstm: scales and zero_points must each hold {n} values, or {n_split} with split gates, "
+        f"got {len(scales)} and {len(zero_points)}"))
     # The blob size depends on how many weights are -128, known only to the real kernel.
     size = torch.library.get_ctx().new_dynamic_size()
     return w_ih.new_empty((size,), dtype=torch.uint8)
@@ -245,19 +274,19 @@ def _(params):
     _check_tensor(params, "params", torch.uint8, 1)
     # Sizes, lists and flags live in the blob's contents: data-dependent.
     ctx = torch.library.get_ctx()
-    rows, input_size, hidden_size = (4 * ctx.new_dynamic_size(min=1), ctx.new_dynamic_size(min=1),
-                                     ctx.new_dynamic_size(min=1))
-    n_qparams, n_bias = ctx.new_dynamic_size(), ctx.new_dynamic_size()
-    n = len(CELL_QPARAM_NAMES)
+    hidden_size, input_size = ctx.new_dynamic_size(min=1), ctx.new_dynamic_size(min=1)
+    rows = 4 * hidden_size
+    n_bias, n = ctx.new_dynamic_size(), ctx.new_dynamic_size()  # n: 7, or 16 with split gates
     w_ih = params.new_empty((rows, input_size), dtype=torch.int8)
     w_hh = params.new_empty((rows, hidden_size), dtype=torch.int8)
-    return (w_ih, params.new_empty((n_qparams,), dtype=torch.float64),
-            params.new_empty((n_qparams,), dtype=torch.int64), w_hh,
-            params.new_empty((n_qparams,), dtype=torch.float64),
-            params.new_empty((n_qparams,), dtype=torch.int64),
+    return (w_ih, params.new_empty((rows,), dtype=torch.float64),
+            params.new_empty((rows,), dtype=torch.int64), w_hh,
+            params.new_empty((rows,), dtype=torch.float64),
+            params.new_empty((rows,), dtype=torch.int64),
             params.new_empty((n_bias,), dtype=torch.float32),
             params.new_empty((n_bias,), dtype=torch.float32),
-            params.new_empty((n,), dtype=torch.float64), params.new_empty((n,), dtype=torch.int64))
+            params.new_empty((n,), dtype=torch.float64), params.new_empty((n,), dtype=torch.int64),
+            params.new_empty((), dtype=torch.bool))
 
 
 def _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional, batch_first):

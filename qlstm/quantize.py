@@ -58,20 +58,23 @@ def _warn_nothing(model: torch.nn.Module, what: str) -> None:
 
 def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "histogram",
             weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
-            inplace: bool = False) -> torch.nn.Module:
+            inplace: bool = False, split_gates: bool = False) -> torch.nn.Module:
     """Swaps every ``nn.LSTM`` and ``nn.LSTMCell`` of ``model`` (or ``model``
-    itself) for an :class:`ObservedLSTM` / :class:`ObservedLSTMCell`. ``observer`` is ``"histogram"`` (default), ``"minmax"``
-    or an observer factory (``Observer.with_args(...)``) producing quint8;
-    weights default to per-channel symmetric int8. Run calibration batches
-    through the result, then :func:`convert` it."""
+    itself) for an :class:`ObservedLSTM` / :class:`ObservedLSTMCell`.
+    ``observer`` is ``"histogram"`` (default), ``"minmax"`` or an observer
+    factory (``Observer.with_args(...)``) producing quint8; weights default to
+    per-channel symmetric int8. ``split_gates=True`` observes igates, hgates
+    and gates (and quantizes per-tensor weights) gate by gate, as
+    ``torch.ao.nn.quantizable.LSTM(split_gates=True)`` does. Run calibration
+    batches through the result, then :func:`convert` it."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"qlstm: prepare expects a torch.nn.Module, got {type(model).__name__}")
     activation = _activation_factory(observer)
     if not inplace:
         model = copy.deepcopy(model)
     model, swapped = _swap(model, {
-        torch.nn.LSTM: lambda m: ObservedLSTM(m, activation, weight_observer),
-        torch.nn.LSTMCell: lambda m: ObservedLSTMCell(m, activation, weight_observer)})
+        torch.nn.LSTM: lambda m: ObservedLSTM(m, activation, weight_observer, split_gates),
+        torch.nn.LSTMCell: lambda m: ObservedLSTMCell(m, activation, weight_observer, split_gates)})
     if swapped == 0:
         _warn_nothing(model, "prepare found no torch.nn.LSTM or torch.nn.LSTMCell to observe")
     return model.eval()
@@ -111,15 +114,17 @@ def _forward_args(batch: Any, index: int, input_fn: Optional[Callable[[Any], Any
 @torch.no_grad()
 def quantize(model: torch.nn.Module, calibration_batches: Iterable[Any],
              observer: Union[str, ObserverFactory] = "histogram",
-             input_fn: Optional[Callable[[Any], Any]] = None) -> torch.nn.Module:
+             input_fn: Optional[Callable[[Any], Any]] = None,
+             split_gates: bool = False) -> torch.nn.Module:
     """prepare, run every calibration batch, convert. Returns a new model;
     ``model`` is left as it was.
 
     A batch that is a tensor (or a PackedSequence) is the model's input. Any other batch (a tuple from a
     DataLoader, a dict) needs ``input_fn``, which maps it to the forward's
     positional arguments: a tensor, or a tuple of them, e.g.
-    ``input_fn=lambda batch: batch[0]`` for ``(input, target)`` pairs."""
-    prepared = prepare(model, observer)
+    ``input_fn=lambda batch: batch[0]`` for ``(input, target)`` pairs.
+    ``split_gates`` as in :func:`prepare`."""
+    prepared = prepare(model, observer, split_gates=split_gates)
     ran = 0
     for index, batch in enumerate(calibration_batches):
         prepared(*_forward_args(batch, index, input_fn))

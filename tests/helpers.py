@@ -36,34 +36,59 @@ class StubbedLSTM(torch.nn.Module):
 PREPARE = {"float_to_observed_custom_module_class": {torch.nn.LSTM: torch.ao.nn.quantizable.LSTM}}
 
 
-def torch_flow(lstm: torch.nn.LSTM, calibration: List[Tuple[torch.Tensor, Optional[Tuple]]],
-               per_channel: bool = True
-               ) -> Tuple[torch.nn.Module, torch.nn.Module]:
-    """Runs PyTorch's eager flow with the 'x86' qconfig (per-tensor weights when
-    asked), calibrating on (input, hx or None) pairs. Returns (the calibrated observed model, torch's quantized model)."""
-    model = StubbedLSTM(lstm).eval()
+class QuantizableLSTMSplitGates(torch.ao.nn.quantizable.LSTM):
+    """The observed class PyTorch's own test uses for split gates."""
+
+    @classmethod
+    def from_float(cls, other, qconfig=None):
+        return super().from_float(other, qconfig, split_gates=True)
+
+
+def observed_class(split_gates: bool) -> type:
+    return QuantizableLSTMSplitGates if split_gates else torch.ao.nn.quantizable.LSTM
+
+
+def x86_qconfig(per_channel: bool = True) -> tq.QConfig:
+    """PyTorch's 'x86' qconfig, with per-tensor weights when asked."""
     qconfig = tq.get_default_qconfig("x86")
     if not per_channel:
         qconfig = tq.QConfig(activation=qconfig.activation, weight=tq.default_weight_observer)
-    model.qconfig = qconfig
-    prepared = tq.prepare(model, prepare_custom_config_dict=PREPARE)
+    return qconfig
+
+
+def eager_convert(prepared: torch.nn.Module, quantized_class: type, split_gates: bool = False
+                  ) -> torch.nn.Module:
+    """PyTorch's eager convert of a calibrated model (left as it was) into quantized_class."""
+    return tq.convert(copy.deepcopy(prepared), convert_custom_config_dict={
+        "observed_to_quantized_custom_module_class": {observed_class(split_gates): quantized_class}})
+
+
+def torch_flow(lstm: torch.nn.LSTM, calibration: List[Tuple[torch.Tensor, Optional[Tuple]]],
+               per_channel: bool = True, split_gates: bool = False
+               ) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """Runs PyTorch's eager flow with the 'x86' qconfig (per-tensor weights, or
+    quantizable LSTMs with split gates, when asked), calibrating on (input, hx or
+    None) pairs. Returns (the calibrated observed model, torch's quantized model)."""
+    model = StubbedLSTM(lstm).eval()
+    model.qconfig = x86_qconfig(per_channel)
+    prepared = tq.prepare(model, prepare_custom_config_dict={
+        "float_to_observed_custom_module_class": {torch.nn.LSTM: observed_class(split_gates)}})
     with torch.no_grad():
         for x, hx in calibration:
             prepared(x, hx)
-    quantized = tq.convert(copy.deepcopy(prepared), convert_custom_config_dict={
-        "observed_to_quantized_custom_module_class": {
-            torch.ao.nn.quantizable.LSTM: torch.ao.nn.quantized.LSTM}})
-    return prepared, quantized
+    return prepared, eager_convert(prepared, torch.ao.nn.quantized.LSTM, split_gates)
 
 
 def quantize_like(t: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
     return torch.quantize_per_tensor(t, scale, zero_point, torch.quint8)
 
 
-def random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, weight_zero_points=False):
+def random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, weight_zero_points=False,
+                 split_gates=False):
     gen = torch.Generator().manual_seed(seed)
     D = 2 if bidirectional else 1
-    return [qg.random_layer(I if l == 0 else D * H, H, bias, per_channel, gen, weight_zero_points)
+    return [qg.random_layer(I if l == 0 else D * H, H, bias, per_channel, gen, weight_zero_points,
+                            split_gates)
             for l in range(num_layers) for _ in range(D)]
 
 
@@ -72,24 +97,32 @@ def random_bytes(*shape, seed=0):
     return torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
 
 
-def own_flow_model(batch_first=False):
+def own_flow_model(batch_first=False, split_gates=False):
     """qlstm.quantize: float in, float out."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.LSTM(6, 8, 2, bidirectional=True,
                                               batch_first=batch_first)).eval()
-    return qlstm.quantize(model, [torch.randn(5, 3, 6) for _ in range(2)])
+    return qlstm.quantize(model, [torch.randn(5, 3, 6) for _ in range(2)], split_gates=split_gates)
 
 
-def eager_flow_model():
+def eager_flow_model(split_gates=False):
     """PyTorch's eager flow with qlstm.nn.LSTM as the quantized class: quint8 out."""
     torch.manual_seed(1)
     model = StubbedLSTM(torch.nn.LSTM(6, 8, 2)).eval()
     model.qconfig = tq.get_default_qconfig("x86")
-    prepared = tq.prepare(model, prepare_custom_config_dict=PREPARE)
+    prepared = tq.prepare(model, prepare_custom_config_dict={
+        "float_to_observed_custom_module_class": {torch.nn.LSTM: observed_class(split_gates)}})
     for _ in range(2):
         prepared(torch.randn(5, 3, 6))
-    return tq.convert(prepared, convert_custom_config_dict={
-        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: qlstm.nn.LSTM}})
+    return eager_convert(prepared, qlstm.nn.LSTM, split_gates)
+
+
+def split_own_flow_model():
+    return own_flow_model(split_gates=True)
+
+
+def split_eager_flow_model():
+    return eager_flow_model(split_gates=True)
 
 
 def flat(value):

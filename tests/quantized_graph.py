@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 # The one model input taken from qlstm: the order of a layer's qparams.
-from qlstm.ops import CELL_QPARAM_NAMES
+from qlstm.ops import CELL_QPARAM_NAMES, GATE_NAMES, SPLIT_CELL_QPARAM_NAMES
 
 F32 = torch.float32
 QP = Tuple[float, int]
@@ -60,8 +60,9 @@ def qmul(a: Tensor, aq: QP, b: Tensor, bq: QP, out: QP) -> Tensor:
 
 @dataclass
 class Layer:
-    """One layer-direction: int8 weights (nn.LSTM row order), per-row scales and
-    zero points, float biases, and the 7 intermediate qparams."""
+    """One layer-direction: int8 weights (nn.LSTM row order), scales and zero
+    points (per row, [1], or per gate [4, 1]), float biases, and the 7
+    intermediate qparams, or 16 with split gates (per-gate igates, hgates and gates)."""
 
     w_ih: Tensor
     w_ih_scales: Tensor
@@ -71,11 +72,29 @@ class Layer:
     w_hh_zps: Tensor
     b_ih: Optional[Tensor]
     b_hh: Optional[Tensor]
-    qparams: List[QP]  # in CELL_QPARAM_NAMES's order
+    qparams: List[QP]  # in CELL_QPARAM_NAMES's (or SPLIT_CELL_QPARAM_NAMES's) order
     per_channel: bool
 
-    def q(self, name: str) -> QP:
-        return self.qparams[CELL_QPARAM_NAMES.index(name)]
+    @property
+    def split_gates(self) -> bool:
+        return len(self.qparams) == len(SPLIT_CELL_QPARAM_NAMES)
+
+    def q(self, name: str, gate: Optional[int] = None) -> QP:
+        """A qparams by name; igates, hgates and gates take a gate (0-3: i, f, g, o)."""
+        if not self.split_gates:
+            return self.qparams[CELL_QPARAM_NAMES.index(name)]
+        if name in SPLIT_CELL_QPARAM_NAMES:
+            return self.qparams[SPLIT_CELL_QPARAM_NAMES.index(name)]
+        return self.qparams[SPLIT_CELL_QPARAM_NAMES.index(f"{name}_{GATE_NAMES[gate]}")]
+
+
+def gate_rows(t: Optional[Tensor], rows: int, gate: int) -> Optional[Tensor]:
+    """Gate `gate`'s part of a per-row tensor; weight qparams of shape [1] or
+    [4, 1] first repeated to one entry per row."""
+    if t is None:
+        return None
+    t = t.reshape(-1, 1).expand(-1, rows // t.numel()).reshape(rows)
+    return t.chunk(4)[gate]
 
 
 def qlinear(x: Tensor, xq: QP, w: Tensor, w_scales: Tensor, w_zps: Tensor, b: Optional[Tensor],
@@ -94,13 +113,21 @@ def qlinear(x: Tensor, xq: QP, w: Tensor, w_scales: Tensor, w_zps: Tensor, b: Op
 
 def cell_step(p: Layer, x: Tensor, xq: QP, h: Tensor, hq: QP, c: Tensor, cq: QP
               ) -> Tuple[Tensor, Tensor]:
-    """One step of the quantized graph; returns (h', c') in p's hidden and cell qparams."""
-    ig = qlinear(x, xq, p.w_ih, p.w_ih_scales, p.w_ih_zps, p.b_ih, p.per_channel, p.q("igates"))
-    hg = qlinear(h, hq, p.w_hh, p.w_hh_scales, p.w_hh_zps, p.b_hh, p.per_channel, p.q("hgates"))
-    g = qadd(ig, p.q("igates"), hg, p.q("hgates"), p.q("gates"))
-    i, f, gg, o = g.chunk(4, 1)
-    i, f, o = (sigmoid_q(t, p.q("gates")) for t in (i, f, o))
-    gg = tanh_q(gg, p.q("gates"))
+    """One step of the quantized graph; returns (h', c') in p's hidden and cell
+    qparams. Each gate is its own linear, add and activation (the split-gates
+    graph; with one qparams for all four gates it equals the fused one)."""
+    rows = p.w_hh.shape[0]
+    act = []
+    for k in range(4):
+        ig = qlinear(x, xq, p.w_ih.chunk(4)[k], gate_rows(p.w_ih_scales, rows, k),
+                     gate_rows(p.w_ih_zps, rows, k), gate_rows(p.b_ih, rows, k), p.per_channel,
+                     p.q("igates", k))
+        hg = qlinear(h, hq, p.w_hh.chunk(4)[k], gate_rows(p.w_hh_scales, rows, k),
+                     gate_rows(p.w_hh_zps, rows, k), gate_rows(p.b_hh, rows, k), p.per_channel,
+                     p.q("hgates", k))
+        g = qadd(ig, p.q("igates", k), hg, p.q("hgates", k), p.q("gates", k))
+        act.append(tanh_q(g, p.q("gates", k)) if k == 2 else sigmoid_q(g, p.q("gates", k)))
+    i, f, gg, o = act
     fc = qmul(f, SIGMOID_QP, c, cq, p.q("fgate_cx"))
     igc = qmul(i, SIGMOID_QP, gg, TANH_QP, p.q("igate_cgate"))
     c2 = qadd(fc, p.q("fgate_cx"), igc, p.q("igate_cgate"), p.q("cell"))
@@ -151,18 +178,20 @@ def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q, c0: Optional[Tensor], c0q
 
 
 def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: bool,
-                 gen: torch.Generator, weight_zero_points: bool = False) -> Layer:
-    """A layer with random int8 weights and plausible random qparams."""
+                 gen: torch.Generator, weight_zero_points: bool = False,
+                 split_gates: bool = False) -> Layer:
+    """A layer with random int8 weights and plausible random qparams (per gate
+    with split gates, per-tensor weight qparams then [4, 1])."""
     def rnd(*shape):
         return torch.rand(*shape, generator=gen)
 
     rows = 4 * hidden_size
-    n = rows if per_channel else 1
+    n = (rows,) if per_channel else (4, 1) if split_gates else (1,)
 
     def weight(cols):
         w = torch.randint(-128, 128, (rows, cols), generator=gen, dtype=torch.int8)
-        scales = (0.02 + 0.2 * rnd(n)).double() / max(1, cols) ** 0.5
-        zps = (torch.randint(-5, 6, (n,), generator=gen) if weight_zero_points
+        scales = (0.02 + 0.2 * rnd(*n)).double() / max(1, cols) ** 0.5
+        zps = (torch.randint(-5, 6, n, generator=gen) if weight_zero_points
                else torch.zeros(n, dtype=torch.int64))
         return w, scales, zps
 
@@ -177,5 +206,6 @@ def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: boo
 
     ranges = {"igates": (1, 4), "hgates": (1, 4), "gates": (1, 5), "fgate_cx": (0.5, 2),
               "igate_cgate": (0.5, 2), "cell": (0.5, 3), "hidden": (0.3, 1)}
-    qparams = [qp(*ranges[name]) for name in CELL_QPARAM_NAMES]
+    names = SPLIT_CELL_QPARAM_NAMES if split_gates else CELL_QPARAM_NAMES
+    qparams = [qp(*ranges[name if name in ranges else name.rsplit("_", 1)[0]]) for name in names]
     return Layer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih, b_hh, qparams, per_channel)

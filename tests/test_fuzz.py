@@ -92,7 +92,7 @@ def lstm_cases(draw):
     num_layers, bidirectional = draw(st.integers(1, 2)), draw(st.booleans())
     bias, per_channel, wzp = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
     layers = random_model(I, H, num_layers, bidirectional, bias, per_channel,
-                          draw(st.integers(0, 10 ** 6)), wzp)
+                          draw(st.integers(0, 10 ** 6)), wzp, split_gates=draw(st.booleans()))
     T, B = draw(st.integers(0, 4)), draw(st.integers(0, 3))
     D = 2 if bidirectional else 1
     fault = draw(st.sampled_from(NO_FAULT + ["features", "x_q", "h0_q", "states", "hidden_size",
@@ -151,7 +151,8 @@ def test_quantized_lstm(case):
 def cell_cases(draw):
     I, H, B = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(0, 4))
     bias, per_channel, wzp = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
-    layer = random_model(I, H, 1, False, bias, per_channel, draw(st.integers(0, 10 ** 6)), wzp)[0]
+    layer = random_model(I, H, 1, False, bias, per_channel, draw(st.integers(0, 10 ** 6)), wzp,
+                         split_gates=draw(st.booleans()))[0]
     fault = draw(st.sampled_from(NO_FAULT + ["features", "hidden", "qparams"]))
     I_in = draw(st.integers(1, 10)) if fault == "features" else I
     H_in = draw(st.integers(1, 10)) if fault == "hidden" else H
@@ -215,28 +216,32 @@ weight_scales = st.one_of(st.floats(1e-4, 1.0), st.floats(1e-4, 1.0),
 
 @st.composite
 def pack_qparams(draw):
-    """Seven valid qparams, or one of them bad, or the wrong count."""
-    qparams = [(draw(good_scales), draw(good_zero_points)) for _ in range(7)]
+    """Seven (or, split gates, sixteen) valid qparams, or one of them bad, or the wrong count."""
+    n = draw(st.sampled_from([7, 16]))
+    qparams = [(draw(good_scales), draw(good_zero_points)) for _ in range(n)]
     fault = draw(st.sampled_from(NO_FAULT + ["scale", "zero_point", "count"]))
     if fault == "scale":
-        qparams[draw(st.integers(0, 6))] = (draw(bad_scales), draw(good_zero_points))
+        qparams[draw(st.integers(0, n - 1))] = (draw(bad_scales), draw(good_zero_points))
     elif fault == "zero_point":
-        qparams[draw(st.integers(0, 6))] = (draw(good_scales), draw(bad_zero_points))
+        qparams[draw(st.integers(0, n - 1))] = (draw(good_scales), draw(bad_zero_points))
     elif fault == "count":
-        qparams = qparams[:draw(st.sampled_from([0, 6]))] + ([(0.1, 0)] if draw(st.booleans()) else [])
+        qparams = qparams[:draw(st.sampled_from([0, 6, 15]))] + ([(0.1, 0)] if draw(st.booleans()) else [])
     return qparams
 
 
 @given(st.integers(1, 6), st.integers(1, 6), st.booleans(), st.booleans(), pack_qparams(),
-       weight_scales, st.one_of(st.integers(-5, 5), st.integers(-200, 200)), st.integers(0, 10 ** 6))
-def test_pack_lstm_layer(I, H, per_channel, bias, qparams, w_scale, w_zp, seed):
+       weight_scales, st.one_of(st.integers(-5, 5), st.integers(-200, 200)), st.integers(0, 10 ** 6),
+       st.booleans())
+def test_pack_lstm_layer(I, H, per_channel, bias, qparams, w_scale, w_zp, seed, per_gate):
     layer = random_model(I, H, 1, False, bias, per_channel, seed)[0]
-    n = 4 * H if per_channel else 1
-    args = (layer.w_ih, torch.full((n,), w_scale, dtype=torch.float64),
-            torch.full((n,), w_zp), layer.w_hh, layer.w_hh_scales, layer.w_hh_zps, layer.b_ih,
+    shape = (4 * H,) if per_channel else (4, 1) if per_gate else (1,)
+    args = (layer.w_ih, torch.full(shape, w_scale, dtype=torch.float64),
+            torch.full(shape, w_zp), layer.w_hh, layer.w_hh_scales, layer.w_hh_zps, layer.b_ih,
             layer.b_hh, [s for s, _ in qparams], [z for _, z in qparams], per_channel)
-    valid = (len(qparams) == 7 and all(qparams_ok(s, z) for s, z in qparams)
-             and scale_ok(w_scale) and -128 <= w_zp <= 127)
+    # Per-gate weight qparams ([4, 1]) come only with split gates' sixteen qparams.
+    valid = (len(qparams) in (7, 16) and all(qparams_ok(s, z) for s, z in qparams)
+             and scale_ok(w_scale) and -128 <= w_zp <= 127
+             and (per_channel or not per_gate or len(qparams) == 16))
     if not valid:
         expect_qlstm_error(lambda: torch.ops.qlstm.pack_lstm_layer(*args))
         return

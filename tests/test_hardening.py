@@ -14,12 +14,14 @@ import qlstm
 from helpers import pack, random_bytes, random_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Blob version 6: a 256-byte header whose -128 list lengths are int64s at these offsets.
+HEADER_BYTES, LIST_LENGTHS = 256, (160, 168)
 
 
 def _list_offsets(blob: torch.Tensor):
     """Byte offsets of the -128 lists of W_ih and W_hh: the blob's last sections."""
-    header = blob[:128].numpy()
-    n_ih, n_hh = (int(np.frombuffer(header[o:o + 8].tobytes(), np.int64)[0]) for o in (88, 96))
+    header = blob[:HEADER_BYTES].numpy()
+    n_ih, n_hh = (int(np.frombuffer(header[o:o + 8].tobytes(), np.int64)[0]) for o in LIST_LENGTHS)
     align = lambda n: (n + 63) // 64 * 64  # noqa: E731
     hh = blob.numel() - align(4 * n_hh)
     return hh - align(4 * n_ih), n_ih, hh, n_hh
@@ -52,7 +54,7 @@ def test_rewriting_a_blob_during_calls_stays_inside_the_call_buffers(isa):
             elif which == 1:
                 raw[16:32] = 0xFF  # input and hidden size
             elif which == 2:
-                raw[rng.integers(128, ih, 64)] = rng.integers(0, 256, 64, dtype=np.uint8)
+                raw[rng.integers(HEADER_BYTES, ih, 64)] = rng.integers(0, 256, 64, dtype=np.uint8)
             raw[:] = original
 
     writer = threading.Thread(target=rewrite)

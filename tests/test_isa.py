@@ -34,11 +34,12 @@ SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100), (130, 47)]
 @pytest.mark.parametrize("isa", ALL_ISAS)
 @pytest.mark.parametrize("I,H", SIZES)
 @pytest.mark.parametrize("B", [1, 2, 3, 9])
-@pytest.mark.parametrize("wzp", [False, True])
-def test_lstm_matches_scalar(isa, I, H, B, wzp):
+@pytest.mark.parametrize("wzp,split", [(False, False), (True, False), (True, True)])
+def test_lstm_matches_scalar(isa, I, H, B, wzp, split):
     runnable(isa)
     seed = I * 31 + H + B
-    layers = random_model(I, H, 2, True, True, True, seed, weight_zero_points=wzp)
+    layers = random_model(I, H, 2, True, True, not split, seed, weight_zero_points=wzp,
+                          split_gates=split)
     packed = [pack(l) for l in layers]
     x = random_bytes(5, B, I, seed=seed)
     h0, c0 = random_bytes(4, B, H, seed=seed + 1), random_bytes(4, B, H, seed=seed + 2)

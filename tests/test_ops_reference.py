@@ -12,11 +12,12 @@ SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100)]
 
 @pytest.mark.parametrize("I,H", SIZES)
 @pytest.mark.parametrize("bidirectional,num_layers", [(False, 1), (True, 1), (False, 2), (True, 3)])
-@pytest.mark.parametrize("bias,per_channel,wzp", [(True, True, False), (False, False, False),
-                                                  (True, False, True)])
-def test_lstm_op_matches_model(I, H, bidirectional, num_layers, bias, per_channel, wzp):
+@pytest.mark.parametrize("bias,per_channel,wzp,split", [
+    (True, True, False, False), (False, False, False, False), (True, False, True, False),
+    (True, True, False, True), (False, False, True, True)])
+def test_lstm_op_matches_model(I, H, bidirectional, num_layers, bias, per_channel, wzp, split):
     seed = I * 7 + H + num_layers * 3 + int(bidirectional)
-    layers = random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, wzp)
+    layers = random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, wzp, split)
     T, B, D = 6, 3, 2 if bidirectional else 1
     x = random_bytes(T, B, I, seed=seed)
     h0 = random_bytes(num_layers * D, B, H, seed=seed + 1)
@@ -49,8 +50,9 @@ def test_batch_first_and_non_contiguous_inputs():
 
 
 @pytest.mark.parametrize("I,H,B", [(1, 1, 1), (13, 31, 3), (64, 33, 16)])
-def test_cell_op_matches_model(I, H, B):
-    layer = random_model(I, H, 1, False, True, True, seed=I + H)[0]
+@pytest.mark.parametrize("split", [False, True])
+def test_cell_op_matches_model(I, H, B, split):
+    layer = random_model(I, H, 1, False, True, split, seed=I + H, split_gates=split)[0]
     params = pack(layer)
     x, h, c = random_bytes(B, I, seed=1), random_bytes(B, H, seed=2), random_bytes(B, H, seed=3)
     eh, ec = qg.cell_step(layer, x, (0.04, 120), h, (0.01, 130), c, (0.02, 128))

@@ -23,6 +23,7 @@ def lstm_layers(I=6, H=7, num_layers=2, bidirectional=True, bias=True, per_chann
 def op_samples():
     """(op, args) on representative inputs: every tensor op of the library."""
     layer = random_model(5, 6, 1, False, True, True, seed=1)[0]
+    split = random_model(5, 6, 1, False, True, False, seed=2, split_gates=True)[0]
     params2 = lstm_layers()
     params_nobias = lstm_layers(4, 3, 1, False, bias=False, per_channel=False)
     x = random_bytes(4, 3, 6, seed=2)
@@ -32,7 +33,9 @@ def op_samples():
     ops = torch.ops.qlstm
     return [
         (ops.pack_lstm_layer.default, tuple(u)),
+        (ops.pack_lstm_layer.default, tuple(qlstm.ops.unpack_lstm_layer(pack(split)))),
         (ops.unpack_lstm_layer.default, (pack(layer),)),
+        (ops.unpack_lstm_layer.default, (pack(split),)),
         (ops.unpack_lstm_layer.default, (params_nobias[0],)),
         (ops.quantized_lstm.default,
          (x, 0.05, 128, h0, 0.02, 100, c0, 0.03, 120, params2, 7, 2, True, False)),
@@ -61,6 +64,9 @@ def op_samples():
         (ops.quantized_lstm_cell.default,
          (random_bytes(3, 5, seed=6), 0.05, 128, random_bytes(3, 6, seed=7), 0.02, 10,
           random_bytes(3, 6, seed=8), 0.03, 200, pack(layer))),
+        (ops.quantized_lstm_cell.default,
+         (random_bytes(3, 5, seed=6), 0.05, 128, random_bytes(3, 6, seed=7), 0.02, 10,
+          random_bytes(3, 6, seed=8), 0.03, 200, pack(split))),
         (ops.quantize.default, (torch.randn(5, 4), 0.05, 128)),
         (ops.dequantize.default, (random_bytes(5, 4, seed=9), 0.05, 128)),
     ]
@@ -103,9 +109,10 @@ def test_fake_kernels_give_the_real_shapes():
             assert tuple(f.shape) == tuple(r.shape) and f.dtype == r.dtype, op
 
 
-def test_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize("split_gates", [False, True])
+def test_compile_fullgraph_matches_eager(split_gates):
     torch._dynamo.reset()
-    q = own_flow_model()
+    q = own_flow_model(split_gates=split_gates)
     compiled = torch.compile(q, fullgraph=True)
     for T, B in ((7, 2), (3, 5), (11, 1)):
         x = torch.randn(T, B, 6)
@@ -129,9 +136,9 @@ def test_compile_streaming_cell_op():
         assert torch.equal(g, e)
 
 
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_export_dynamic_sequence_and_batch_round_trips(batch_first):
-    q = own_flow_model(batch_first=batch_first)
+@pytest.mark.parametrize("batch_first,split_gates", [(False, False), (True, False), (False, True)])
+def test_export_dynamic_sequence_and_batch_round_trips(batch_first, split_gates):
+    q = own_flow_model(batch_first=batch_first, split_gates=split_gates)
     x = torch.randn(2, 7, 6) if batch_first else torch.randn(7, 2, 6)
     T, B = torch.export.Dim("T", min=1, max=4096), torch.export.Dim("B", min=1, max=1024)
     dims = {0: B, 1: T} if batch_first else {0: T, 1: B}

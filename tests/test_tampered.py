@@ -20,7 +20,7 @@ def quantized(bidirectional=False):
     ("weight_ih_l0", lambda t: t.float(), r"qlstm: w_ih must be a Char tensor, got Float"),
     ("weight_ih_l0", lambda t: t[:, :-1], r"qlstm: size mismatch for weight_ih_l0"),
     ("weight_hh_l0_zero_points", lambda t: t + 300, r"qlstm: w_hh_zero_points must be in \[-128, 127\]"),
-    ("weight_hh_l0_scales", lambda t: t[:3], r"qlstm: w_hh_scales must have shape \[24\], got \[3\]"),
+    ("weight_hh_l0_scales", lambda t: t[:3], r"qlstm: w_hh_scales must have shape \[24\] \(per_channel\), got \[3\]"),
     ("bias_ih_l0", lambda t: t.double(), r"qlstm: b_ih must be a Float tensor, got Double"),
     ("qparams_scales_l0", lambda t: t[:6], r"qlstm: scales and zero_points must each hold 7 values"),
     ("qparams_scales_l0", lambda t: t * float("nan"), r"qlstm: igates_scale must be a finite number > 0"),
@@ -71,3 +71,21 @@ def test_blob_changed_in_place_is_caught_at_the_next_call():
     m._packed[0][m._packed[0].numel() // 2] += 1  # through torch: the version counter moves
     with pytest.raises(ValueError, match="do not match its checksum"):
         m(x)
+
+
+@pytest.mark.parametrize("version,pattern", [
+    (5, r"was packed by an older qlstm \(packing version < 6\): load its module's state_dict"),
+    (7, r"was packed by a newer qlstm \(packing version > 6\)")])
+def test_blob_of_another_packing_version_says_what_to_do(version, pattern):
+    m = quantized()
+    blob = m.packed_layers[0].clone()
+    blob[8:12] = torch.tensor(list(struct.pack("<I", version)), dtype=torch.uint8)
+    x = torch.randint(0, 256, (3, 1, 5), dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"qlstm: params\[0\] must be a packed layer from "
+                                         r"qlstm.ops.pack_lstm_layer, but it " + pattern):
+        torch.ops.qlstm.quantized_lstm(x, 0.1, 3, None, 1.0, 0, None, 1.0, 0, [blob], 6, 1, False,
+                                       False)
+    # The way out it names: a state_dict (same keys and formats in every version) packs anew.
+    fresh = qlstm.nn.LSTM(5, 6)
+    fresh.load_state_dict(m.state_dict())
+    assert torch.equal(fresh.packed_layers[0], m.packed_layers[0])

@@ -8,7 +8,10 @@ import pytest
 import torch
 
 import qlstm
-from helpers import assert_same, eager_flow_model, own_flow_model
+from helpers import (assert_same, eager_flow_model, own_flow_model, split_eager_flow_model,
+                     split_own_flow_model)
+
+FLOWS = [own_flow_model, eager_flow_model, split_own_flow_model, split_eager_flow_model]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -17,7 +20,7 @@ ROOT = os.path.dirname(HERE)
 SHAPES = [(5, 2), (9, 3), (1, 1), (17, 4)]
 
 
-@pytest.mark.parametrize("flow", [own_flow_model, eager_flow_model])
+@pytest.mark.parametrize("flow", FLOWS)
 def test_script_matches_eager(flow):
     model = flow()
     scripted = torch.jit.script(model)
@@ -37,7 +40,7 @@ def test_scripted_module_with_state_and_unbatched_input():
         scripted(torch.randn(6))
 
 
-@pytest.mark.parametrize("flow", [own_flow_model, eager_flow_model])
+@pytest.mark.parametrize("flow", FLOWS)
 def test_trace_generalizes_to_other_lengths_and_batches(flow):
     model = flow()
     traced = to_jit(model, "trace", torch.randn(5, 2, 6))
@@ -77,7 +80,7 @@ def assert_same_under_every_kernel_set(kind, path, model, x, tmp_path):
         assert_same(run_saved(kind, path, (x,), tmp_path, isa), expected)
 
 
-@pytest.mark.parametrize("flow", [own_flow_model, eager_flow_model])
+@pytest.mark.parametrize("flow", FLOWS)
 @pytest.mark.parametrize("how", ["script", "trace"])
 def test_saved_model_is_bit_identical_in_a_fresh_process_under_every_kernel_set(flow, how, tmp_path):
     model = flow()
@@ -112,9 +115,10 @@ def cpp_runner():
 
 
 @pytest.mark.parametrize("how", ["script", "trace"])
-def test_libtorch_runner_matches_python(how, tmp_path):
+@pytest.mark.parametrize("split_gates", [False, True])
+def test_libtorch_runner_matches_python(how, split_gates, tmp_path):
     runner = cpp_runner()
-    model = own_flow_model(batch_first=True)
+    model = own_flow_model(batch_first=True, split_gates=split_gates)
     to_jit(model, how, torch.randn(2, 5, 6)).save(str(tmp_path / "model.pt"))
     for threads in ("1", "2"):
         x = torch.randn(3, 13, 6)

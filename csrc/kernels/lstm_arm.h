@@ -29,10 +29,10 @@ inline float32x4_t quantize4(float32x4_t x, float inv_scale, int32_t zero_point)
 }
 
 // make_dequantize_table's fma(q, scale, -zero_point * scale), fused as there.
-inline float32x4_t dequantize4(float32x4_t q, QParams qp) {
-  return vfmaq_f32(vdupq_n_f32(qp.scale * static_cast<float>(-qp.zero_point)), q,
-                   vdupq_n_f32(qp.scale));
+inline float32x4_t dequantize4(float32x4_t q, DequantConstants d) {
+  return vfmaq_f32(vdupq_n_f32(d.offset), q, vdupq_n_f32(d.scale));
 }
+inline float32x4_t dequantize4(float32x4_t q, QParams qp) { return dequantize4(q, dequant_constants(qp)); }
 
 // 16 bytes as four float32x4 (lanes 0-3, 4-7, 8-11, 12-15).
 inline void widen16(uint8x16_t b, float32x4_t out[4]) {
@@ -75,7 +75,7 @@ inline float32x4_t linear_output4(int32x4_t acc, const LinearRequant& r, const i
   }
   const float32x4_t x = vaddq_f32(vcvtq_f32_s32(raw), vld1q_f32(r.bias_term + n));
   return quantize4(x, vld1q_f32(r.multiplier + n),
-                   vdupq_n_f32(static_cast<float>(r.output_zero_point)));
+                   vdupq_n_f32(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
 }
 
 // The requantized product a * b of 16 lanes (a unsigned, b signed, both
@@ -163,15 +163,16 @@ struct NeonEpilogue {
       float32x4_t igf[4], sum[4];
       widen16(vld1q_u8(ig + g * kUnitBlock), igf);
       for (int j = 0; j < 4; ++j) {
-        sum[j] = quantize4(vaddq_f32(dequantize4(igf[j], q.igates), dequantize4(hg.q[g][j], q.hgates)),
-                           m.inv_gates, q.gates.zero_point);
+        sum[j] = quantize4(
+            vaddq_f32(dequantize4(igf[j], e.cc.igates[g]), dequantize4(hg.q[g][j], e.cc.hgates[g])),
+            vdupq_n_f32(m.inv_gates[g]), vdupq_n_f32(e.cc.gates_zero_point[g]));
       }
       gate[g] = narrow16(sum);
     }
-    const uint8x16_t i = lookup256(e.p.sigmoid_gates, gate[kInputGate]);
-    const uint8x16_t f = lookup256(e.p.sigmoid_gates, gate[kForgetGate]);
-    const uint8x16_t gg = lookup256(e.p.tanh_gates, gate[kCellGate]);
-    const uint8x16_t o = lookup256(e.p.sigmoid_gates, gate[kOutputGate]);
+    const uint8x16_t i = lookup256(e.p.gate_tables[kInputGate], gate[kInputGate]);
+    const uint8x16_t f = lookup256(e.p.gate_tables[kForgetGate], gate[kForgetGate]);
+    const uint8x16_t gg = lookup256(e.p.gate_tables[kCellGate], gate[kCellGate]);
+    const uint8x16_t o = lookup256(e.p.gate_tables[kOutputGate], gate[kOutputGate]);
     int16x8_t lo, hi;
     float32x4_t fc[4], igc[4], c_new[4], h[4];
     centered16(vld1q_u8(c), e.c_prev.zero_point, &lo, &hi);

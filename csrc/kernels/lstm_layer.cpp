@@ -6,7 +6,8 @@
 
 namespace qlstm {
 
-LinearRequantStorage::LinearRequantStorage(const PackedMatrix& m, QParams input, QParams output)
+LinearRequantStorage::LinearRequantStorage(const PackedMatrix& m, QParams input,
+                                           const QParams output[kNumGates])
     : offset(m.rows),
       min_weights_start(m.panels() + 1),
       min_weights(static_cast<size_t>(m.min_count)),

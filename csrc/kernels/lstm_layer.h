@@ -30,7 +30,7 @@ struct LinearRequantStorage {
   std::vector<float> bias_term, multiplier;
   LinearRequant r{};
 
-  LinearRequantStorage(const PackedMatrix& m, QParams input, QParams output);
+  LinearRequantStorage(const PackedMatrix& m, QParams input, const QParams output[kNumGates]);
 };
 
 // igates ([rows][p.rows]) of x ([rows][input_size]) with qparams x_q.

@@ -23,7 +23,7 @@ uint8_t linear_output(const uint8_t* x, const PackedMatrix& m, const LinearRequa
   int64_t raw = static_cast<int64_t>(dot_row(x, m.weights, n, m.K)) + r.offset[n];
   if (x_row_sum != 0) raw -= static_cast<int64_t>(m.zero_point[n]) * x_row_sum;
   return quantize_value(static_cast<float>(raw) + r.bias_term[n], r.multiplier[n],
-                        r.output_zero_point);
+                        r.output_zero_point[gate_of_row(n)]);
 }
 
 // ATen's quantized mul: zero_point + round(float(a * b) * multiplier), clamped.
@@ -53,9 +53,12 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
   const StepMultipliers m = step_multipliers(q, state.c_qparams);
   const int32_t cz = state.c_qparams.zero_point, tz = kTanhQParams.zero_point;
   const int64_t u_end = std::min(H, block_end * kUnitBlock);
-  float deq_igates[256], deq_hgates[256], deq_fgate_cx[256], deq_igate_cgate[256];
-  make_dequantize_table(q.igates, deq_igates);
-  make_dequantize_table(q.hgates, deq_hgates);
+  float deq_igates[kNumGates][256], deq_hgates[kNumGates][256], deq_fgate_cx[256],
+      deq_igate_cgate[256];
+  for (int g = 0; g < kNumGates; ++g) {
+    make_dequantize_table(q.igates[g], deq_igates[g]);
+    make_dequantize_table(q.hgates[g], deq_hgates[g]);
+  }
   make_dequantize_table(q.fgate_cx, deq_fgate_cx);
   make_dequantize_table(q.igate_cgate, deq_igate_cgate);
 
@@ -69,13 +72,13 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
       for (int g = 0; g < 4; ++g) {
         const int64_t n = packed_row(u, g);
         const uint8_t hg = linear_output(h, p.hh, hh, n, rs);
-        gate[g] = quantize_value(deq_igates[ig[n]] + deq_hgates[hg], m.inv_gates,
-                                 q.gates.zero_point);
+        gate[g] = quantize_value(deq_igates[g][ig[n]] + deq_hgates[g][hg], m.inv_gates[g],
+                                 q.gates[g].zero_point);
       }
-      const int32_t i = cc.sigmoid_gates[gate[kInputGate]];
-      const int32_t f = cc.sigmoid_gates[gate[kForgetGate]];
-      const int32_t gg = cc.tanh_gates[gate[kCellGate]];
-      const int32_t o = cc.sigmoid_gates[gate[kOutputGate]];
+      const int32_t i = cc.gates[kInputGate][gate[kInputGate]];
+      const int32_t f = cc.gates[kForgetGate][gate[kForgetGate]];
+      const int32_t gg = cc.gates[kCellGate][gate[kCellGate]];
+      const int32_t o = cc.gates[kOutputGate][gate[kOutputGate]];
       // Sigmoid outputs have zero point 0, so they enter the products as they are.
       const uint8_t fc = requantize_product(f * (c[u] - cz), m.fgate_cx, q.fgate_cx.zero_point);
       const uint8_t igc = requantize_product(i * (gg - tz), m.igate_cgate, q.igate_cgate.zero_point);

@@ -20,10 +20,10 @@ inline __m256 quantize8(__m256 x, __m256 inv_scale, __m256 zero_point) {
                        _mm256_set1_ps(255.0f));
 }
 
-inline __m256 dequantize8(__m256 q, QParams qp) {
-  return _mm256_fmadd_ps(q, _mm256_set1_ps(qp.scale),
-                         _mm256_set1_ps(qp.scale * static_cast<float>(-qp.zero_point)));
+inline __m256 dequantize8(__m256 q, DequantConstants d) {
+  return _mm256_fmadd_ps(q, _mm256_set1_ps(d.scale), _mm256_set1_ps(d.offset));
 }
+inline __m256 dequantize8(__m256 q, QParams qp) { return dequantize8(q, dequant_constants(qp)); }
 
 inline __m256 quantize8(__m256 x, float inv_scale, int32_t zero_point) {
   return quantize8(x, _mm256_set1_ps(inv_scale), _mm256_set1_ps(static_cast<float>(zero_point)));
@@ -50,7 +50,7 @@ inline __m256 linear_output8(__m256i acc, const LinearRequant& r, const int8_t* 
   }
   const __m256 x = _mm256_add_ps(_mm256_cvtepi32_ps(raw), _mm256_loadu_ps(r.bias_term + n));
   return quantize8(x, _mm256_loadu_ps(r.multiplier + n),
-                   _mm256_set1_ps(static_cast<float>(r.output_zero_point)));
+                   _mm256_set1_ps(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
 }
 
 // The fused element-wise part of a step for 8 hidden units of one batch row.
@@ -63,15 +63,16 @@ inline void epilogue8(const EpilogueParams& e, const __m256 hg[4], const uint8_t
   const QParams c_prev = e.c_prev;
   __m256i gate[4];
   for (int g = 0; g < 4; ++g) {
-    const __m256 sum = _mm256_add_ps(dequantize8(load_bytes8(ig + g * kUnitBlock), q.igates),
-                                     dequantize8(hg[g], q.hgates));
-    gate[g] = _mm256_cvtps_epi32(quantize8(sum, m.inv_gates, q.gates.zero_point));
+    const __m256 sum = _mm256_add_ps(dequantize8(load_bytes8(ig + g * kUnitBlock), cc.igates[g]),
+                                     dequantize8(hg[g], cc.hgates[g]));
+    gate[g] = _mm256_cvtps_epi32(quantize8(sum, _mm256_set1_ps(m.inv_gates[g]),
+                                           _mm256_set1_ps(cc.gates_zero_point[g])));
   }
   const __m256i tz = _mm256_set1_epi32(kTanhQParams.zero_point);
-  const __m256i i = _mm256_i32gather_epi32(cc.sigmoid_gates, gate[kInputGate], 4);
-  const __m256i f = _mm256_i32gather_epi32(cc.sigmoid_gates, gate[kForgetGate], 4);
-  const __m256i gg = _mm256_i32gather_epi32(cc.tanh_gates, gate[kCellGate], 4);
-  const __m256i o = _mm256_i32gather_epi32(cc.sigmoid_gates, gate[kOutputGate], 4);
+  const __m256i i = _mm256_i32gather_epi32(cc.gates[kInputGate], gate[kInputGate], 4);
+  const __m256i f = _mm256_i32gather_epi32(cc.gates[kForgetGate], gate[kForgetGate], 4);
+  const __m256i gg = _mm256_i32gather_epi32(cc.gates[kCellGate], gate[kCellGate], 4);
+  const __m256i o = _mm256_i32gather_epi32(cc.gates[kOutputGate], gate[kOutputGate], 4);
   const __m256i c_centered = _mm256_sub_epi32(
       _mm256_cvtps_epi32(load_bytes8(c)), _mm256_set1_epi32(c_prev.zero_point));
   // Products of two bytes are exact in float.

@@ -11,11 +11,13 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
-constexpr uint32_t kVersion = 5;
+constexpr uint32_t kVersion = 6;
 constexpr uint32_t kFlagPerChannel = 1u;
 constexpr uint32_t kFlagHasBias = 2u;
 // Weight zero points are stored only when one is nonzero (symmetric weights have none).
 constexpr uint32_t kFlagWeightZeroPoints = 4u;
+// Per-gate igates, hgates and gates qparams (torch.ao's split_gates).
+constexpr uint32_t kFlagSplitGates = 8u;
 constexpr size_t kAlign = 64;
 
 struct Header {
@@ -24,8 +26,9 @@ struct Header {
   uint32_t flags;
   int64_t input_size;
   int64_t hidden_size;
-  float scales[kNumCellQParams];  // in QLSTM_FOR_EACH_CELL_QPARAM's order
-  int32_t zero_points[kNumCellQParams];
+  // The flat list of qparams.h, num_cell_qparams(split gates) entries; the rest zero.
+  float scales[kNumSplitCellQParams];
+  int32_t zero_points[kNumSplitCellQParams];
   int64_t min_weights_ih;  // entries of the -128 lists
   int64_t min_weights_hh;
   uint64_t checksum;  // blob_checksum of the whole blob with this field zero
@@ -45,7 +48,7 @@ struct MatrixLayout {
 // Sections go field by field, each field for W_ih then W_hh.
 struct Layout {
   MatrixLayout ih, hh;
-  size_t sigmoid_gates, tanh_gates, tanh_cell, total;
+  size_t gate_tables[kNumGates], tanh_cell, total;
   bool zero_points;  // whether the weight zero points are stored
 
   Layout(int64_t input_size, int64_t hidden_size, int64_t min_weights_ih, int64_t min_weights_hh,
@@ -68,8 +71,7 @@ struct Layout {
     for (MatrixLayout* m : both) m->zero_point = take(zero_points ? rows : 0);
     for (MatrixLayout* m : both) m->colsum = take(rows * sizeof(int32_t));
     for (MatrixLayout* m : both) m->bias = take(rows * sizeof(float));
-    sigmoid_gates = take(256);
-    tanh_gates = take(256);
+    for (size_t& table : gate_tables) table = take(256);
     tanh_cell = take(256);
     for (MatrixLayout* m : both) {
       m->min_weights = take(static_cast<size_t>(m->min_count) * sizeof(uint32_t));
@@ -236,7 +238,14 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
   Header& h = *out;
   std::memcpy(&h, data, sizeof(h));
   if (std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) return "is not a qlstm packed layer";
-  if (h.version != kVersion) return "has an unsupported packing version";
+  if (h.version < kVersion) {
+    return "was packed by an older qlstm (packing version < 6): load its module's state_dict "
+           "into a new qlstm.nn.LSTM, or convert the model again, to pack it anew";
+  }
+  if (h.version != kVersion) return "was packed by a newer qlstm (packing version > 6)";
+  if ((h.flags & ~(kFlagPerChannel | kFlagHasBias | kFlagWeightZeroPoints | kFlagSplitGates)) != 0) {
+    return "has unknown flags";
+  }
   if (h.input_size < 1 || h.input_size > kMaxInnerDim || h.hidden_size < 1 ||
       h.hidden_size > kMaxInnerDim) {
     return "has input or hidden size out of range";
@@ -273,21 +282,22 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
   h.version = kVersion;
   h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.ih.bias ? kFlagHasBias : 0u) |
-            (L.zero_points ? kFlagWeightZeroPoints : 0u);
+            (L.zero_points ? kFlagWeightZeroPoints : 0u) | (q.split_gates ? kFlagSplitGates : 0u);
   h.input_size = w.input_size;
   h.hidden_size = w.hidden_size;
   h.min_weights_ih = L.ih.min_count;
   h.min_weights_hh = L.hh.min_count;
-  for (int i = 0; i < kNumCellQParams; ++i) {
-    h.scales[i] = (q.*kCellQParamFields[i]).scale;
-    h.zero_points[i] = (q.*kCellQParamFields[i]).zero_point;
+  QParams list[kNumSplitCellQParams];
+  cell_qparams_to_list(q, list);
+  for (int i = 0; i < num_cell_qparams(q.split_gates); ++i) {
+    h.scales[i] = list[i].scale;
+    h.zero_points[i] = list[i].zero_point;
   }
   std::memcpy(out, &h, sizeof(h));
 
   pack_matrix(w.ih, L.ih, w.hidden_size, L.zero_points, out);
   pack_matrix(w.hh, L.hh, w.hidden_size, L.zero_points, out);
-  std::memcpy(out + L.sigmoid_gates, t.sigmoid_gates, 256);
-  std::memcpy(out + L.tanh_gates, t.tanh_gates, 256);
+  for (int g = 0; g < kNumGates; ++g) std::memcpy(out + L.gate_tables[g], t.gates[g], 256);
   std::memcpy(out + L.tanh_cell, t.tanh_cell, 256);
   const uint64_t sum = blob_checksum(out, L.total);
   std::memcpy(out + kChecksumOffset, &sum, sizeof(sum));
@@ -349,13 +359,14 @@ const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out
   p.rows = rows;
   p.per_channel = (h.flags & kFlagPerChannel) != 0;
   p.has_bias = (h.flags & kFlagHasBias) != 0;
-  for (int i = 0; i < kNumCellQParams; ++i) {
-    const QParams qp{h.scales[i], h.zero_points[i]};
-    if (!valid_qparams(qp)) return "holds an invalid scale or zero point";
-    p.q.*kCellQParamFields[i] = qp;
+  const bool split_gates = (h.flags & kFlagSplitGates) != 0;
+  QParams list[kNumSplitCellQParams];
+  for (int i = 0; i < num_cell_qparams(split_gates); ++i) {
+    list[i] = QParams{h.scales[i], h.zero_points[i]};
+    if (!valid_qparams(list[i])) return "holds an invalid scale or zero point";
   }
-  p.sigmoid_gates = data + L.sigmoid_gates;
-  p.tanh_gates = data + L.tanh_gates;
+  p.q = cell_qparams_from_list(list, split_gates);
+  for (int g = 0; g < kNumGates; ++g) p.gate_tables[g] = data + L.gate_tables[g];
   p.tanh_cell = data + L.tanh_cell;
   if (const char* e = view_matrix(data, L.ih, rows, p.per_channel, p.has_bias, zero_points, &p.ih)) {
     return e;

@@ -14,9 +14,6 @@ namespace qlstm {
 // |sum_k (x - xz)(w - wz)| <= 255 * 255 * K, fits an int32.
 inline constexpr int64_t kMaxInnerDim = 32768;
 
-// Gate order inside a packed layer, as in nn.LSTM's weight rows.
-enum Gate : int { kInputGate = 0, kForgetGate = 1, kCellGate = 2, kOutputGate = 3 };
-
 // Hidden units are taken in blocks of kUnitBlock; a block's rows are ordered
 // gate-major, [i u0..u15, f u0..u15, g .., o ..], so the epilogue finds the
 // four gates of 16 units side by side. Each group of 16 rows (a panel) stores
@@ -29,9 +26,14 @@ inline constexpr int64_t kKGroup = 4;
 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 inline int64_t padded_hidden(int64_t hidden_size) { return round_up(hidden_size, kUnitBlock); }
-// Packed row of gate g of hidden unit u.
+// Packed row of gate g of hidden unit u, and the gate of packed row n (a
+// panel's 16 rows are all of one gate).
 inline int64_t packed_row(int64_t u, int g) {
   return (u / kUnitBlock) * 4 * kUnitBlock + g * kUnitBlock + u % kUnitBlock;
+}
+inline int gate_of_row(int64_t n) {
+  static_assert(kUnitBlock == 16 && kNumGates == 4, "a gate block is 16 rows, 4 of them a unit block");
+  return static_cast<int>((static_cast<uint64_t>(n) >> 4) & 3);  // rows are never negative
 }
 // Offset of weight (row, k) inside a packed matrix with inner dimension K.
 inline int64_t packed_weight_offset(int64_t row, int64_t k, int64_t K) {
@@ -53,7 +55,7 @@ inline uint32_t min_weight_entry(int64_t panel, int64_t row, int64_t k) {
 // One unpacked weight matrix with its linear's bias, nn.LSTM layout (rows i, f, g, o).
 struct MatrixWeights {
   const int8_t* weights;      // [4H][K]
-  const float* scale;         // [4H] (per-tensor: the same value repeated)
+  const float* scale;         // [4H] (per-tensor: one value, or one per gate, repeated)
   const int32_t* zero_point;  // [4H]
   const float* bias;          // [4H] or nullptr
 };
@@ -70,9 +72,8 @@ struct LayerWeights {
 // The ops layer computes them with PyTorch's own float ops so that they agree
 // with ATen's quantized sigmoid and tanh bit for bit.
 struct LayerTables {
-  const uint8_t* sigmoid_gates;  // [256] gates -> sigmoid
-  const uint8_t* tanh_gates;     // [256] gates -> tanh
-  const uint8_t* tanh_cell;      // [256] cell -> tanh
+  const uint8_t* gates[kNumGates];  // [256] each: gate g's sum -> sigmoid (tanh for g)
+  const uint8_t* tanh_cell;         // [256] cell -> tanh
 };
 
 // Read-only view of one packed weight matrix (W_ih or W_hh) and its linear's
@@ -106,16 +107,15 @@ struct PackedLayer {
   CellQParams q;
   PackedMatrix ih;  // x * W_ih^T, K = input_size
   PackedMatrix hh;  // h * W_hh^T, K = hidden_size
-  const uint8_t* sigmoid_gates;  // [256]
-  const uint8_t* tanh_gates;     // [256]
-  const uint8_t* tanh_cell;      // [256]
+  const uint8_t* gate_tables[kNumGates];  // [256] each, as LayerTables::gates
+  const uint8_t* tanh_cell;               // [256]
 };
 
 // Size in bytes of the packed form of w.
 size_t packed_layer_size(const LayerWeights& w);
 
 // Bytes of a blob's header, at its start.
-inline constexpr size_t kPackedHeaderBytes = 128;
+inline constexpr size_t kPackedHeaderBytes = 256;
 
 // The size a blob must have, read from its header alone (the first
 // min(available, kPackedHeaderBytes) bytes), so that a caller can reject a

@@ -1,8 +1,9 @@
-// Quantization parameters of uint8 activations, and the seven observed
-// intermediates of one LSTM layer-direction, named once here.
+// Quantization parameters of uint8 activations, and the observed intermediates
+// of one LSTM layer-direction, named once here.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace qlstm {
 
@@ -18,42 +19,49 @@ inline bool operator==(QParams a, QParams b) {
 inline constexpr QParams kSigmoidQParams{1.0f / 256.0f, 0};
 inline constexpr QParams kTanhQParams{2.0f / 256.0f, 128};
 
+// Gate order inside a layer, as in nn.LSTM's weight rows, and the names
+// torch.ao.nn.quantizable's split-gates cell gives them.
+enum Gate : int { kInputGate = 0, kForgetGate = 1, kCellGate = 2, kOutputGate = 3 };
+inline constexpr int kNumGates = 4;
+inline constexpr const char* kGateNames[kNumGates] = {"input", "forget", "cell", "output"};
+
 // The observed qparams of one layer-direction's intermediates, in the order
-// of the graph: igates = x W_ih^T, hgates = h W_hh^T, gates = their sum,
-// fgate_cx = f * c, igate_cgate = i * g, cell = the new c, hidden = the new h.
-// This list is the one source of the names and their order: the packed
-// header, the pack op's arguments, unpack's outputs and the Python layer's
-// CELL_QPARAM_NAMES (read from the op qlstm::cell_qparam_names) follow it.
-#define QLSTM_FOR_EACH_CELL_QPARAM(X) \
-  X(igates) X(hgates) X(gates) X(fgate_cx) X(igate_cgate) X(cell) X(hidden)
+// of the graph: igates = x W_ih^T, hgates = h W_hh^T, gates = their sum (one
+// qparams each for all four gates, or, with split gates, one per gate),
+// then fgate_cx = f * c, igate_cgate = i * g, cell = the new c, hidden = the
+// new h. These lists are the one source of the names and their order: the
+// packed header, the pack op's arguments, unpack's outputs and the Python
+// layer's CELL_QPARAM_NAMES (read from the op qlstm::cell_qparam_names) follow them.
+#define QLSTM_FOR_EACH_GATE_QPARAM(X) X(igates) X(hgates) X(gates)
+#define QLSTM_FOR_EACH_STATE_QPARAM(X) X(fgate_cx) X(igate_cgate) X(cell) X(hidden)
 
-enum class CellQParam : int {
-#define QLSTM_ENUM_ENTRY(name) name,
-  QLSTM_FOR_EACH_CELL_QPARAM(QLSTM_ENUM_ENTRY)
-#undef QLSTM_ENUM_ENTRY
-};
-
+// Every kernel reads the gate qparams per gate; without split gates the four are equal.
 struct CellQParams {
-#define QLSTM_FIELD(name) QParams name;
-  QLSTM_FOR_EACH_CELL_QPARAM(QLSTM_FIELD)
-#undef QLSTM_FIELD
+#define QLSTM_GATE_FIELD(name) QParams name[kNumGates];
+#define QLSTM_STATE_FIELD(name) QParams name;
+  QLSTM_FOR_EACH_GATE_QPARAM(QLSTM_GATE_FIELD)
+  QLSTM_FOR_EACH_STATE_QPARAM(QLSTM_STATE_FIELD)
+#undef QLSTM_GATE_FIELD
+#undef QLSTM_STATE_FIELD
+  bool split_gates;
 };
 
 #define QLSTM_COUNT(name) +1
-inline constexpr int kNumCellQParams = 0 QLSTM_FOR_EACH_CELL_QPARAM(QLSTM_COUNT);
+inline constexpr int kNumGateQParams = 0 QLSTM_FOR_EACH_GATE_QPARAM(QLSTM_COUNT);
+inline constexpr int kNumStateQParams = 0 QLSTM_FOR_EACH_STATE_QPARAM(QLSTM_COUNT);
 #undef QLSTM_COUNT
+// Length of the flat list: 7, or 16 with split gates.
+inline constexpr int kNumCellQParams = kNumGateQParams + kNumStateQParams;
+inline constexpr int kNumSplitCellQParams = kNumGateQParams * kNumGates + kNumStateQParams;
+inline constexpr int num_cell_qparams(bool split_gates) {
+  return split_gates ? kNumSplitCellQParams : kNumCellQParams;
+}
 
-inline constexpr const char* kCellQParamNames[kNumCellQParams] = {
-#define QLSTM_NAME(name) #name,
-    QLSTM_FOR_EACH_CELL_QPARAM(QLSTM_NAME)
-#undef QLSTM_NAME
-};
-
-// CellQParams' fields in list order, for loops over all seven.
-inline constexpr QParams CellQParams::*kCellQParamFields[kNumCellQParams] = {
-#define QLSTM_MEMBER(name) &CellQParams::name,
-    QLSTM_FOR_EACH_CELL_QPARAM(QLSTM_MEMBER)
-#undef QLSTM_MEMBER
-};
+// The flat list's order: each gate qparam (once, or per gate in gate order:
+// igates_input, igates_forget, igates_cell, igates_output, hgates_input, ...),
+// then the state qparams. list has num_cell_qparams(split_gates) entries.
+CellQParams cell_qparams_from_list(const QParams* list, bool split_gates);
+void cell_qparams_to_list(const CellQParams& q, QParams* list);
+std::string cell_qparam_name(int index, bool split_gates);
 
 }  // namespace qlstm

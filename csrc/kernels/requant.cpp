@@ -4,11 +4,11 @@
 
 namespace qlstm {
 
-void prepare_linear_requant(const PackedMatrix& m, QParams input, QParams output,
-                            LinearRequant* r) {
+void prepare_linear_requant(const PackedMatrix& m, QParams input,
+                            const QParams output[kNumGates], LinearRequant* r) {
   const int64_t rows = m.rows;
   const int32_t xz = input.zero_point, k = static_cast<int32_t>(m.K);
-  r->output_zero_point = output.zero_point;
+  for (int g = 0; g < kNumGates; ++g) r->output_zero_point[g] = output[g].zero_point;
   // Copied once, each entry read once: a k past the matrix (a blob rewritten
   // after it was validated) becomes K - 1, wrong but inside the activations.
   const uint32_t last_k = static_cast<uint32_t>(m.K - 1);
@@ -33,7 +33,12 @@ void prepare_linear_requant(const PackedMatrix& m, QParams input, QParams output
   // FBGEMM: act_times_w_scale = x_scale * w_scale; multiplier = that / out_scale;
   // a float bias enters as bias / act_times_w_scale, computed per channel by
   // division and per tensor by multiplying with a reciprocal taken in double.
-  for (int64_t n = 0; n < rows; ++n) r->multiplier[n] = (input.scale * m.scale[n]) / output.scale;
+  for (int64_t panel = 0; panel < m.panels(); ++panel) {
+    const float out_scale = output[gate_of_row(panel * kPanelRows)].scale;
+    for (int64_t n = panel * kPanelRows; n < (panel + 1) * kPanelRows; ++n) {
+      r->multiplier[n] = (input.scale * m.scale[n]) / out_scale;
+    }
+  }
   if (m.bias == nullptr) {
     std::fill(r->bias_term, r->bias_term + rows, 0.0f);
   } else if (m.per_channel) {
@@ -47,8 +52,12 @@ void prepare_linear_requant(const PackedMatrix& m, QParams input, QParams output
 }
 
 void prepare_cell_constants(const PackedLayer& p, CellConstants* c) {
-  std::copy(p.sigmoid_gates, p.sigmoid_gates + 256, c->sigmoid_gates);
-  std::copy(p.tanh_gates, p.tanh_gates + 256, c->tanh_gates);
+  for (int g = 0; g < kNumGates; ++g) {
+    std::copy(p.gate_tables[g], p.gate_tables[g] + 256, c->gates[g]);
+    c->igates[g] = dequant_constants(p.q.igates[g]);
+    c->hgates[g] = dequant_constants(p.q.hgates[g]);
+    c->gates_zero_point[g] = static_cast<float>(p.q.gates[g].zero_point);
+  }
   std::copy(p.tanh_cell, p.tanh_cell + 256, c->tanh_cell);
 }
 

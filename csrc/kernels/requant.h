@@ -12,12 +12,14 @@ namespace qlstm {
 
 // Per-call constants of one linear whose input qparams are known only at run
 // time: offset[n] folds the zero-point corrections, bias_term and multiplier
-// are FBGEMM's float requantization constants.
+// are FBGEMM's float requantization constants. Each gate's rows have their
+// own output qparams (equal unless the gates are split): the multiplier folds
+// the scale in, output_zero_point[gate_of_row(n)] is the zero point.
 struct LinearRequant {
   int32_t* offset;     // [rows]
   float* bias_term;    // [rows]
   float* multiplier;   // [rows]
-  int32_t output_zero_point;
+  int32_t output_zero_point[kNumGates];
   // A copy of the matrix's -128 list ([m.min_count]) whose k are all < K, and
   // where each panel's entries start in it ([panels + 1]). Kernels index
   // activations with these, never with the blob's own list, which another
@@ -27,11 +29,11 @@ struct LinearRequant {
 };
 
 // Fills r (whose arrays hold m.rows, m.min_count and m.panels() + 1 entries)
-// for input * m^T, an input with qparams `input` and an output with qparams
-// `output`. Whatever bytes the blob holds meanwhile, every index r gives the
+// for input * m^T, an input with qparams `input` and gate g's outputs with
+// qparams output[g]. Whatever bytes the blob holds meanwhile, every index r gives the
 // kernels is inside the call's buffers.
-void prepare_linear_requant(const PackedMatrix& m, QParams input, QParams output,
-                            LinearRequant* r);
+void prepare_linear_requant(const PackedMatrix& m, QParams input,
+                            const QParams output[kNumGates], LinearRequant* r);
 
 // sum_k x[k]: what a nonzero weight zero point multiplies.
 inline int32_t row_sum(const uint8_t* x, int64_t k) {
@@ -40,24 +42,37 @@ inline int32_t row_sum(const uint8_t* x, int64_t k) {
   return s;
 }
 
+// dequantize's fma(q, scale, -zero_point * scale) with both operands formed once.
+struct DequantConstants {
+  float scale, offset;
+};
+inline DequantConstants dequant_constants(QParams q) {
+  return {q.scale, q.scale * static_cast<float>(-q.zero_point)};
+}
+
 // Per-call constants of the cell epilogue, built once before the time loop:
-// the activation tables widened to int32, as vector gathers read them.
+// the activation tables widened to int32, as vector gathers read them, and
+// each gate's dequantization of igates and hgates and the zero point of its sum.
 struct CellConstants {
-  int32_t sigmoid_gates[256], tanh_gates[256], tanh_cell[256];
+  int32_t gates[kNumGates][256], tanh_cell[256];
+  DequantConstants igates[kNumGates], hgates[kNumGates];
+  float gates_zero_point[kNumGates];
 };
 void prepare_cell_constants(const PackedLayer& p, CellConstants* c);
 
 // Float multipliers of the cell's element-wise ops for one step; forget*cell
 // depends on the qparams the previous cell state came with.
 struct StepMultipliers {
-  float inv_gates, inv_cell, fgate_cx, igate_cgate, hidden;
+  float inv_gates[kNumGates], inv_cell, fgate_cx, igate_cgate, hidden;
 };
 // ATen's quantized mul multiplier: a_scale * b_scale * (1 / out_scale), in float.
 inline float product_multiplier(float a_scale, float b_scale, float out_scale) {
   return a_scale * b_scale * (1.0f / out_scale);
 }
 inline StepMultipliers step_multipliers(const CellQParams& q, QParams c_prev) {
-  return {1.0f / q.gates.scale, 1.0f / q.cell.scale,
+  return {{1.0f / q.gates[0].scale, 1.0f / q.gates[1].scale, 1.0f / q.gates[2].scale,
+           1.0f / q.gates[3].scale},
+          1.0f / q.cell.scale,
           product_multiplier(kSigmoidQParams.scale, c_prev.scale, q.fgate_cx.scale),
           product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.igate_cgate.scale),
           product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.hidden.scale)};

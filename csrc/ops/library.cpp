@@ -18,7 +18,7 @@ TORCH_LIBRARY(qlstm, m) {
   m.def(
       "unpack_lstm_layer(Tensor params) -> (Tensor w_ih, Tensor w_ih_scales, "
       "Tensor w_ih_zero_points, Tensor w_hh, Tensor w_hh_scales, Tensor w_hh_zero_points, "
-      "Tensor b_ih, Tensor b_hh, Tensor scales, Tensor zero_points)",
+      "Tensor b_ih, Tensor b_hh, Tensor scales, Tensor zero_points, Tensor per_channel)",
       pt2);
   m.def(
       "quantized_lstm(Tensor input, float input_scale, int input_zero_point, Tensor? h0, "
@@ -46,9 +46,9 @@ TORCH_LIBRARY(qlstm, m) {
   // What a backward through the float ops calls: it raises (they are inference-only).
   m.def("no_backward(Tensor grad, Tensor like) -> Tensor", pt2);
   m.def("dequantize(Tensor input, float scale, int zero_point) -> Tensor", pt2);
-  // The order of a packed layer's seven intermediate qparams (pack_lstm_layer's
-  // scales and zero_points, unpack_lstm_layer's outputs).
-  m.def("cell_qparam_names() -> str[]");
+  // The order of a packed layer's seven intermediate qparams, or sixteen with
+  // split gates (pack_lstm_layer's scales and zero_points, unpack_lstm_layer's outputs).
+  m.def("cell_qparam_names(bool split_gates=False) -> str[]");
   // The kernel set: which one runs (in this thread), switching it for the
   // process or for this thread, the ones this CPU runs, and the benchmarks'
   // probe of its single-core peak.

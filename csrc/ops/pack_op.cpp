@@ -11,10 +11,9 @@ namespace {
 
 // Quantized sigmoid and tanh tables over all 256 inputs, computed with the
 // same float ops (exp, reciprocal, tanh) that ATen's quantized kernels use, so
-// that a lookup equals their result.
+// that a lookup equals their result: per gate, of that gate's sum.
 struct Tables {
-  uint8_t sigmoid_gates[256];
-  uint8_t tanh_gates[256];
+  uint8_t gates[kNumGates][256];
   uint8_t tanh_cell[256];
 };
 
@@ -31,20 +30,43 @@ at::Tensor dequantized_bytes(QParams q) {
 
 Tables make_tables(const CellQParams& q) {
   Tables t;
-  const at::Tensor gates = dequantized_bytes(q.gates);
-  quantize_tensor_into(at::reciprocal(at::exp(gates.neg()) + 1), kSigmoidQParams, t.sigmoid_gates);
-  quantize_tensor_into(at::tanh(gates), kTanhQParams, t.tanh_gates);
+  for (int g = 0; g < kNumGates; ++g) {
+    const at::Tensor gates = dequantized_bytes(q.gates[g]);
+    quantize_tensor_into(g == kCellGate ? at::tanh(gates) : at::reciprocal(at::exp(gates.neg()) + 1),
+                         g == kCellGate ? kTanhQParams : kSigmoidQParams, t.gates[g]);
+  }
   quantize_tensor_into(at::tanh(dequantized_bytes(q.cell)), kTanhQParams, t.tanh_cell);
   return t;
 }
 
-// Per-row weight scales as float32 [rows]; a per-tensor scale is repeated.
-at::Tensor row_scales(const at::Tensor& scales, int64_t rows, bool per_channel, const char* name) {
+// The shapes a matrix's weight qparams may have: [rows] per channel, [1] per
+// tensor, and with split gates also [4, 1], one per gate (each gate's Linear
+// quantized on its own).
+void check_weight_qparam_shape(const at::Tensor& t, const char* name, int64_t rows,
+                               bool per_channel, bool split_gates) {
+  const bool per_gate = split_gates && t.sizes() == at::IntArrayRef{kNumGates, 1};
+  TORCH_CHECK_VALUE(per_channel ? t.sizes() == at::IntArrayRef{rows}
+                                : t.sizes() == at::IntArrayRef{1} || per_gate,
+                    "qlstm: ", name, " must have shape ",
+                    per_channel ? "[" + std::to_string(rows) + "] (per_channel)"
+                    : split_gates ? std::string("[1] or [4, 1] (per tensor, or per gate)")
+                                  : std::string("[1] (per tensor)"),
+                    ", got ", t.sizes());
+}
+
+// A weight qparam per row [rows]: per gate or per tensor, repeated.
+at::Tensor expand_to_rows(const at::Tensor& t, int64_t rows) {
+  return t.reshape({-1, 1}).expand({t.numel(), rows / t.numel()}).reshape({rows}).contiguous();
+}
+
+// Per-row weight scales as float32 [rows].
+at::Tensor row_scales(const at::Tensor& scales, int64_t rows, bool per_channel, bool split_gates,
+                      const char* name) {
   check_cpu(scales, name);
   TORCH_CHECK_TYPE(at::isFloatingType(scales.scalar_type()), "qlstm: ", name,
                    " must be a floating-point tensor, got ", scales.scalar_type());
-  check_shape(scales, name, per_channel ? at::IntArrayRef{rows} : at::IntArrayRef{1});
-  at::Tensor s = scales.to(at::kFloat).expand({rows}).contiguous();
+  check_weight_qparam_shape(scales, name, rows, per_channel, split_gates);
+  at::Tensor s = expand_to_rows(scales.to(at::kFloat), rows);
   TORCH_CHECK_VALUE(at::isfinite(s).all().item<bool>() && (s > 0).all().item<bool>(), "qlstm: ",
                     name, " must be finite and > 0 (as float32), got min ", s.min().item<float>(),
                     " and max ", s.max().item<float>());
@@ -52,22 +74,30 @@ at::Tensor row_scales(const at::Tensor& scales, int64_t rows, bool per_channel, 
 }
 
 at::Tensor row_zero_points(const at::Tensor& zps, int64_t rows, bool per_channel,
-                           const char* name) {
+                           bool split_gates, const char* name) {
   check_cpu(zps, name);
   TORCH_CHECK_TYPE(!at::isFloatingType(zps.scalar_type()) && zps.scalar_type() != at::kBool,
                    "qlstm: ", name, " must be an integer tensor, got ", zps.scalar_type());
-  check_shape(zps, name, per_channel ? at::IntArrayRef{rows} : at::IntArrayRef{1});
-  at::Tensor z = zps.to(at::kInt).expand({rows}).contiguous();
+  check_weight_qparam_shape(zps, name, rows, per_channel, split_gates);
+  at::Tensor z = expand_to_rows(zps.to(at::kInt), rows);
   TORCH_CHECK_VALUE((z >= -128).all().item<bool>() && (z <= 127).all().item<bool>(), "qlstm: ",
                     name, " must be in [-128, 127] (int8 weights), got min ",
                     z.min().item<int32_t>(), " and max ", z.max().item<int32_t>());
   return z;
 }
 
+std::vector<std::string> cell_qparam_names(bool split_gates) {
+  std::vector<std::string> names;
+  for (int i = 0; i < num_cell_qparams(split_gates); ++i) {
+    names.push_back(cell_qparam_name(i, split_gates));
+  }
+  return names;
+}
+
 // "igates, hgates, ..., hidden": the order pack_lstm_layer takes them in.
-std::string cell_qparam_list() {
+std::string cell_qparam_list(bool split_gates) {
   std::string s;
-  for (const char* name : kCellQParamNames) s += (s.empty() ? "" : ", ") + std::string(name);
+  for (const std::string& name : cell_qparam_names(split_gates)) s += (s.empty() ? "" : ", ") + name;
   return s;
 }
 
@@ -100,12 +130,22 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
                     "qlstm: w_ih must have shape [4 * hidden_size, input_size] with input_size in "
                     "[1, ", kMaxInnerDim, "] (int32 accumulation), got ", w_ih.sizes());
   const int64_t H = w_hh.size(1), I = w_ih.size(1), rows = 4 * H;
+  // Seven qparams, or sixteen with split gates (per-gate igates, hgates, gates).
+  const bool split_gates = scales.size() == kNumSplitCellQParams;
+  TORCH_CHECK_VALUE((scales.size() == kNumCellQParams || split_gates) &&
+                        zero_points.size() == scales.size(),
+                    "qlstm: scales and zero_points must each hold ", kNumCellQParams, " values (",
+                    cell_qparam_list(false), ") or, with split gates, ", kNumSplitCellQParams,
+                    " (", cell_qparam_list(true), "), got ", scales.size(), " and ",
+                    zero_points.size());
   const at::Tensor wi = checked_weight(w_ih, "w_ih", rows, I);
   const at::Tensor wh = checked_weight(w_hh, "w_hh", rows, H);
-  const at::Tensor si = row_scales(w_ih_scales, rows, per_channel, "w_ih_scales");
-  const at::Tensor sh = row_scales(w_hh_scales, rows, per_channel, "w_hh_scales");
-  const at::Tensor zi = row_zero_points(w_ih_zero_points, rows, per_channel, "w_ih_zero_points");
-  const at::Tensor zh = row_zero_points(w_hh_zero_points, rows, per_channel, "w_hh_zero_points");
+  const at::Tensor si = row_scales(w_ih_scales, rows, per_channel, split_gates, "w_ih_scales");
+  const at::Tensor sh = row_scales(w_hh_scales, rows, per_channel, split_gates, "w_hh_scales");
+  const at::Tensor zi =
+      row_zero_points(w_ih_zero_points, rows, per_channel, split_gates, "w_ih_zero_points");
+  const at::Tensor zh =
+      row_zero_points(w_hh_zero_points, rows, per_channel, split_gates, "w_hh_zero_points");
   TORCH_CHECK_VALUE(b_ih.has_value() == b_hh.has_value(),
                     "qlstm: b_ih and b_hh must be both given or both None, got ",
                     b_ih.has_value() ? "b_ih only" : "b_hh only");
@@ -114,14 +154,12 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
     bi = checked_bias(b_ih, "b_ih", rows);
     bh = checked_bias(b_hh, "b_hh", rows);
   }
-  TORCH_CHECK_VALUE(scales.size() == kNumCellQParams && zero_points.size() == kNumCellQParams,
-                    "qlstm: scales and zero_points must each hold ", kNumCellQParams,
-                    " values (", cell_qparam_list(), "), got ", scales.size(), " and ",
-                    zero_points.size());
-  CellQParams q;
-  for (int i = 0; i < kNumCellQParams; ++i) {
-    q.*kCellQParamFields[i] = checked_qparams(kCellQParamNames[i], scales[i], zero_points[i]);
+  QParams list[kNumSplitCellQParams];
+  for (size_t i = 0; i < scales.size(); ++i) {
+    const int index = static_cast<int>(i);
+    list[i] = checked_qparams(cell_qparam_name(index, split_gates).c_str(), scales[i], zero_points[i]);
   }
+  const CellQParams q = cell_qparams_from_list(list, split_gates);
 
   const LayerWeights lw{
       I, H,
@@ -131,17 +169,18 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
                     bh.defined() ? bh.data_ptr<float>() : nullptr},
       per_channel};
   const Tables t = make_tables(q);
-  const LayerTables lt{t.sigmoid_gates, t.tanh_gates, t.tanh_cell};
+  const LayerTables lt{{t.gates[0], t.gates[1], t.gates[2], t.gates[3]}, t.tanh_cell};
   at::Tensor out = at::empty({static_cast<int64_t>(packed_layer_size(lw))}, at::kByte);
   pack_layer(lw, q, lt, out.data_ptr<uint8_t>());
   return out;
 }
 
 // Every output is a tensor, so that a traced graph carries the blob's values
-// instead of constants from its fake kernel: biases come back empty ([0]) when
-// the layer has none, and per_channel is whether the scales have one entry per row.
+// instead of constants from its fake kernel: weight scales and zero points
+// come back per row (a per-tensor value repeated), biases empty ([0]) when
+// the layer has none, per_channel as a bool scalar.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-           at::Tensor, at::Tensor, at::Tensor>
+           at::Tensor, at::Tensor, at::Tensor, at::Tensor>
 unpack_lstm_layer_cpu(const at::Tensor& params) {
   at::Tensor blob;
   const PackedLayer p = checked_packed_layer(params, "params", &blob);
@@ -156,26 +195,26 @@ unpack_lstm_layer_cpu(const at::Tensor& params) {
                        b_ih.data_ptr<float>()},
       MatrixWeightsOut{w_hh.data_ptr<int8_t>(), s_hh.data_ptr<float>(), z_hh.data_ptr<int32_t>(),
                        b_hh.data_ptr<float>()});
-  // Per-tensor weights come back with their single scale and zero point.
-  auto qparam = [&](const at::Tensor& t, at::ScalarType dtype) {
-    return (p.per_channel ? t : t.slice(0, 0, 1)).to(dtype);
-  };
-  at::Tensor scales = at::empty({kNumCellQParams}, at::kDouble);
-  at::Tensor zero_points = at::empty({kNumCellQParams}, at::kLong);
-  for (int i = 0; i < kNumCellQParams; ++i) {
-    scales.data_ptr<double>()[i] = (p.q.*kCellQParamFields[i]).scale;
-    zero_points.data_ptr<int64_t>()[i] = (p.q.*kCellQParamFields[i]).zero_point;
+  const int n = num_cell_qparams(p.q.split_gates);
+  QParams list[kNumSplitCellQParams];
+  cell_qparams_to_list(p.q, list);
+  at::Tensor scales = at::empty({n}, at::kDouble);
+  at::Tensor zero_points = at::empty({n}, at::kLong);
+  for (int i = 0; i < n; ++i) {
+    scales.data_ptr<double>()[i] = list[i].scale;
+    zero_points.data_ptr<int64_t>()[i] = list[i].zero_point;
   }
   return {w_ih,
-          qparam(s_ih, at::kDouble),
-          qparam(z_ih, at::kLong),
+          s_ih.to(at::kDouble),
+          z_ih.to(at::kLong),
           w_hh,
-          qparam(s_hh, at::kDouble),
-          qparam(z_hh, at::kLong),
+          s_hh.to(at::kDouble),
+          z_hh.to(at::kLong),
           p.has_bias ? b_ih : at::empty({0}, at::kFloat),
           p.has_bias ? b_hh : at::empty({0}, at::kFloat),
           scales,
-          zero_points};
+          zero_points,
+          at::scalar_tensor(p.per_channel, at::kBool)};
 }
 
 at::Tensor quantize_cpu(const at::Tensor& input, double scale, int64_t zero_point) {
@@ -200,10 +239,6 @@ at::Tensor dequantize_cpu(const at::Tensor& input, double scale, int64_t zero_po
   run_dequantize(current_kernels(), x.data_ptr<uint8_t>(), x.numel(), q, out.data_ptr<float>(),
                  aten_parallel());
   return out;
-}
-
-std::vector<std::string> cell_qparam_names() {
-  return std::vector<std::string>(std::begin(kCellQParamNames), std::end(kCellQParamNames));
 }
 
 }  // namespace

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -15,7 +15,8 @@ _PER_TENSOR = (torch.per_tensor_affine, torch.per_tensor_symmetric)
 
 @dataclass
 class QuantizedWeight:
-    """int8 weight with one scale and zero point per row (per_channel) or one in all."""
+    """int8 weight with one scale and zero point per row (per_channel), one in
+    all ([1]), or one per gate ([4, 1]: each gate's rows quantized on their own)."""
 
     int8: Tensor
     scales: Tensor  # float64
@@ -25,15 +26,17 @@ class QuantizedWeight:
 
 @dataclass
 class LayerData:
-    """One observed layer-direction: float weights, their observer, and the
-    observed qparams of the seven intermediates (qlstm.ops.CELL_QPARAM_NAMES order)."""
+    """One observed layer-direction: float weights (nn.LSTM layout), their
+    observers (one for the whole matrix, or one per gate when the gates are
+    split), and the observed qparams of the intermediates
+    (qlstm.ops.CELL_QPARAM_NAMES order, or SPLIT_CELL_QPARAM_NAMES)."""
 
     w_ih: Tensor
     w_hh: Tensor
     b_ih: Optional[Tensor]
     b_hh: Optional[Tensor]
-    ih_weight_observer: Callable[[], torch.nn.Module]
-    hh_weight_observer: Callable[[], torch.nn.Module]
+    ih_weight_observers: Sequence[Callable[[], torch.nn.Module]]
+    hh_weight_observers: Sequence[Callable[[], torch.nn.Module]]
     qparams: List[Tuple[float, int]]
 
 
@@ -60,9 +63,24 @@ def qparams_of(observer: torch.nn.Module, name: str) -> Tuple[float, int]:
     return float(scale), int(zero_point)
 
 
-def quantize_weight(weight: Tensor, observer_factory: Callable[[], torch.nn.Module]) -> QuantizedWeight:
+def quantize_weight(weight: Tensor, observer_factories: Sequence[Callable[[], torch.nn.Module]]
+                    ) -> QuantizedWeight:
     """Quantizes a float weight as torch's quantized Linear.from_float does, with
-    torch's own rounding, and returns it as plain tensors."""
+    torch's own rounding, and returns it as plain tensors: as one matrix, or
+    with four factories gate by gate (the four Linears of a split-gates cell)."""
+    if len(observer_factories) == 1:
+        return _quantize_matrix(weight, observer_factories[0])
+    gates = [_quantize_matrix(w, f) for w, f in zip(weight.chunk(len(observer_factories)),
+                                                   observer_factories)]
+    if len({g.per_channel for g in gates}) != 1:
+        raise ValueError("qlstm: the four gates' weight observers must all be per-channel or all "
+                         "per-tensor")
+    join = torch.cat if gates[0].per_channel else torch.stack
+    return QuantizedWeight(torch.cat([g.int8 for g in gates]), join([g.scales for g in gates]),
+                           join([g.zero_points for g in gates]), gates[0].per_channel)
+
+
+def _quantize_matrix(weight: Tensor, observer_factory: Callable[[], torch.nn.Module]) -> QuantizedWeight:
     observer = observer_factory()
     observer(weight)
     if getattr(observer, "dtype", None) != torch.qint8:

@@ -42,6 +42,8 @@ class LSTMCell(LSTM):
         s = f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
         if self._packed:
             s += f", weights={'per-channel' if self._per_channel else 'per-tensor'} int8"
+            if self._split_gates:
+                s += ", split_gates=True"
             s += f", input_qparams={self.input_qparams}, h_qparams={self.hidden_qparams}"
             s += f", c_qparams={self.cell_qparams}"
         return s

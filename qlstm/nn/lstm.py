@@ -9,13 +9,25 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import ops
-from ..ops import CELL_QPARAM_NAMES
+from ..ops import CELL_QPARAM_NAMES, SPLIT_CELL_QPARAM_NAMES
 from ._layer_data import LayerData, layer_suffix, quantize_weight
 from .observed import ObservedLSTM, layer_data_of_quantizable
 
 _WEIGHT_NAME = re.compile(r"(weight|bias)_(ih|hh)_l(\d+)(_reverse)?")
-_HIDDEN = CELL_QPARAM_NAMES.index("hidden")
-_CELL = CELL_QPARAM_NAMES.index("cell")
+
+
+def _qparam_names(u: ops.UnpackedLayer) -> Tuple[str, ...]:
+    return SPLIT_CELL_QPARAM_NAMES if u.split_gates else CELL_QPARAM_NAMES
+
+
+def _qparam(u: ops.UnpackedLayer, name: str) -> Tuple[float, int]:
+    i = _qparam_names(u).index(name)
+    return (u.scales[i], u.zero_points[i])
+
+
+def _per_row(t: Tensor, rows: int) -> Tensor:
+    """Weight scales or zero points ([rows], [1] or per gate [4, 1]) as [rows]."""
+    return t.reshape(-1, 1).expand(-1, rows // t.numel()).reshape(rows)
 
 
 class LSTM(torch.nn.Module):
@@ -84,6 +96,7 @@ class LSTM(torch.nn.Module):
         self._hidden_qparams = (1.0, 0)
         self._cell_qparams = (1.0, 0)
         self._per_channel = True
+        self._split_gates = False
 
     def _layer_fields(self, index: int) -> Dict[str, str]:
         """state_dict key of each UnpackedLayer field of layer-direction `index`."""
@@ -202,22 +215,22 @@ class LSTM(torch.nn.Module):
     def _pack(w_ih: Tensor, w_ih_scales: Tensor, w_ih_zero_points: Tensor, w_hh: Tensor,
               w_hh_scales: Tensor, w_hh_zero_points: Tensor, b_ih: Optional[Tensor],
               b_hh: Optional[Tensor], scales: List[float], zero_points: List[int]) -> Tensor:
+        # Per-channel qparams are the only 1-D ones with more than one entry
+        # (per tensor: [1]; per gate: [4, 1]).
         return ops.pack_lstm_layer(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales,
                                    w_hh_zero_points, b_ih, b_hh, scales, zero_points,
-                                   w_ih_scales.numel() > 1)
+                                   w_ih_scales.dim() == 1 and w_ih_scales.numel() > 1)
 
     def _set_packed(self, packed: List[Tensor]) -> None:
         self._packed = packed
         first, last = (ops.unpack_lstm_layer(blob) for blob in (packed[0], packed[-self.num_directions]))
 
-        def pick(u, which):
-            return (u.scales[which], u.zero_points[which])
-
         # Read once here rather than from the blobs on every forward.
-        self._output_qparams = pick(last, _HIDDEN)
-        self._hidden_qparams = pick(first, _HIDDEN)
-        self._cell_qparams = pick(first, _CELL)
+        self._output_qparams = _qparam(last, "hidden")
+        self._hidden_qparams = _qparam(first, "hidden")
+        self._cell_qparams = _qparam(first, "cell")
         self._per_channel = first.per_channel
+        self._split_gates = first.split_gates
 
     @property
     def num_directions(self) -> int:
@@ -263,8 +276,8 @@ class LSTM(torch.nn.Module):
         return module
 
     def _pack_observed(self, layer: LayerData) -> Tensor:
-        ih = quantize_weight(layer.w_ih, layer.ih_weight_observer)
-        hh = quantize_weight(layer.w_hh, layer.hh_weight_observer)
+        ih = quantize_weight(layer.w_ih, layer.ih_weight_observers)
+        hh = quantize_weight(layer.w_hh, layer.hh_weight_observers)
         bias = [b.detach().float().contiguous() if self.bias else None for b in (layer.b_ih, layer.b_hh)]
         return self._pack(ih.int8, ih.scales, ih.zero_points, hh.int8, hh.scales, hh.zero_points,
                           *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams])
@@ -276,11 +289,12 @@ class LSTM(torch.nn.Module):
         return tuple(self._packed)
 
     def layer_qparams(self, layer: int = 0, reverse: bool = False) -> Dict[str, Tuple[float, int]]:
-        """The seven intermediate qparams of one layer-direction, by name
-        (:data:`qlstm.ops.CELL_QPARAM_NAMES`): ``hidden`` and ``cell`` are what its
-        h and c come in."""
+        """The intermediate qparams of one layer-direction, by name
+        (:data:`qlstm.ops.CELL_QPARAM_NAMES`, or with split gates
+        :data:`qlstm.ops.SPLIT_CELL_QPARAM_NAMES`): ``hidden`` and ``cell`` are
+        what its h and c come in."""
         u = ops.unpack_lstm_layer(self._packed[self._index(layer, reverse)])
-        return {name: (s, z) for name, s, z in zip(CELL_QPARAM_NAMES, u.scales, u.zero_points)}
+        return {name: (s, z) for name, s, z in zip(_qparam_names(u), u.scales, u.zero_points)}
 
     def _index(self, layer: int, reverse: bool) -> int:
         if not 0 <= layer < self.num_layers or (reverse and not self.bidirectional):
@@ -302,7 +316,9 @@ class LSTM(torch.nn.Module):
         if kind == "bias":
             return getattr(u, f"b_{matrix}").clone()
         w, scales, zero_points = (getattr(u, f"w_{matrix}{f}") for f in ("", "_scales", "_zero_points"))
-        return ((w.float() - zero_points.float()[:, None]) * scales.float()[:, None])
+        rows = w.shape[0]
+        return ((w.float() - _per_row(zero_points, rows).float()[:, None])
+                * _per_row(scales, rows).float()[:, None])
 
     @property
     def input_qparams(self) -> Optional[Tuple[float, int]]:
@@ -329,6 +345,8 @@ class LSTM(torch.nn.Module):
         s += f", bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}"
         if self._packed:
             s += f", weights={'per-channel' if self._per_channel else 'per-tensor'} int8"
+            if self._split_gates:
+                s += ", split_gates=True"
             s += f", input_qparams={self.input_qparams}, output_qparams={self.output_qparams}"
             s += f", h_n_qparams={self.hidden_qparams}, c_n_qparams={self.cell_qparams}"
         return s

@@ -13,7 +13,7 @@ from torch.ao.quantization.observer import (
     PerChannelMinMaxObserver,
 )
 
-from ..ops import CELL_QPARAM_NAMES
+from ..ops import CELL_QPARAM_NAMES, GATE_NAMES, SPLIT_CELL_QPARAM_NAMES
 from ._layer_data import LayerData, layer_suffix, qparams_of
 
 ObserverFactory = Callable[[], torch.nn.Module]
@@ -36,20 +36,42 @@ QUANTIZABLE_CELL_OBSERVED = {
 }
 
 
+def _quantizable_cell_data(cell: torch.nn.Module) -> LayerData:
+    """Weights, weight observers and observed qparams of one quantizable LSTM cell."""
+    def observed(module: torch.nn.Module, name: str) -> Tuple[float, int]:
+        return qparams_of(module.activation_post_process, name)
+
+    def state() -> List[Tuple[float, int]]:
+        return [observed(getattr(cell, QUANTIZABLE_CELL_OBSERVED[n]), n) for n in CELL_QPARAM_NAMES[3:]]
+
+    if not getattr(cell, "split_gates", False):
+        gates = [observed(getattr(cell, n), n) for n in CELL_QPARAM_NAMES[:3]]
+        return LayerData(cell.igates.weight, cell.hgates.weight, cell.igates.bias, cell.hgates.bias,
+                         [cell.igates.qconfig.weight], [cell.hgates.qconfig.weight], gates + state())
+    # One Linear (and one add) per gate, in the ModuleDicts' order: input, forget, cell, output.
+    for kind in ("igates", "hgates", "gates"):
+        if tuple(getattr(cell, kind).keys()) != GATE_NAMES:
+            raise ValueError(f"qlstm: a split-gates cell's {kind} must hold the gates {GATE_NAMES}, "
+                             f"got {tuple(getattr(cell, kind).keys())}")
+    gates = [observed(getattr(cell, kind)[g], f"{kind}_{g}")
+             for kind in ("igates", "hgates", "gates") for g in GATE_NAMES]
+
+    def joined(kind: str, field: str) -> Optional[Tensor]:
+        parts = [getattr(getattr(cell, kind)[g], field) for g in GATE_NAMES]
+        return None if parts[0] is None else torch.cat([p.detach() for p in parts])
+
+    return LayerData(joined("igates", "weight"), joined("hgates", "weight"),
+                     joined("igates", "bias"), joined("hgates", "bias"),
+                     [cell.igates[g].qconfig.weight for g in GATE_NAMES],
+                     [cell.hgates[g].qconfig.weight for g in GATE_NAMES], gates + state())
+
+
 def layer_data_of_quantizable(observed: torch.ao.nn.quantizable.LSTM) -> List[LayerData]:
     """Weights and observed qparams of every layer-direction of a calibrated quantizable LSTM."""
     data = []
     for layer in observed.layers:
         directions = [layer.layer_fw] + ([layer.layer_bw] if observed.bidirectional else [])
-        for single in directions:
-            cell = single.cell
-            if getattr(cell, "split_gates", False):
-                raise ValueError("qlstm: quantizable LSTMs with split_gates=True are not supported")
-            qparams = [qparams_of(getattr(cell, QUANTIZABLE_CELL_OBSERVED[n]).activation_post_process, n)
-                       for n in CELL_QPARAM_NAMES]
-            data.append(LayerData(
-                cell.igates.weight, cell.hgates.weight, cell.igates.bias, cell.hgates.bias,
-                cell.igates.qconfig.weight, cell.hgates.qconfig.weight, qparams))
+        data.extend(_quantizable_cell_data(single.cell) for single in directions)
     return data
 
 
@@ -57,13 +79,18 @@ class ObservedLSTM(torch.nn.Module):
     """A float LSTM that records the range of its input and of every intermediate
     of the quantized graph (igates, hgates, gates, f*c, i*g, c, h) while it runs
     calibration data. Its outputs are the float LSTM's. :func:`qlstm.prepare`
-    makes it from an ``nn.LSTM``; :meth:`qlstm.nn.LSTM.from_observed` converts it."""
+    makes it from an ``nn.LSTM``; :meth:`qlstm.nn.LSTM.from_observed` converts it.
+
+    With ``split_gates=True`` igates, hgates and gates are observed gate by gate
+    and weights are quantized gate by gate (as torch.ao.nn.quantizable's
+    split-gates cell does): one qparams per gate instead of one for all four."""
 
     _FLOAT_MODULE = torch.nn.LSTM
 
     def __init__(self, lstm: torch.nn.LSTM,
                  activation_observer: ObserverFactory = ACTIVATION_OBSERVERS["histogram"],
-                 weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER) -> None:
+                 weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
+                 split_gates: bool = False) -> None:
         super().__init__()
         if type(self) is ObservedLSTM:
             if not isinstance(lstm, torch.nn.LSTM):
@@ -80,11 +107,12 @@ class ObservedLSTM(torch.nn.Module):
         self.bidirectional = getattr(lstm, "bidirectional", False)
         self.lstm = lstm
         self.weight_observer = weight_observer
+        self.split_gates = bool(split_gates)
         self.input_observer = activation_observer()
         directions = self.num_layers * (2 if self.bidirectional else 1)
+        names = SPLIT_CELL_QPARAM_NAMES if self.split_gates else CELL_QPARAM_NAMES
         self.observers = torch.nn.ModuleList(
-            torch.nn.ModuleDict({n: activation_observer() for n in CELL_QPARAM_NAMES})
-            for _ in range(directions))
+            torch.nn.ModuleDict({n: activation_observer() for n in names}) for _ in range(directions))
 
     def _weights(self, index: int):
         s = layer_suffix(index, 2 if self.bidirectional else 1)
@@ -97,11 +125,19 @@ class ObservedLSTM(torch.nn.Module):
 
     def layer_data(self) -> List[LayerData]:
         data = []
+        weight_observers = [self.weight_observer] * (len(GATE_NAMES) if self.split_gates else 1)
         for index, observers in enumerate(self.observers):
             w_ih, w_hh, b_ih, b_hh = self._weights(index)
-            data.append(LayerData(w_ih, w_hh, b_ih, b_hh, self.weight_observer, self.weight_observer,
-                                  [qparams_of(observers[n], n) for n in CELL_QPARAM_NAMES]))
+            data.append(LayerData(w_ih, w_hh, b_ih, b_hh, weight_observers, weight_observers,
+                                  [qparams_of(observer, n) for n, observer in observers.items()]))
         return data
+
+    def _observe_gates(self, observers: torch.nn.ModuleDict, kind: str, x: Tensor) -> Tensor:
+        """x (igates, hgates or gates, [..., 4H]) through its observer, or gate by gate."""
+        if not self.split_gates:
+            return observers[kind](x)
+        return torch.cat([observers[f"{kind}_{g}"](part)
+                          for g, part in zip(GATE_NAMES, x.chunk(len(GATE_NAMES), -1))], -1)
 
     def input_qparams(self) -> Tuple[float, int]:
         return qparams_of(self.input_observer, "input")
@@ -110,11 +146,11 @@ class ObservedLSTM(torch.nn.Module):
                        ) -> Tuple[Tensor, Tensor, Tensor]:
         w_ih, w_hh, b_ih, b_hh = self._float32_weights(index)
         obs = self.observers[index]
-        igates = obs["igates"](torch.nn.functional.linear(x, w_ih, b_ih))
+        igates = self._observe_gates(obs, "igates", torch.nn.functional.linear(x, w_ih, b_ih))
         outputs = [None] * x.shape[0]
         for t in (reversed(range(x.shape[0])) if reverse else range(x.shape[0])):
-            hgates = obs["hgates"](torch.nn.functional.linear(h, w_hh, b_hh))
-            gates = obs["gates"](igates[t] + hgates)
+            hgates = self._observe_gates(obs, "hgates", torch.nn.functional.linear(h, w_hh, b_hh))
+            gates = self._observe_gates(obs, "gates", igates[t] + hgates)
             i, f, g, o = gates.chunk(4, 1)
             i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
             fc = obs["fgate_cx"](f * c)
@@ -196,10 +232,11 @@ class ObservedLSTMCell(ObservedLSTM):
 
     def __init__(self, cell: torch.nn.LSTMCell,
                  activation_observer: ObserverFactory = ACTIVATION_OBSERVERS["histogram"],
-                 weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER) -> None:
+                 weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
+                 split_gates: bool = False) -> None:
         if not isinstance(cell, torch.nn.LSTMCell):
             raise TypeError(f"qlstm: ObservedLSTMCell wraps a torch.nn.LSTMCell, got {type(cell).__name__}")
-        super().__init__(cell, activation_observer, weight_observer)
+        super().__init__(cell, activation_observer, weight_observer, split_gates)
 
     def _weights(self, index: int):
         # nn.LSTMCell names its weights without a layer suffix.

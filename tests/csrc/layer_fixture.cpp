@@ -35,10 +35,14 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
   w_hh_ = random_weights(static_cast<size_t>(rows * H), rng);
   std::uniform_real_distribution<float> scale(0.001f, 0.05f), bias(-2.0f, 2.0f);
   std::uniform_int_distribution<int> zp(-128, 127);
-  const float ih_scale = scale(rng), hh_scale = scale(rng);
+  float ih_scale[kNumGates], hh_scale[kNumGates];
+  for (int g = 0; g < kNumGates; ++g) {
+    ih_scale[g] = g == 0 || s.split_gates ? scale(rng) : ih_scale[0];
+    hh_scale[g] = g == 0 || s.split_gates ? scale(rng) : hh_scale[0];
+  }
   for (int64_t r = 0; r < rows; ++r) {
-    w_ih_scale_.push_back(s.per_channel ? scale(rng) : ih_scale);
-    w_hh_scale_.push_back(s.per_channel ? scale(rng) : hh_scale);
+    w_ih_scale_.push_back(s.per_channel ? scale(rng) : ih_scale[r / H]);
+    w_hh_scale_.push_back(s.per_channel ? scale(rng) : hh_scale[r / H]);
     w_ih_zp_.push_back(s.zero_points ? zp(rng) : 0);
     w_hh_zp_.push_back(s.zero_points ? zp(rng) : 0);
     b_ih_.push_back(bias(rng));
@@ -50,14 +54,16 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
       MatrixWeights{w_ih_.data(), w_ih_scale_.data(), w_ih_zp_.data(), s.bias ? b_ih_.data() : nullptr},
       MatrixWeights{w_hh_.data(), w_hh_scale_.data(), w_hh_zp_.data(), s.bias ? b_hh_.data() : nullptr},
       s.per_channel};
-  CellQParams q{};
-  for (QParams CellQParams::*field : kCellQParamFields) q.*field = random_qparams(rng, s.power_of_two_scales);
+  QParams list[kNumSplitCellQParams];
+  for (QParams& qp : list) qp = random_qparams(rng, s.power_of_two_scales);
+  q_ = cell_qparams_from_list(list, s.split_gates);
   // The activation tables are data to the kernels: random ones test every lookup.
-  const std::vector<uint8_t> tables = random_bytes(3 * 256, s.seed + 7);
-  const LayerTables t{tables.data(), tables.data() + 256, tables.data() + 512};
+  const std::vector<uint8_t> tables = random_bytes(5 * 256, s.seed + 7);
+  const LayerTables t{{tables.data(), tables.data() + 256, tables.data() + 512, tables.data() + 768},
+                      tables.data() + 1024};
   size_ = packed_layer_size(w);
   blob_ = std::make_unique<AlignedBlob>(size_);
-  pack_layer(w, q, t, blob_->data());
+  pack_layer(w, q_, t, blob_->data());
   if (const char* err = unpack_layer_view(blob_->data(), size_, &view_)) {
     throw std::runtime_error(std::string("packed layer ") + err);
   }

@@ -25,6 +25,8 @@ struct LayerSpec {
   // Scales that are powers of two, so that requantized values often fall
   // exactly halfway and the rounding mode shows.
   bool power_of_two_scales = false;
+  // Per-gate igates/hgates/gates qparams and, per tensor, per-gate weight scales.
+  bool split_gates = false;
 };
 
 // A 64-byte aligned copy of a blob (as pack_layer writes and the ops pass them).
@@ -49,6 +51,7 @@ class RandomLayer {
   const std::vector<float>& w_ih_scale() const { return w_ih_scale_; }
   const std::vector<int32_t>& w_ih_zp() const { return w_ih_zp_; }
   const std::vector<float>& b_ih() const { return b_ih_; }
+  const CellQParams& qparams() const { return q_; }
   const uint8_t* blob() const { return blob_->data(); }
   size_t blob_size() const { return size_; }
 
@@ -56,6 +59,7 @@ class RandomLayer {
   std::vector<int8_t> w_ih_, w_hh_;
   std::vector<float> w_ih_scale_, w_hh_scale_, b_ih_, b_hh_;
   std::vector<int32_t> w_ih_zp_, w_hh_zp_;
+  CellQParams q_{};
   std::unique_ptr<AlignedBlob> blob_;
   size_t size_ = 0;
   PackedLayer view_{};

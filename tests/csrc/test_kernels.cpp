@@ -54,6 +54,7 @@ std::string describe(const Case& c) {
          " B=" + std::to_string(c.B) + " T=" + std::to_string(c.T) +
          (c.spec.per_channel ? " per-channel" : " per-tensor") +
          (c.spec.zero_points ? " zero-points" : "") + (c.spec.bias ? "" : " no-bias") +
+         (c.spec.split_gates ? " split-gates" : "") +
          (c.reverse ? " reverse" : "") + " seed=" + std::to_string(c.spec.seed);
 }
 
@@ -98,8 +99,9 @@ TEST(Layer, SizesAroundVectorWidths) {
   uint32_t seed = 1;
   for (const auto& s : sizes) {
     for (int64_t B : batches) {
-      const Case c{LayerSpec{s[0], s[1], seed % 2 == 0, seed % 3 == 0, seed % 5 != 0, seed}, 3, B,
-                   seed % 4 == 1};
+      Case c{LayerSpec{s[0], s[1], seed % 2 == 0, seed % 3 == 0, seed % 5 != 0, seed}, 3, B,
+             seed % 4 == 1};
+      c.spec.split_gates = seed % 7 < 3;
       SCOPED_TRACE(describe(c));
       expect_matches_reference(c, 1, /*extremes=*/false);
       ++seed;
@@ -111,7 +113,8 @@ TEST(Layer, ExtremeOperands) {
   // Activations of only 0, 1, 127, 128 and 255 against many -128 and 127
   // weights, with power-of-two scales (ties in every rounding).
   for (uint32_t seed = 100; seed < 106; ++seed) {
-    const Case c{LayerSpec{37, 21, true, seed % 2 == 0, true, seed, true}, 4, 4, false};
+    Case c{LayerSpec{37, 21, seed % 3 != 0, seed % 2 == 0, true, seed, true}, 4, 4, false};
+    c.spec.split_gates = seed % 2 == 1;
     SCOPED_TRACE(describe(c));
     expect_matches_reference(c, 1, /*extremes=*/true);
   }
@@ -119,10 +122,13 @@ TEST(Layer, ExtremeOperands) {
 
 TEST(Layer, ThreadCounts) {
   // Large enough that the driver splits both the projection and each step.
-  const Case c{LayerSpec{96, 200, true, true, true, 7}, 4, 5, false};
-  for (int threads : {1, 2, 3, 4}) {
-    SCOPED_TRACE("threads=" + std::to_string(threads));
-    expect_matches_reference(c, threads, /*extremes=*/false);
+  for (bool split_gates : {false, true}) {
+    Case c{LayerSpec{96, 200, true, true, true, 7}, 4, 5, false};
+    c.spec.split_gates = split_gates;
+    for (int threads : {1, 2, 3, 4}) {
+      SCOPED_TRACE("threads=" + std::to_string(threads) + " " + describe(c));
+      expect_matches_reference(c, threads, /*extremes=*/false);
+    }
   }
 }
 
@@ -257,6 +263,30 @@ TEST(Pack, UnpackGivesBackTheWeights) {
   EXPECT_EQ(s_ih, layer.w_ih_scale());
   EXPECT_EQ(z_ih, layer.w_ih_zp());
   EXPECT_EQ(b_ih, layer.b_ih());
+}
+
+TEST(Pack, ViewGivesBackTheCellQParams) {
+  for (bool split_gates : {false, true}) {
+    LayerSpec spec{9, 18, false, false, true, 21};
+    spec.split_gates = split_gates;
+    const RandomLayer layer(spec);
+    const CellQParams& want = layer.qparams();
+    const CellQParams& got = layer.view().q;
+    EXPECT_EQ(got.split_gates, split_gates);
+    QParams want_list[kNumSplitCellQParams], got_list[kNumSplitCellQParams];
+    cell_qparams_to_list(want, want_list);
+    cell_qparams_to_list(got, got_list);
+    for (int i = 0; i < num_cell_qparams(split_gates); ++i) {
+      EXPECT_TRUE(got_list[i] == want_list[i]) << cell_qparam_name(i, split_gates);
+    }
+    for (int g = 1; g < kNumGates; ++g) {
+      // Unsplit, the four gates share one qparams; split, each has its own.
+      EXPECT_EQ(got.gates[g] == got.gates[0], !split_gates);
+    }
+  }
+  EXPECT_EQ(cell_qparam_name(0, false), "igates");
+  EXPECT_EQ(cell_qparam_name(5, true), "hgates_forget");
+  EXPECT_EQ(cell_qparam_name(15, true), "hidden");
 }
 
 TEST(Pack, RejectsDamagedBlobs) {
