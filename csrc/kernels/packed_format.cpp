@@ -11,7 +11,9 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
+// Packing writes version 6 and reads 5 too (a model saved before split gates).
 constexpr uint32_t kVersion = 6;
+constexpr uint32_t kVersion5 = 5;
 constexpr uint32_t kFlagPerChannel = 1u;
 constexpr uint32_t kFlagHasBias = 2u;
 // Weight zero points are stored only when one is nonzero (symmetric weights have none).
@@ -34,7 +36,35 @@ struct Header {
   uint64_t checksum;  // blob_checksum of the whole blob with this field zero
 };
 static_assert(sizeof(Header) <= kPackedHeaderBytes, "header must fit its slot");
-constexpr size_t kChecksumOffset = offsetof(Header, checksum);
+
+// Version 5: a 128-byte slot, the seven qparams of an unsplit layer, and three
+// tables (sigmoid and tanh of the gates, tanh of the cell) where version 6 has
+// one per gate and the cell's.
+struct HeaderV5 {
+  char magic[8];
+  uint32_t version;
+  uint32_t flags;
+  int64_t input_size;
+  int64_t hidden_size;
+  float scales[kNumCellQParams];
+  int32_t zero_points[kNumCellQParams];
+  int64_t min_weights_ih;
+  int64_t min_weights_hh;
+  uint64_t checksum;
+};
+constexpr size_t kV5HeaderBytes = 128;
+static_assert(sizeof(HeaderV5) <= kV5HeaderBytes, "header must fit its slot");
+
+size_t checksum_offset(uint32_t version) {
+  return version == kVersion5 ? offsetof(HeaderV5, checksum) : offsetof(Header, checksum);
+}
+
+// Where the checksum of a blob of any version sits (its version field read as is).
+size_t checksum_offset(const uint8_t* data, size_t size) {
+  uint32_t version = kVersion;
+  if (size >= offsetof(Header, flags)) std::memcpy(&version, data + offsetof(Header, version), 4);
+  return checksum_offset(version);
+}
 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
@@ -51,15 +81,15 @@ struct Layout {
   size_t gate_tables[kNumGates], tanh_cell, total;
   bool zero_points;  // whether the weight zero points are stored
 
-  Layout(int64_t input_size, int64_t hidden_size, int64_t min_weights_ih, int64_t min_weights_hh,
-         bool zero_points)
+  Layout(uint32_t version, int64_t input_size, int64_t hidden_size, int64_t min_weights_ih,
+         int64_t min_weights_hh, bool zero_points)
       : zero_points(zero_points) {
     ih.K = input_size;
     hh.K = hidden_size;
     ih.min_count = min_weights_ih;
     hh.min_count = min_weights_hh;
     const size_t rows = 4 * static_cast<size_t>(padded_hidden(hidden_size));
-    size_t at = kPackedHeaderBytes;
+    size_t at = version == kVersion5 ? kV5HeaderBytes : kPackedHeaderBytes;
     auto take = [&](size_t bytes) {
       const size_t here = at;
       at = align_up(at + bytes);
@@ -71,7 +101,12 @@ struct Layout {
     for (MatrixLayout* m : both) m->zero_point = take(zero_points ? rows : 0);
     for (MatrixLayout* m : both) m->colsum = take(rows * sizeof(int32_t));
     for (MatrixLayout* m : both) m->bias = take(rows * sizeof(float));
-    for (size_t& table : gate_tables) table = take(256);
+    if (version == kVersion5) {
+      const size_t sigmoid = take(256), tanh = take(256);
+      for (int g = 0; g < kNumGates; ++g) gate_tables[g] = g == kCellGate ? tanh : sigmoid;
+    } else {
+      for (size_t& table : gate_tables) table = take(256);
+    }
     tanh_cell = take(256);
     for (MatrixLayout* m : both) {
       m->min_weights = take(static_cast<size_t>(m->min_count) * sizeof(uint32_t));
@@ -128,7 +163,8 @@ bool has_zero_points(const LayerWeights& w) {
 
 Layout layout_of(const LayerWeights& w) {
   const int64_t rows = 4 * w.hidden_size;
-  return Layout(w.input_size, w.hidden_size, count_min_weights(w.ih.weights, rows * w.input_size),
+  return Layout(kVersion, w.input_size, w.hidden_size,
+                count_min_weights(w.ih.weights, rows * w.input_size),
                 count_min_weights(w.hh.weights, rows * w.hidden_size), has_zero_points(w));
 }
 
@@ -234,15 +270,35 @@ void unpack_matrix(const PackedMatrix& m, int64_t hidden_size, const MatrixWeigh
 // The header of a blob whose first `available` bytes are given, checked for
 // everything its layout depends on. nullptr on success, else what is wrong.
 const char* read_header(const uint8_t* data, size_t available, Header* out) {
-  if (available < sizeof(Header)) return "is shorter than its header";
   Header& h = *out;
-  std::memcpy(&h, data, sizeof(h));
+  if (available < offsetof(Header, flags)) return "is shorter than its header";
+  std::memcpy(&h, data, offsetof(Header, flags));
   if (std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) return "is not a qlstm packed layer";
-  if (h.version < kVersion) {
-    return "was packed by an older qlstm (packing version < 6): load its module's state_dict "
+  if (h.version == kVersion5) {
+    HeaderV5 v;
+    if (available < sizeof(v)) return "is shorter than its header";
+    std::memcpy(&v, data, sizeof(v));
+    h = Header{};
+    std::memcpy(h.magic, v.magic, sizeof(h.magic));
+    h.version = v.version;
+    h.flags = v.flags & ~kFlagSplitGates;  // no split gates in version 5
+    if (h.flags != v.flags) return "has unknown flags";
+    h.input_size = v.input_size;
+    h.hidden_size = v.hidden_size;
+    std::copy(v.scales, v.scales + kNumCellQParams, h.scales);
+    std::copy(v.zero_points, v.zero_points + kNumCellQParams, h.zero_points);
+    h.min_weights_ih = v.min_weights_ih;
+    h.min_weights_hh = v.min_weights_hh;
+    h.checksum = v.checksum;
+  } else {
+    if (available < sizeof(Header)) return "is shorter than its header";
+    std::memcpy(&h, data, sizeof(h));
+  }
+  if (h.version < kVersion5) {
+    return "was packed by an older qlstm (packing version < 5): load its module's state_dict "
            "into a new qlstm.nn.LSTM, or convert the model again, to pack it anew";
   }
-  if (h.version != kVersion) return "was packed by a newer qlstm (packing version > 6)";
+  if (h.version > kVersion) return "was packed by a newer qlstm (packing version > 6)";
   if ((h.flags & ~(kFlagPerChannel | kFlagHasBias | kFlagWeightZeroPoints | kFlagSplitGates)) != 0) {
     return "has unknown flags";
   }
@@ -259,7 +315,7 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
 }
 
 Layout layout_of(const Header& h) {
-  return Layout(h.input_size, h.hidden_size, h.min_weights_ih, h.min_weights_hh,
+  return Layout(h.version, h.input_size, h.hidden_size, h.min_weights_ih, h.min_weights_hh,
                 (h.flags & kFlagWeightZeroPoints) != 0);
 }
 
@@ -300,7 +356,7 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   for (int g = 0; g < kNumGates; ++g) std::memcpy(out + L.gate_tables[g], t.gates[g], 256);
   std::memcpy(out + L.tanh_cell, t.tanh_cell, 256);
   const uint64_t sum = blob_checksum(out, L.total);
-  std::memcpy(out + kChecksumOffset, &sum, sizeof(sum));
+  std::memcpy(out + checksum_offset(kVersion), &sum, sizeof(sum));
 }
 
 uint64_t blob_checksum(const uint8_t* data, size_t size) {
@@ -313,13 +369,14 @@ uint64_t blob_checksum(const uint8_t* data, size_t size) {
                      kP3 = 0x165667B19E3779F9ull;
   auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
   auto round = [&](uint64_t acc, uint64_t word) { return rotl(acc + word * kP2, 31) * kP1; };
+  const size_t skip = checksum_offset(data, size);
   uint64_t lane[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
   for (size_t i = 0; i + 32 <= size; i += 32) {
     for (int j = 0; j < 4; ++j) {
       const size_t at = i + 8 * static_cast<size_t>(j);
       uint64_t word;
       std::memcpy(&word, data + at, sizeof(word));
-      if (at == kChecksumOffset) word = 0;
+      if (at == skip) word = 0;
       lane[j] = round(lane[j], word);
     }
   }
@@ -333,7 +390,7 @@ uint64_t blob_checksum(const uint8_t* data, size_t size) {
 
 bool verify_checksum(const uint8_t* data, size_t size) {
   uint64_t stored;
-  std::memcpy(&stored, data + kChecksumOffset, sizeof(stored));
+  std::memcpy(&stored, data + checksum_offset(data, size), sizeof(stored));
   return blob_checksum(data, size) == stored;
 }
 

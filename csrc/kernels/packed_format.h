@@ -114,7 +114,8 @@ struct PackedLayer {
 // Size in bytes of the packed form of w.
 size_t packed_layer_size(const LayerWeights& w);
 
-// Bytes of a blob's header, at its start.
+// Bytes of a blob's header, at its start (at most: version 5 blobs, which are
+// read too, have 128).
 inline constexpr size_t kPackedHeaderBytes = 256;
 
 // The size a blob must have, read from its header alone (the first
