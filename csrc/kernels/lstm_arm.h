@@ -165,7 +165,7 @@ struct NeonEpilogue {
       for (int j = 0; j < 4; ++j) {
         sum[j] = quantize4(
             vaddq_f32(dequantize4(igf[j], e.cc.igates[g]), dequantize4(hg.q[g][j], e.cc.hgates[g])),
-            vdupq_n_f32(m.inv_gates[g]), vdupq_n_f32(e.cc.gates_zero_point[g]));
+            vdupq_n_f32(e.cc.inv_gates[g]), vdupq_n_f32(e.cc.gates_zero_point[g]));
       }
       gate[g] = narrow16(sum);
     }

@@ -72,7 +72,7 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
       for (int g = 0; g < 4; ++g) {
         const int64_t n = packed_row(u, g);
         const uint8_t hg = linear_output(h, p.hh, hh, n, rs);
-        gate[g] = quantize_value(deq_igates[g][ig[n]] + deq_hgates[g][hg], m.inv_gates[g],
+        gate[g] = quantize_value(deq_igates[g][ig[n]] + deq_hgates[g][hg], cc.inv_gates[g],
                                  q.gates[g].zero_point);
       }
       const int32_t i = cc.gates[kInputGate][gate[kInputGate]];

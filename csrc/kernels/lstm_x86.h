@@ -65,7 +65,7 @@ inline void epilogue8(const EpilogueParams& e, const __m256 hg[4], const uint8_t
   for (int g = 0; g < 4; ++g) {
     const __m256 sum = _mm256_add_ps(dequantize8(load_bytes8(ig + g * kUnitBlock), cc.igates[g]),
                                      dequantize8(hg[g], cc.hgates[g]));
-    gate[g] = _mm256_cvtps_epi32(quantize8(sum, _mm256_set1_ps(m.inv_gates[g]),
+    gate[g] = _mm256_cvtps_epi32(quantize8(sum, _mm256_set1_ps(cc.inv_gates[g]),
                                            _mm256_set1_ps(cc.gates_zero_point[g])));
   }
   const __m256i tz = _mm256_set1_epi32(kTanhQParams.zero_point);

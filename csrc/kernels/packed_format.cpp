@@ -281,8 +281,8 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
     h = Header{};
     std::memcpy(h.magic, v.magic, sizeof(h.magic));
     h.version = v.version;
-    h.flags = v.flags & ~kFlagSplitGates;  // no split gates in version 5
-    if (h.flags != v.flags) return "has unknown flags";
+    if ((v.flags & kFlagSplitGates) != 0) return "has unknown flags";  // none in version 5
+    h.flags = v.flags;
     h.input_size = v.input_size;
     h.hidden_size = v.hidden_size;
     std::copy(v.scales, v.scales + kNumCellQParams, h.scales);

@@ -17,8 +17,8 @@ void dequantize(const uint8_t* x, int64_t n, QParams q, float* out) {
 
 void make_dequantize_table(QParams q, float* out) {
   // std::fma rounds once, as the vector fused multiply-add does, on any CPU.
-  const float premul = q.scale * static_cast<float>(-q.zero_point);
-  for (int v = 0; v < 256; ++v) out[v] = std::fma(static_cast<float>(v), q.scale, premul);
+  const DequantConstants d = dequant_constants(q);
+  for (int v = 0; v < 256; ++v) out[v] = std::fma(static_cast<float>(v), d.scale, d.offset);
 }
 
 void make_requantize_table(QParams from, QParams to, uint8_t* table) {

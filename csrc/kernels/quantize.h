@@ -22,8 +22,17 @@ void quantize(const float* x, int64_t n, QParams q, uint8_t* out);
 // element-wise ops use make_dequantize_table's fused form instead.
 void dequantize(const uint8_t* x, int64_t n, QParams q, float* out);
 
+// The operands of ATen's vectorized dequantize, fma(q, scale, offset) with
+// offset = -zero_point * scale, formed once.
+struct DequantConstants {
+  float scale, offset;
+};
+inline DequantConstants dequant_constants(QParams q) {
+  return {q.scale, q.scale * static_cast<float>(-q.zero_point)};
+}
+
 // Dequantized value of every uint8 under qparams `q`, exactly as ATen's
-// vectorized dequantize, fma(q, scale, -zero_point * scale), computes it.
+// vectorized dequantize computes it.
 void make_dequantize_table(QParams q, float* out /*[256]*/);
 
 // table[v] = quantize(dequantize(v, from), to): what ATen's cat and stack do to

@@ -56,6 +56,7 @@ void prepare_cell_constants(const PackedLayer& p, CellConstants* c) {
     std::copy(p.gate_tables[g], p.gate_tables[g] + 256, c->gates[g]);
     c->igates[g] = dequant_constants(p.q.igates[g]);
     c->hgates[g] = dequant_constants(p.q.hgates[g]);
+    c->inv_gates[g] = 1.0f / p.q.gates[g].scale;
     c->gates_zero_point[g] = static_cast<float>(p.q.gates[g].zero_point);
   }
   std::copy(p.tanh_cell, p.tanh_cell + 256, c->tanh_cell);

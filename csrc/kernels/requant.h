@@ -42,37 +42,27 @@ inline int32_t row_sum(const uint8_t* x, int64_t k) {
   return s;
 }
 
-// dequantize's fma(q, scale, -zero_point * scale) with both operands formed once.
-struct DequantConstants {
-  float scale, offset;
-};
-inline DequantConstants dequant_constants(QParams q) {
-  return {q.scale, q.scale * static_cast<float>(-q.zero_point)};
-}
-
 // Per-call constants of the cell epilogue, built once before the time loop:
 // the activation tables widened to int32, as vector gathers read them, and
-// each gate's dequantization of igates and hgates and the zero point of its sum.
+// each gate's dequantization of igates and hgates and the quantization of its sum.
 struct CellConstants {
   int32_t gates[kNumGates][256], tanh_cell[256];
   DequantConstants igates[kNumGates], hgates[kNumGates];
-  float gates_zero_point[kNumGates];
+  float inv_gates[kNumGates], gates_zero_point[kNumGates];
 };
 void prepare_cell_constants(const PackedLayer& p, CellConstants* c);
 
 // Float multipliers of the cell's element-wise ops for one step; forget*cell
 // depends on the qparams the previous cell state came with.
 struct StepMultipliers {
-  float inv_gates[kNumGates], inv_cell, fgate_cx, igate_cgate, hidden;
+  float inv_cell, fgate_cx, igate_cgate, hidden;
 };
 // ATen's quantized mul multiplier: a_scale * b_scale * (1 / out_scale), in float.
 inline float product_multiplier(float a_scale, float b_scale, float out_scale) {
   return a_scale * b_scale * (1.0f / out_scale);
 }
 inline StepMultipliers step_multipliers(const CellQParams& q, QParams c_prev) {
-  return {{1.0f / q.gates[0].scale, 1.0f / q.gates[1].scale, 1.0f / q.gates[2].scale,
-           1.0f / q.gates[3].scale},
-          1.0f / q.cell.scale,
+  return {1.0f / q.cell.scale,
           product_multiplier(kSigmoidQParams.scale, c_prev.scale, q.fgate_cx.scale),
           product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.igate_cgate.scale),
           product_multiplier(kSigmoidQParams.scale, kTanhQParams.scale, q.hidden.scale)};

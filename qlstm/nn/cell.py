@@ -41,9 +41,7 @@ class LSTMCell(LSTM):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
         if self._packed:
-            s += f", weights={'per-channel' if self._per_channel else 'per-tensor'} int8"
-            if self._split_gates:
-                s += ", split_gates=True"
+            s += self._weights_repr()
             s += f", input_qparams={self.input_qparams}, h_qparams={self.hidden_qparams}"
             s += f", c_qparams={self.cell_qparams}"
         return s

@@ -340,13 +340,16 @@ class LSTM(torch.nn.Module):
         """(scale, zero_point) of c_n: layer 0's forward cell state."""
         return self._cell_qparams
 
+    def _weights_repr(self) -> str:
+        """The repr's part that says how the packed layers were quantized."""
+        s = f", weights={'per-channel' if self._per_channel else 'per-tensor'} int8"
+        return s + (", split_gates=True" if self._split_gates else "")
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
         s += f", bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}"
         if self._packed:
-            s += f", weights={'per-channel' if self._per_channel else 'per-tensor'} int8"
-            if self._split_gates:
-                s += ", split_gates=True"
+            s += self._weights_repr()
             s += f", input_qparams={self.input_qparams}, output_qparams={self.output_qparams}"
             s += f", h_n_qparams={self.hidden_qparams}, c_n_qparams={self.cell_qparams}"
         return s
