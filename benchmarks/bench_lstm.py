@@ -176,6 +176,14 @@ def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
     return out
 
 
+def write_table(out_dir: str, name: str, table: str) -> None:
+    """Writes a markdown table to out_dir/name (the directory made if need be) and prints it."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, name), "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux), else what platform knows."""
     try:

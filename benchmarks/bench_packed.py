@@ -25,7 +25,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import qlstm
-from bench_lstm import HERE, OrtLSTM, cpu_model, have_onnxruntime, timed_ms
+from bench_lstm import HERE, OrtLSTM, cpu_model, have_onnxruntime, timed_ms, write_table
 from qlstm._compare import torch_dynamic
 
 
@@ -126,10 +126,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as workdir:
         rows = run(sizes, batches, T, threads, have_onnxruntime(), workdir)
     table = markdown(rows)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "packed.md"), "w") as f:
-        f.write(table + "\n")
-    print(table)
+    write_table(args.out, "packed.md", table)
     return 0
 
 

@@ -23,7 +23,7 @@ import torch
 from torch.ao.quantization.observer import MinMaxObserver
 
 import qlstm
-from bench_lstm import HERE, cpu_model, timed_ms
+from bench_lstm import HERE, cpu_model, timed_ms, write_table
 
 PER_TENSOR = MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
 
@@ -140,10 +140,7 @@ def main(argv=None) -> int:
     grid = ([128, 256], [1, 50], [1, 8]) if args.quick else ([128, 256, 512, 1024], [1, 50, 200], [1, 8, 64])
     threads = sorted({1, torch.get_num_threads()})
     table = markdown(speed(*grid, threads, args.rounds), accuracy())
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "split_gates.md"), "w") as f:
-        f.write(table + "\n")
-    print(table)
+    write_table(args.out, "split_gates.md", table)
     return 0
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "CELL_QPARAM_NAMES",
     "SPLIT_CELL_QPARAM_NAMES",
     "GATE_NAMES",
+    "cell_qparam_names",
 ]
 
 #: Order of the seven intermediate qparams a packed layer holds, as the C++
@@ -35,6 +36,14 @@ CELL_QPARAM_NAMES: Tuple[str, ...] = tuple(torch.ops.qlstm.cell_qparam_names())
 SPLIT_CELL_QPARAM_NAMES: Tuple[str, ...] = tuple(torch.ops.qlstm.cell_qparam_names(True))
 #: The gates in nn.LSTM's row order, named as torch.ao.nn.quantizable's split-gates cell names them.
 GATE_NAMES: Tuple[str, ...] = ("input", "forget", "cell", "output")
+
+
+def cell_qparam_names(split_gates: bool = False, projection: bool = False) -> Tuple[str, ...]:
+    """The qparams a packed layer holds, in order: CELL_QPARAM_NAMES or
+    SPLIT_CELL_QPARAM_NAMES, then ``projection`` (the output qparams of
+    ``hidden * W_hr^T``, the layer's h) for a layer with a projection (proj_size)."""
+    names = SPLIT_CELL_QPARAM_NAMES if split_gates else CELL_QPARAM_NAMES
+    return names + ("projection",) if projection else names
 
 
 def pack_lstm_layer(
@@ -49,17 +58,27 @@ def pack_lstm_layer(
     scales: Sequence[float],
     zero_points: Sequence[int],
     per_channel: bool,
+    w_hr: Optional[Tensor] = None,
+    w_hr_scales: Optional[Tensor] = None,
+    w_hr_zero_points: Optional[Tensor] = None,
 ) -> Tensor:
     """Packs one layer-direction (int8 weights in nn.LSTM's i, f, g, o row order,
     float biases and the intermediate qparams: the seven named by
     CELL_QPARAM_NAMES, or the sixteen of SPLIT_CELL_QPARAM_NAMES for split gates)
     into a uint8 blob for :func:`quantized_lstm` and :func:`quantized_lstm_cell`.
     Weight scales and zero points have shape [4 * hidden_size] (per_channel) or
-    [1]; with split gates also [4, 1], one per gate."""
+    [1]; with split gates also [4, 1], one per gate.
+
+    A layer with a projection (nn.LSTM's ``proj_size``) also takes the int8
+    ``w_hr`` ``[proj_size, hidden_size]`` (no bias) with its scales and zero
+    points (``[proj_size]`` or ``[1]``); ``w_hh`` is then
+    ``[4 * hidden_size, proj_size]`` and the qparams end with ``projection``
+    (:func:`cell_qparam_names`)."""
     return torch.ops.qlstm.pack_lstm_layer(
         w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
         b_ih, b_hh, _numbers(scales, "scales", numbers.Real, float),
         _numbers(zero_points, "zero_points", numbers.Integral, int), per_channel,
+        w_hr, w_hr_scales, w_hr_zero_points,
     )
 
 
@@ -81,7 +100,8 @@ class UnpackedLayer(NamedTuple):
     """What :func:`pack_lstm_layer` took, as :func:`unpack_lstm_layer` gives it
     back: int8 weights, float64 scales and int64 zero points ([4 * hidden_size]
     when per_channel, else [1], or [4, 1] with split gates), float biases or
-    None, the seven (split gates: sixteen) intermediate qparams."""
+    None, the seven (split gates: sixteen) intermediate qparams, one more with a
+    projection, whose int8 W_hr and qparams come last (None without one)."""
 
     w_ih: Tensor
     w_ih_scales: Tensor
@@ -94,11 +114,24 @@ class UnpackedLayer(NamedTuple):
     scales: List[float]
     zero_points: List[int]
     per_channel: bool
+    w_hr: Optional[Tensor] = None
+    w_hr_scales: Optional[Tensor] = None
+    w_hr_zero_points: Optional[Tensor] = None
+
+    @property
+    def proj_size(self) -> int:
+        """The size of the layer's projection (its h), or 0 without one."""
+        return 0 if self.w_hr is None else int(self.w_hr.shape[0])
 
     @property
     def split_gates(self) -> bool:
         """Whether igates, hgates and gates have qparams per gate."""
-        return len(self.scales) == len(SPLIT_CELL_QPARAM_NAMES)
+        return len(self.scales) - int(self.proj_size > 0) == len(SPLIT_CELL_QPARAM_NAMES)
+
+    @property
+    def qparam_names(self) -> Tuple[str, ...]:
+        """The names of ``scales`` and ``zero_points``, in order."""
+        return cell_qparam_names(self.split_gates, self.proj_size > 0)
 
 
 def _weight_qparams(per_row: Tensor, per_channel: bool, split_gates: bool) -> Tensor:
@@ -114,17 +147,22 @@ def unpack_lstm_layer(params: Tensor) -> UnpackedLayer:
     """The weights and qparams of a packed layer, in nn.LSTM's layout; packing
     them again gives the same blob. Scales come back as the float32 values the
     kernels use."""
-    # The op gives only tensors (a layer without biases has empty ones).
+    # The op gives only tensors (a layer without biases has empty ones, one
+    # without a projection a W_hr of no rows).
     (w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
-     scales, zero_points, per_channel) = torch.ops.qlstm.unpack_lstm_layer(params)
-    has_bias = b_ih.numel() > 0
-    per_channel, split = bool(per_channel), scales.numel() == len(SPLIT_CELL_QPARAM_NAMES)
+     scales, zero_points, per_channel, w_hr, w_hr_scales,
+     w_hr_zero_points) = torch.ops.qlstm.unpack_lstm_layer(params)
+    has_bias, projection = b_ih.numel() > 0, w_hr.shape[0] > 0
+    per_channel = bool(per_channel)
+    split = scales.numel() - int(projection) == len(SPLIT_CELL_QPARAM_NAMES)
     weight_qparams = (_weight_qparams(t, per_channel, split)
                       for t in (w_ih_scales, w_ih_zero_points, w_hh_scales, w_hh_zero_points))
     s_ih, z_ih, s_hh, z_hh = weight_qparams
+    hr = ((w_hr, _weight_qparams(w_hr_scales, per_channel, False),
+           _weight_qparams(w_hr_zero_points, per_channel, False)) if projection else (None,) * 3)
     return UnpackedLayer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih if has_bias else None,
                          b_hh if has_bias else None, scales.tolist(), zero_points.tolist(),
-                         per_channel)
+                         per_channel, *hr)
 
 
 def quantized_lstm(
@@ -142,16 +180,20 @@ def quantized_lstm(
     num_layers: int,
     bidirectional: bool,
     batch_first: bool,
+    proj_size: int = 0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Runs a whole multi-layer LSTM on a uint8 sequence ``[T, B, I]`` (``[B, T, I]``
     when batch_first). ``params`` holds ``num_layers * num_directions`` packed layers,
-    forward before reverse, each of ``hidden_size`` (checked; it gives the output
-    shapes without reading the blobs). Missing h0/c0 mean zeros. Returns uint8
-    (output, h_n, c_n): output in the last layer's forward hidden qparams, h_n and
-    c_n in layer 0's forward hidden and cell qparams."""
+    forward before reverse, each of ``hidden_size`` and ``proj_size`` (checked; they
+    give the output shapes without reading the blobs). Missing h0/c0 mean zeros.
+    Returns uint8 (output, h_n, c_n): output in the last layer's forward h
+    qparams, h_n and c_n in layer 0's forward h and cell qparams. h is of
+    ``proj_size`` with a projection (its qparams ``projection``), else of
+    ``hidden_size`` (``hidden``), as in nn.LSTM."""
     return torch.ops.qlstm.quantized_lstm(
         input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point,
         c0, c0_scale, c0_zero_point, params, hidden_size, num_layers, bidirectional, batch_first,
+        proj_size,
     )
 
 
@@ -166,6 +208,7 @@ def quantized_lstm_float(
     num_layers: int,
     bidirectional: bool,
     batch_first: bool,
+    proj_size: int = 0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """:func:`quantized_lstm` with float32 states, in one op call. h0 / c0 are
     quantized, and h_n / c_n dequantized, with each layer-direction's own hidden
@@ -176,7 +219,7 @@ def quantized_lstm_float(
     input (bytes in those qparams) gives the uint8 output instead."""
     return torch.ops.qlstm.quantized_lstm_float(
         input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
-        bidirectional, batch_first)
+        bidirectional, batch_first, proj_size)
 
 
 def quantized_lstm_packed(
@@ -190,17 +233,18 @@ def quantized_lstm_packed(
     hidden_size: int,
     num_layers: int,
     bidirectional: bool,
+    proj_size: int = 0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """:func:`quantized_lstm_float` on variable-length sequences in
     ``torch.nn.utils.rnn.PackedSequence``'s layout: ``data`` ``[rows, I]`` (float32,
     or uint8 bytes in the input qparams) and int64 ``batch_sizes`` (sequences sorted
     by length, longest first). Each sequence runs to its own last step (the reverse
     direction starts there); no padding is computed. Returns the output rows in the
-    same layout, and float32 h_n / c_n ``[num_layers * num_directions, B, H]`` in the
-    sorted order. Missing h0 / c0 mean zeros."""
+    same layout, and float32 h_n / c_n ``[num_layers * num_directions, B, H]`` (h_n of
+    ``proj_size`` with a projection) in the sorted order. Missing h0 / c0 mean zeros."""
     return torch.ops.qlstm.quantized_lstm_packed(
         data, batch_sizes, input_scale, input_zero_point, h0, c0, params, hidden_size,
-        num_layers, bidirectional)
+        num_layers, bidirectional, proj_size)
 
 
 def quantized_lstm_cell(
@@ -215,8 +259,9 @@ def quantized_lstm_cell(
     cx_zero_point: int,
     params: Tensor,
 ) -> Tuple[Tensor, Tensor]:
-    """One LSTM step of one packed layer on uint8 ``[B, I]`` with state ``[B, H]``.
-    Returns (h_next, c_next) in the layer's hidden and cell qparams."""
+    """One LSTM step of one packed layer (without a projection, as nn.LSTMCell)
+    on uint8 ``[B, I]`` with state ``[B, H]``. Returns (h_next, c_next) in the
+    layer's hidden and cell qparams."""
     return torch.ops.qlstm.quantized_lstm_cell(
         input, input_scale, input_zero_point, hx, hx_scale, hx_zero_point,
         cx, cx_scale, cx_zero_point, params,
@@ -253,14 +298,21 @@ def _check_params(params: Sequence[Tensor], name: str = "params") -> None:
 
 @torch.library.register_fake("qlstm::pack_lstm_layer")
 def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
-      scales, zero_points, per_channel):
+      scales, zero_points, per_channel, w_hr=None, w_hr_scales=None, w_hr_zero_points=None):
     _check_tensor(w_ih, "w_ih", torch.int8, 2)
     _check_tensor(w_hh, "w_hh", torch.int8, 2)
-    torch._check(w_hh.shape[0] == 4 * w_hh.shape[1], lambda: (
-        f"qlstm: w_hh must have shape [4 * hidden_size, hidden_size], got {list(w_hh.shape)}"))
+    if w_hr is None:
+        torch._check(w_hh.shape[0] == 4 * w_hh.shape[1], lambda: (
+            f"qlstm: w_hh must have shape [4 * hidden_size, hidden_size], got {list(w_hh.shape)}"))
+    else:
+        _check_tensor(w_hr, "w_hr", torch.int8, 2)
+        torch._check(w_hh.shape == (4 * w_hr.shape[1], w_hr.shape[0]), lambda: (
+            f"qlstm: w_hh must have shape [4 * hidden_size, proj_size] = "
+            f"{[4 * w_hr.shape[1], w_hr.shape[0]]}, got {list(w_hh.shape)}"))
     torch._check(w_ih.shape[0] == w_hh.shape[0], lambda: (
         f"qlstm: w_ih must have shape [4 * hidden_size, input_size], got {list(w_ih.shape)}"))
-    n, n_split = len(CELL_QPARAM_NAMES), len(SPLIT_CELL_QPARAM_NAMES)
+    extra = int(w_hr is not None)
+    n, n_split = len(CELL_QPARAM_NAMES) + extra, len(SPLIT_CELL_QPARAM_NAMES) + extra
     torch._check(len(scales) in (n, n_split) and len(zero_points) == len(scales), lambda: (
         f"qlstm: scales and zero_points must each hold {n} values, or {n_split} with split gates, "
         f"got {len(scales)} and {len(zero_points)}"))
@@ -275,10 +327,11 @@ def _(params):
     # Sizes, lists and flags live in the blob's contents: data-dependent.
     ctx = torch.library.get_ctx()
     hidden_size, input_size = ctx.new_dynamic_size(min=1), ctx.new_dynamic_size(min=1)
+    h_size, proj_size = ctx.new_dynamic_size(min=1), ctx.new_dynamic_size()
     rows = 4 * hidden_size
-    n_bias, n = ctx.new_dynamic_size(), ctx.new_dynamic_size()  # n: 7, or 16 with split gates
+    n_bias, n = ctx.new_dynamic_size(), ctx.new_dynamic_size()  # n: 7 or 16, + 1 with a projection
     w_ih = params.new_empty((rows, input_size), dtype=torch.int8)
-    w_hh = params.new_empty((rows, hidden_size), dtype=torch.int8)
+    w_hh = params.new_empty((rows, h_size), dtype=torch.int8)
     return (w_ih, params.new_empty((rows,), dtype=torch.float64),
             params.new_empty((rows,), dtype=torch.int64), w_hh,
             params.new_empty((rows,), dtype=torch.float64),
@@ -286,22 +339,39 @@ def _(params):
             params.new_empty((n_bias,), dtype=torch.float32),
             params.new_empty((n_bias,), dtype=torch.float32),
             params.new_empty((n,), dtype=torch.float64), params.new_empty((n,), dtype=torch.int64),
-            params.new_empty((), dtype=torch.bool))
+            params.new_empty((), dtype=torch.bool),
+            params.new_empty((proj_size, hidden_size), dtype=torch.int8),
+            params.new_empty((proj_size,), dtype=torch.float64),
+            params.new_empty((proj_size,), dtype=torch.int64))
 
 
-def _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional, batch_first):
-    """(T, B, num_directions * hidden_size) and the state shape, after the
-    checks the real op makes without reading the blobs."""
-    torch._check(input.dim() == 3,
-                 lambda: f"qlstm: input must have 3 dimensions, got shape {list(input.shape)}")
+def _check_layers(params, num_layers: int, bidirectional: bool, proj_size: int) -> int:
+    """The number of directions, after the checks the real op makes without reading the blobs."""
     torch._check(num_layers >= 1, lambda: f"qlstm: num_layers must be >= 1, got {num_layers}")
+    torch._check(proj_size >= 0, lambda: f"qlstm: proj_size must be >= 0, got {proj_size}")
     num_directions = 2 if bidirectional else 1
     torch._check(len(params) == num_layers * num_directions, lambda: (
         f"qlstm: params must hold num_layers * num_directions = {num_layers} * {num_directions} "
         f"packed layers, got {len(params)}"))
     _check_params(params)
+    return num_directions
+
+
+def _state_shapes(num_layers: int, num_directions: int, B, hidden_size: int, proj_size: int):
+    """h_n's and c_n's shapes: h is of proj_size with a projection, c of hidden_size."""
+    return ((num_layers * num_directions, B, proj_size if proj_size > 0 else hidden_size),
+            (num_layers * num_directions, B, hidden_size))
+
+
+def _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional, batch_first,
+                      proj_size):
+    """(T, B, num_directions * h size) and the h and c state shapes."""
+    torch._check(input.dim() == 3,
+                 lambda: f"qlstm: input must have 3 dimensions, got shape {list(input.shape)}")
+    num_directions = _check_layers(params, num_layers, bidirectional, proj_size)
     T, B = (input.shape[1], input.shape[0]) if batch_first else (input.shape[0], input.shape[1])
-    return (T, B, num_directions * hidden_size), (num_layers * num_directions, B, hidden_size)
+    h_state, c_state = _state_shapes(num_layers, num_directions, B, hidden_size, proj_size)
+    return (T, B, num_directions * h_state[2]), h_state, c_state
 
 
 def _check_state(t: Optional[Tensor], name: str, dtype: torch.dtype, shape) -> None:
@@ -314,58 +384,55 @@ def _check_state(t: Optional[Tensor], name: str, dtype: torch.dtype, shape) -> N
 
 @torch.library.register_fake("qlstm::quantized_lstm")
 def _(input, input_scale, input_zero_point, h0, h0_scale, h0_zero_point, c0, c0_scale,
-      c0_zero_point, params, hidden_size, num_layers, bidirectional, batch_first):
+      c0_zero_point, params, hidden_size, num_layers, bidirectional, batch_first, proj_size=0):
     _check_tensor(input, "input", torch.uint8, 3)
-    time_major, state = _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional,
-                                          batch_first)
-    _check_state(h0, "h0", torch.uint8, state)
-    _check_state(c0, "c0", torch.uint8, state)
+    time_major, h_state, c_state = _fake_lstm_shapes(input, params, hidden_size, num_layers,
+                                                     bidirectional, batch_first, proj_size)
+    _check_state(h0, "h0", torch.uint8, h_state)
+    _check_state(c0, "c0", torch.uint8, c_state)
     # The real op returns its time-major result transposed (a view) when batch_first.
     output = input.new_empty(time_major, dtype=torch.uint8)
     return (output.transpose(0, 1) if batch_first else output,
-            input.new_empty(state, dtype=torch.uint8),
-            input.new_empty(state, dtype=torch.uint8))
+            input.new_empty(h_state, dtype=torch.uint8),
+            input.new_empty(c_state, dtype=torch.uint8))
 
 
 @torch.library.register_fake("qlstm::quantized_lstm_float")
 def _(input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
-      bidirectional, batch_first):
+      bidirectional, batch_first, proj_size=0):
     torch._check(input.dtype in (torch.float32, torch.uint8), lambda: (
         f"qlstm: input must be a torch.float32 (or torch.uint8) tensor, got {input.dtype}"))
-    (T, B, out), state = _fake_lstm_shapes(input, params, hidden_size, num_layers, bidirectional,
-                                           batch_first)
-    _check_state(h0, "h0", torch.float32, state)
-    _check_state(c0, "c0", torch.float32, state)
+    (T, B, out), h_state, c_state = _fake_lstm_shapes(input, params, hidden_size, num_layers,
+                                                      bidirectional, batch_first, proj_size)
+    _check_state(h0, "h0", torch.float32, h_state)
+    _check_state(c0, "c0", torch.float32, c_state)
     if input.dtype == torch.uint8:
         # Like quantized_lstm: the time-major result, transposed when batch_first.
         output = input.new_empty((T, B, out), dtype=torch.uint8)
         output = output.transpose(0, 1) if batch_first else output
     else:
         output = input.new_empty((B, T, out) if batch_first else (T, B, out), dtype=torch.float32)
-    return (output, input.new_empty(state, dtype=torch.float32),
-            input.new_empty(state, dtype=torch.float32))
+    return (output, input.new_empty(h_state, dtype=torch.float32),
+            input.new_empty(c_state, dtype=torch.float32))
 
 
 @torch.library.register_fake("qlstm::quantized_lstm_packed")
 def _(data, batch_sizes, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
-      bidirectional):
+      bidirectional, proj_size=0):
     torch._check(data.dtype in (torch.float32, torch.uint8), lambda: (
         f"qlstm: data must be a torch.float32 (or torch.uint8) tensor, got {data.dtype}"))
     torch._check(data.dim() == 2, lambda: f"qlstm: data must have 2 dimensions, got shape {list(data.shape)}")
     _check_tensor(batch_sizes, "batch_sizes", torch.int64, 1)
-    torch._check(num_layers >= 1, lambda: f"qlstm: num_layers must be >= 1, got {num_layers}")
-    num_directions = 2 if bidirectional else 1
-    torch._check(len(params) == num_layers * num_directions, lambda: (
-        f"qlstm: params must hold num_layers * num_directions = {num_layers} * {num_directions} "
-        f"packed layers, got {len(params)}"))
-    _check_params(params)
+    num_directions = _check_layers(params, num_layers, bidirectional, proj_size)
     # The batch is batch_sizes[0], a value: known from h0, else data-dependent.
     B = h0.shape[1] if h0 is not None else torch.library.get_ctx().new_dynamic_size()
-    state = (num_layers * num_directions, B, hidden_size)
-    _check_state(h0, "h0", torch.float32, state)
-    _check_state(c0, "c0", torch.float32, state)
-    return (data.new_empty((data.shape[0], num_directions * hidden_size)),
-            data.new_empty(state, dtype=torch.float32), data.new_empty(state, dtype=torch.float32))
+    h_state, c_state = _state_shapes(num_layers, num_directions, B, hidden_size, proj_size)
+    _check_state(h0, "h0", torch.float32, h_state)
+    _check_state(c0, "c0", torch.float32, c_state)
+    # The data's dtype, as the real op's (a uint8 input gives the uint8 rows).
+    return (data.new_empty((data.shape[0], num_directions * h_state[2])),
+            data.new_empty(h_state, dtype=torch.float32),
+            data.new_empty(c_state, dtype=torch.float32))
 
 
 @torch.library.register_fake("qlstm::quantized_lstm_cell")

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 # The one model input taken from qlstm: the order of a layer's qparams.
-from qlstm.ops import CELL_QPARAM_NAMES, GATE_NAMES, SPLIT_CELL_QPARAM_NAMES
+from qlstm.ops import GATE_NAMES, SPLIT_CELL_QPARAM_NAMES, cell_qparam_names
 
 F32 = torch.float32
 QP = Tuple[float, int]
@@ -62,7 +62,9 @@ def qmul(a: Tensor, aq: QP, b: Tensor, bq: QP, out: QP) -> Tensor:
 class Layer:
     """One layer-direction: int8 weights (nn.LSTM row order), scales and zero
     points (per row, [1], or per gate [4, 1]), float biases, and the 7
-    intermediate qparams, or 16 with split gates (per-gate igates, hgates and gates)."""
+    intermediate qparams, or 16 with split gates (per-gate igates, hgates and
+    gates); with a projection also W_hr ([P, H], no bias) and an 8th / 17th,
+    projection, its output's qparams."""
 
     w_ih: Tensor
     w_ih_scales: Tensor
@@ -72,20 +74,27 @@ class Layer:
     w_hh_zps: Tensor
     b_ih: Optional[Tensor]
     b_hh: Optional[Tensor]
-    qparams: List[QP]  # in CELL_QPARAM_NAMES's (or SPLIT_CELL_QPARAM_NAMES's) order
+    qparams: List[QP]  # in qlstm.ops.cell_qparam_names's order
     per_channel: bool
+    w_hr: Optional[Tensor] = None
+    w_hr_scales: Optional[Tensor] = None
+    w_hr_zps: Optional[Tensor] = None
 
     @property
     def split_gates(self) -> bool:
-        return len(self.qparams) == len(SPLIT_CELL_QPARAM_NAMES)
+        return len(self.qparams) - int(self.w_hr is not None) == len(SPLIT_CELL_QPARAM_NAMES)
 
     def q(self, name: str, gate: Optional[int] = None) -> QP:
         """A qparams by name; igates, hgates and gates take a gate (0-3: i, f, g, o)."""
-        if not self.split_gates:
-            return self.qparams[CELL_QPARAM_NAMES.index(name)]
-        if name in SPLIT_CELL_QPARAM_NAMES:
-            return self.qparams[SPLIT_CELL_QPARAM_NAMES.index(name)]
-        return self.qparams[SPLIT_CELL_QPARAM_NAMES.index(f"{name}_{GATE_NAMES[gate]}")]
+        names = cell_qparam_names(self.split_gates, self.w_hr is not None)
+        if name in names:
+            return self.qparams[names.index(name)]
+        return self.qparams[names.index(f"{name}_{GATE_NAMES[gate]}")]
+
+    @property
+    def h_q(self) -> QP:
+        """What the layer's h comes in: its projection's output, or hidden."""
+        return self.q("projection" if self.w_hr is not None else "hidden")
 
 
 def gate_rows(t: Optional[Tensor], rows: int, gate: int) -> Optional[Tensor]:
@@ -113,9 +122,11 @@ def qlinear(x: Tensor, xq: QP, w: Tensor, w_scales: Tensor, w_zps: Tensor, b: Op
 
 def cell_step(p: Layer, x: Tensor, xq: QP, h: Tensor, hq: QP, c: Tensor, cq: QP
               ) -> Tuple[Tensor, Tensor]:
-    """One step of the quantized graph; returns (h', c') in p's hidden and cell
-    qparams. Each gate is its own linear, add and activation (the split-gates
-    graph; with one qparams for all four gates it equals the fused one)."""
+    """One step of the quantized graph; returns (h', c') in p's h (hidden, or
+    projection) and cell qparams. Each gate is its own linear, add and
+    activation (the split-gates graph; with one qparams for all four gates it
+    equals the fused one). A projection is one more quantized linear, of
+    hidden, without a bias."""
     rows = p.w_hh.shape[0]
     act = []
     for k in range(4):
@@ -132,6 +143,9 @@ def cell_step(p: Layer, x: Tensor, xq: QP, h: Tensor, hq: QP, c: Tensor, cq: QP
     igc = qmul(i, SIGMOID_QP, gg, TANH_QP, p.q("igate_cgate"))
     c2 = qadd(fc, p.q("fgate_cx"), igc, p.q("igate_cgate"), p.q("cell"))
     h2 = qmul(o, SIGMOID_QP, tanh_q(c2, p.q("cell")), TANH_QP, p.q("hidden"))
+    if p.w_hr is not None:
+        h2 = qlinear(h2, p.q("hidden"), p.w_hr, p.w_hr_scales, p.w_hr_zps, None, p.per_channel,
+                     p.q("projection"))
     return h2, c2
 
 
@@ -145,9 +159,9 @@ def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q, c0: Optional[Tensor], c0q
     per_layer = lambda q: q if isinstance(q, list) else [q] * (num_layers * D)  # noqa: E731
     h0q, c0q = per_layer(h0q), per_layer(c0q)
     T, B = x.shape[0], x.shape[1]
-    H = layers[0].w_hh.shape[1]
+    S, H = layers[0].w_hh.shape[1], layers[0].w_hh.shape[0] // 4  # h's size and c's
     if h0 is None:
-        h0, h0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), [(1.0, 0)] * (num_layers * D)
+        h0, h0q = torch.zeros(num_layers * D, B, S, dtype=torch.uint8), [(1.0, 0)] * (num_layers * D)
     if c0 is None:
         c0, c0q = torch.zeros(num_layers * D, B, H, dtype=torch.uint8), [(1.0, 0)] * (num_layers * D)
     h_n, c_n = [], []
@@ -160,18 +174,18 @@ def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q, c0: Optional[Tensor], c0q
             ys = [None] * T
             for t in (reversed(range(T)) if d == 1 else range(T)):
                 h, c = cell_step(p, x[t], xq, h, hq, c, cq)
-                hq, cq = p.q("hidden"), p.q("cell")
-                ys[t] = requantize(h, hq, fw.q("hidden"))
-            outs.append(torch.stack(ys) if T else torch.zeros(0, B, H, dtype=torch.uint8))
+                hq, cq = p.h_q, p.q("cell")
+                ys[t] = requantize(h, hq, fw.h_q)
+            outs.append(torch.stack(ys) if T else torch.zeros(0, B, S, dtype=torch.uint8))
             if not stacked:
                 h_n.append((h, hq))
                 c_n.append((c, cq))
                 continue
             # a bidirectional layer stacks its directions first, then layers are stacked
-            h_layer, c_layer = (fw.q("hidden"), fw.q("cell")) if D == 2 else (hq, cq)
-            h_n.append(requantize(requantize(h, hq, h_layer), h_layer, layers[0].q("hidden")))
+            h_layer, c_layer = (fw.h_q, fw.q("cell")) if D == 2 else (hq, cq)
+            h_n.append(requantize(requantize(h, hq, h_layer), h_layer, layers[0].h_q))
             c_n.append(requantize(requantize(c, cq, c_layer), c_layer, layers[0].q("cell")))
-        x, xq = torch.cat(outs, dim=2), fw.q("hidden")
+        x, xq = torch.cat(outs, dim=2), fw.h_q
     if not stacked:
         return x, h_n, c_n
     return x, torch.stack(h_n), torch.stack(c_n)
@@ -179,16 +193,17 @@ def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q, c0: Optional[Tensor], c0q
 
 def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: bool,
                  gen: torch.Generator, weight_zero_points: bool = False,
-                 split_gates: bool = False) -> Layer:
+                 split_gates: bool = False, proj_size: int = 0) -> Layer:
     """A layer with random int8 weights and plausible random qparams (per gate
-    with split gates, per-tensor weight qparams then [4, 1])."""
+    with split gates, per-tensor weight qparams then [4, 1]), and a projection
+    W_hr [proj_size, hidden_size] when proj_size > 0."""
     def rnd(*shape):
         return torch.rand(*shape, generator=gen)
 
     rows = 4 * hidden_size
-    n = (rows,) if per_channel else (4, 1) if split_gates else (1,)
 
-    def weight(cols):
+    def weight(cols, rows=rows, gated=True):
+        n = (rows,) if per_channel else (4, 1) if split_gates and gated else (1,)
         w = torch.randint(-128, 128, (rows, cols), generator=gen, dtype=torch.int8)
         scales = (0.02 + 0.2 * rnd(*n)).double() / max(1, cols) ** 0.5
         zps = (torch.randint(-5, 6, n, generator=gen) if weight_zero_points
@@ -196,7 +211,8 @@ def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: boo
         return w, scales, zps
 
     w_ih, s_ih, z_ih = weight(input_size)
-    w_hh, s_hh, z_hh = weight(hidden_size)
+    w_hh, s_hh, z_hh = weight(proj_size or hidden_size)
+    w_hr, s_hr, z_hr = weight(hidden_size, proj_size, gated=False) if proj_size else (None,) * 3
     b_ih = (rnd(rows) - 0.5) if bias else None
     b_hh = (rnd(rows) - 0.5) if bias else None
 
@@ -205,7 +221,8 @@ def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: boo
         return (scale, int(torch.randint(96, 160, (1,), generator=gen)))
 
     ranges = {"igates": (1, 4), "hgates": (1, 4), "gates": (1, 5), "fgate_cx": (0.5, 2),
-              "igate_cgate": (0.5, 2), "cell": (0.5, 3), "hidden": (0.3, 1)}
-    names = SPLIT_CELL_QPARAM_NAMES if split_gates else CELL_QPARAM_NAMES
+              "igate_cgate": (0.5, 2), "cell": (0.5, 3), "hidden": (0.3, 1), "projection": (0.5, 2)}
+    names = cell_qparam_names(split_gates, proj_size > 0)
     qparams = [qp(*ranges[name if name in ranges else name.rsplit("_", 1)[0]]) for name in names]
-    return Layer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih, b_hh, qparams, per_channel)
+    return Layer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih, b_hh, qparams, per_channel,
+                 w_hr, s_hr, z_hr)

@@ -1,10 +1,15 @@
-"""Blobs and TorchScript files packed by qlstm before split gates (packing
-version 5, commit 408a80d) keep working: tests/data/packed_v5.pt holds two
-version-5 blobs (per-channel with biases; per-tensor with weight zero points
-and no biases) with an input and what that qlstm's quantized_lstm gave for it,
-and a module's input and output; tests/data/scripted_v5.pt is that module
-(qlstm.quantize of a 2-layer bidirectional nn.LSTM(6, 8)) saved by
-torch.jit.save."""
+"""Blobs and TorchScript files packed by earlier qlstm versions keep working.
+
+Packing version 5 (commit 408a80d, before split gates): tests/data/packed_v5.pt
+holds two blobs (per-channel with biases; per-tensor with weight zero points and
+no biases) with an input and what that qlstm's quantized_lstm gave for it, and a
+module's input and output; tests/data/scripted_v5.pt is that module
+(qlstm.quantize of a 2-layer bidirectional nn.LSTM(6, 8)) saved by torch.jit.save.
+
+Packing version 6 (commit 22ceb06, before projections): tests/data/packed_v6.pt
+and scripted_v6.pt, the same with split-gates layers (per-channel with biases;
+per-gate weight scales with weight zero points, no biases; input size 6, hidden
+size 9) and the split-gates module of tests/helpers.split_own_flow_model."""
 import os
 
 import pytest
@@ -14,43 +19,60 @@ import qlstm
 from helpers import assert_same
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-LAYERS = ["per_channel", "per_tensor_zero_points"]
+CURRENT_VERSION = 7
+# (version, blob names, hidden size, split gates)
+VERSIONS = [(5, ["per_channel", "per_tensor_zero_points"], 6, False),
+            (6, ["split_per_channel", "split_per_gate_zero_points"], 9, True)]
+BLOBS = [(v, name, H, split) for v, names, H, split in VERSIONS for name in names]
 
 
 @pytest.fixture(scope="module")
-def v5():
-    return torch.load(os.path.join(DATA, "packed_v5.pt"))
+def saved():
+    return {v: torch.load(os.path.join(DATA, f"packed_v{v}.pt")) for v, *_ in VERSIONS}
 
 
-def run(x, blob):
-    return torch.ops.qlstm.quantized_lstm(x, 0.05, 128, None, 1.0, 0, None, 1.0, 0, [blob], 6, 1,
-                                          False, False)
+def run(x, blob, hidden_size):
+    return torch.ops.qlstm.quantized_lstm(x, 0.05, 128, None, 1.0, 0, None, 1.0, 0, [blob],
+                                          hidden_size, 1, False, False)
 
 
-@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("version,name,hidden_size,split", BLOBS)
 @pytest.mark.parametrize("isa", qlstm.available_isas())
-def test_version_5_blob_gives_what_it_gave(v5, name, isa):
-    assert int(v5[name][8]) == 5
+def test_old_blob_gives_what_it_gave(saved, version, name, hidden_size, split, isa):
+    data = saved[version]
+    assert int(data[name][8]) == version
     with qlstm.use_isa(isa):
-        assert_same(run(v5["x"], v5[name]), v5[name + "_out"])
+        assert_same(run(data["x"], data[name], hidden_size), data[name + "_out"])
 
 
-@pytest.mark.parametrize("name", LAYERS)
-def test_version_5_blob_unpacks_and_packs_as_version_6(v5, name):
-    u = qlstm.ops.unpack_lstm_layer(v5[name])
-    assert len(u.scales) == 7 and not u.split_gates
+@pytest.mark.parametrize("version,name,hidden_size,split", BLOBS)
+def test_old_blob_unpacks_and_packs_as_the_current_version(saved, version, name, hidden_size,
+                                                           split):
+    data = saved[version]
+    u = qlstm.ops.unpack_lstm_layer(data[name])
+    assert u.split_gates == split and u.proj_size == 0 and len(u.scales) == (16 if split else 7)
     repacked = qlstm.ops.pack_lstm_layer(*u)
-    assert int(repacked[8]) == 6
-    assert_same(run(v5["x"], repacked), v5[name + "_out"])
+    assert int(repacked[8]) == CURRENT_VERSION
+    assert_same(run(data["x"], repacked, hidden_size), data[name + "_out"])
 
 
-def test_altered_version_5_blob_fails_its_checksum(v5):
-    blob = v5["per_channel"].clone()
-    blob[200] ^= 1  # a weight byte
+@pytest.mark.parametrize("version", [v for v, *_ in VERSIONS])
+def test_altered_old_blob_fails_its_checksum(saved, version):
+    name, hidden_size = [(b[1], b[2]) for b in BLOBS if b[0] == version][0]
+    blob = saved[version][name].clone()
+    blob[300] ^= 1  # a weight byte
     with pytest.raises(ValueError, match="its bytes do not match its checksum"):
-        run(v5["x"], blob)
+        run(saved[version]["x"], blob, hidden_size)
 
 
-def test_torchscript_file_saved_with_version_5_blobs_runs(v5):
-    loaded = torch.jit.load(os.path.join(DATA, "scripted_v5.pt"))
-    assert_same(loaded(v5["module_x"]), v5["module_out"])
+@pytest.mark.parametrize("version", [v for v, *_ in VERSIONS])
+def test_torchscript_file_saved_with_old_blobs_runs(saved, version):
+    loaded = torch.jit.load(os.path.join(DATA, f"scripted_v{version}.pt"))
+    assert_same(loaded(saved[version]["module_x"]), saved[version]["module_out"])
+
+
+def test_version_6_blob_cannot_claim_a_projection(saved):
+    blob = saved[6]["split_per_channel"].clone()
+    blob[12] |= 16  # the flags' projection bit, which version 6 does not have
+    with pytest.raises(ValueError, match="has unknown flags"):
+        run(saved[6]["x"], blob, 9)

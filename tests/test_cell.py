@@ -6,6 +6,7 @@ import torch
 
 import qlstm
 import quantized_graph as qg
+from helpers import graph_layer
 
 I, H = 6, 9
 
@@ -14,13 +15,6 @@ def quantized_cell(seed=0, bias=True):
     torch.manual_seed(seed)
     cell = torch.nn.LSTMCell(I, H, bias=bias)
     return cell, qlstm.quantize(cell, [torch.randn(5, I) for _ in range(3)])
-
-
-def graph_layer(cell):
-    u = qlstm.ops.unpack_lstm_layer(cell.packed_layers[0])
-    return qg.Layer(u.w_ih, u.w_ih_scales, u.w_ih_zero_points, u.w_hh, u.w_hh_scales,
-                    u.w_hh_zero_points, u.b_ih, u.b_hh, list(zip(u.scales, u.zero_points)),
-                    u.per_channel)
 
 
 def dequant(q, qp):
@@ -32,7 +26,7 @@ def dequant(q, qp):
 def test_a_step_is_the_graph(isa, bias):
     float_cell, cell = quantized_cell(bias=bias)
     assert type(cell) is qlstm.nn.LSTMCell and repr(cell).startswith("QuantizedLSTMCell(6, 9")
-    layer = graph_layer(cell)
+    layer = graph_layer(cell.packed_layers[0])
     x = torch.randn(4, I)
     h0, c0 = torch.randn(4, H) * 0.3, torch.randn(4, H) * 0.3
     xq = cell.input_qparams

@@ -130,8 +130,6 @@ def test_module_errors():
         qlstm.prepare(torch.nn.LSTM(4, 5), observer="median")
     with pytest.raises(ValueError, match="qlstm: calibration_batches was empty"):
         qlstm.quantize(torch.nn.LSTM(4, 5), [])
-    with pytest.raises(ValueError, match="qlstm: LSTMs with proj_size are not supported"):
-        qlstm.prepare(torch.nn.LSTM(4, 5, proj_size=2))
 
 
 def test_altered_min_weight_list_is_rejected():

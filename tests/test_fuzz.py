@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import qlstm
 import quantized_graph as qg
-from helpers import pack, random_model
+from helpers import graph_layer, pack, random_model
 
 settings.register_profile(
     "qlstm", max_examples=int(os.environ.get("QLSTM_FUZZ_EXAMPLES", "500")), deadline=None,
@@ -91,14 +91,17 @@ def lstm_cases(draw):
     I, H = draw(st.integers(1, 9)), draw(st.integers(1, 9))
     num_layers, bidirectional = draw(st.integers(1, 2)), draw(st.booleans())
     bias, per_channel, wzp = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    P = draw(st.integers(1, H - 1)) if H > 1 and draw(st.booleans()) else 0  # a projection
     layers = random_model(I, H, num_layers, bidirectional, bias, per_channel,
-                          draw(st.integers(0, 10 ** 6)), wzp, split_gates=draw(st.booleans()))
+                          draw(st.integers(0, 10 ** 6)), wzp, split_gates=draw(st.booleans()),
+                          proj_size=P)
     T, B = draw(st.integers(0, 4)), draw(st.integers(0, 3))
     D = 2 if bidirectional else 1
     fault = draw(st.sampled_from(NO_FAULT + ["features", "x_q", "h0_q", "states", "hidden_size",
-                                             "layer_count"]))
+                                             "layer_count", "proj_size"]))
     I_in = draw(st.integers(0, 10).filter(lambda n: n != I)) if fault == "features" else I
-    state_shape = (num_layers * D, B, H)
+    state_shape = (num_layers * D, B, P or H)
+    cell_shape = (num_layers * D, B, H)
     states = draw(st.sampled_from(["bad_shape", "bad_dtype"] if fault == "states" else
                                   ["none", "good", "good"] if fault != "h0_q" else ["good"]))
 
@@ -110,8 +113,10 @@ def lstm_cases(draw):
 
     return dict(layers=layers, I=I, H=H, num_layers=num_layers, bidirectional=bidirectional,
                 x=draw(byte_tensors((T, B, I_in))), x_q=qparams(fault == "x_q"),
-                states=states, state_shape=state_shape,
-                h0=draw(byte_tensors(state_shape)), c0=draw(byte_tensors(state_shape)),
+                states=states, state_shape=state_shape, P=P,
+                proj_size=draw(st.integers(-1, 9).filter(lambda n: n != P))
+                if fault == "proj_size" else P,
+                h0=draw(byte_tensors(state_shape)), c0=draw(byte_tensors(cell_shape)),
                 h0_q=qparams(fault == "h0_q"), c0_q=qparams(False),
                 hidden_size=draw(st.integers(-2, 12).filter(lambda n: n != H))
                 if fault == "hidden_size" else H,
@@ -131,9 +136,10 @@ def test_quantized_lstm(case):
         h0, c0 = c["h0"].to(torch.int32), c["c0"]
     params = [pack(l) for l in c["layers"]]
     args = (c["x"], *c["x_q"], h0, *c["h0_q"], c0, *c["c0_q"], params, c["hidden_size"],
-            c["layer_count"], c["bidirectional"], False)
+            c["layer_count"], c["bidirectional"], False, c["proj_size"])
     valid = (c["x"].shape[2] == c["I"] and qparams_ok(*c["x_q"]) and c["hidden_size"] == c["H"]
              and c["layer_count"] == c["num_layers"] and c["states"] in ("none", "good")
+             and c["proj_size"] == c["P"]
              and (h0 is None or (qparams_ok(*c["h0_q"]) and qparams_ok(*c["c0_q"]))))
     if not valid:
         expect_qlstm_error(lambda: torch.ops.qlstm.quantized_lstm(*args))
@@ -254,12 +260,13 @@ def test_pack_lstm_layer(I, H, per_channel, bias, qparams, w_scale, w_zp, seed, 
 
 @given(st.integers(0, 10 ** 6), st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 255)),
                                          min_size=1, max_size=4),
-       st.sampled_from(["flip", "truncate", "extend"]))
-def test_altered_blobs_are_rejected(seed, edits, how):
+       st.sampled_from(["flip", "truncate", "extend"]), st.sampled_from([0, 2]))
+def test_altered_blobs_are_rejected(seed, edits, how, proj_size):
     """Any alteration of a blob is rejected with a qlstm: error, by its structure
     checks or its checksum: never a crash, an out-of-bounds read (the sanitizer
     build runs this too) or a result from altered weights."""
-    layer = random_model(3, 4, 1, False, True, True, seed, weight_zero_points=True)[0]
+    layer = random_model(3, 4, 1, False, True, True, seed, weight_zero_points=True,
+                         proj_size=proj_size)[0]
     original = pack(layer)
     blob = original.clone()
     if how == "truncate":
@@ -274,18 +281,13 @@ def test_altered_blobs_are_rejected(seed, edits, how):
     x = torch.randint(0, 256, (2, 1, 3), dtype=torch.uint8)
     expect_qlstm_error(lambda: qlstm.ops.unpack_lstm_layer(blob))
     expect_qlstm_error(lambda: torch.ops.qlstm.quantized_lstm(
-        x, 0.1, 3, None, 1.0, 0, None, 1.0, 0, [blob], 4, 1, False, False))
+        x, 0.1, 3, None, 1.0, 0, None, 1.0, 0, [blob], 4, 1, False, False, proj_size))
 
 
 def module_reference(m, x, hx, dtype, state_dtype):
     """The module's float forward through the pure-PyTorch graph: float states
     in each layer-direction's own qparams, results in the input's dtype."""
-    layers = []
-    for blob in m._packed:
-        u = qlstm.ops.unpack_lstm_layer(blob)
-        layers.append(qg.Layer(u.w_ih, u.w_ih_scales, u.w_ih_zero_points, u.w_hh, u.w_hh_scales,
-                               u.w_hh_zero_points, u.b_ih, u.b_hh,
-                               list(zip(u.scales, u.zero_points)), u.per_channel))
+    layers = [graph_layer(blob) for blob in m._packed]
     batched = x.dim() == 3
     xb = x if batched else x.unsqueeze(1)
     if m.batch_first and batched:

@@ -25,6 +25,8 @@ def op_samples():
     layer = random_model(5, 6, 1, False, True, True, seed=1)[0]
     split = random_model(5, 6, 1, False, True, False, seed=2, split_gates=True)[0]
     params2 = lstm_layers()
+    # With a projection: h of 4, c of 7.
+    proj = [pack(l) for l in random_model(6, 7, 2, True, True, True, seed=3, proj_size=4)]
     params_nobias = lstm_layers(4, 3, 1, False, bias=False, per_channel=False)
     x = random_bytes(4, 3, 6, seed=2)
     h0, c0 = random_bytes(4, 3, 7, seed=3), random_bytes(4, 3, 7, seed=4)
@@ -37,6 +39,16 @@ def op_samples():
         (ops.unpack_lstm_layer.default, (pack(layer),)),
         (ops.unpack_lstm_layer.default, (pack(split),)),
         (ops.unpack_lstm_layer.default, (params_nobias[0],)),
+        (ops.pack_lstm_layer.default, tuple(qlstm.ops.unpack_lstm_layer(proj[2]))),
+        (ops.unpack_lstm_layer.default, (proj[2],)),
+        (ops.quantized_lstm.default,
+         (x, 0.05, 128, random_bytes(4, 3, 4, seed=3), 0.02, 100, c0, 0.03, 120, proj, 7, 2, True,
+          False, 4)),
+        (ops.quantized_lstm_float.default,
+         (xf, 0.02, 128, torch.randn(4, 3, 4), torch.randn(4, 3, 7), proj, 7, 2, True, False, 4)),
+        (ops.quantized_lstm_packed.default,
+         (torch.randn(7, 6), torch.tensor([3, 2, 1, 1]), 0.02, 128, torch.randn(4, 3, 4),
+          torch.randn(4, 3, 7), proj, 7, 2, True, 4)),
         (ops.quantized_lstm.default,
          (x, 0.05, 128, h0, 0.02, 100, c0, 0.03, 120, params2, 7, 2, True, False)),
         (ops.quantized_lstm.default,
@@ -109,16 +121,16 @@ def test_fake_kernels_give_the_real_shapes():
             assert tuple(f.shape) == tuple(r.shape) and f.dtype == r.dtype, op
 
 
-@pytest.mark.parametrize("split_gates", [False, True])
-def test_compile_fullgraph_matches_eager(split_gates):
+@pytest.mark.parametrize("split_gates,proj_size", [(False, 0), (True, 0), (False, 5)])
+def test_compile_fullgraph_matches_eager(split_gates, proj_size):
     torch._dynamo.reset()
-    q = own_flow_model(split_gates=split_gates)
+    q = own_flow_model(split_gates=split_gates, proj_size=proj_size)
     compiled = torch.compile(q, fullgraph=True)
     for T, B in ((7, 2), (3, 5), (11, 1)):
         x = torch.randn(T, B, 6)
         assert_same(compiled(x), q(x))
     lstm = torch.compile(q[0], fullgraph=True)
-    state = (torch.randn(4, 2, 8), torch.randn(4, 2, 8))
+    state = (torch.randn(4, 2, proj_size or 8), torch.randn(4, 2, 8))
     x = torch.randn(5, 2, 6)
     assert_same(lstm(x, state), q[0](x, state))
 
@@ -136,9 +148,10 @@ def test_compile_streaming_cell_op():
         assert torch.equal(g, e)
 
 
-@pytest.mark.parametrize("batch_first,split_gates", [(False, False), (True, False), (False, True)])
-def test_export_dynamic_sequence_and_batch_round_trips(batch_first, split_gates):
-    q = own_flow_model(batch_first=batch_first, split_gates=split_gates)
+@pytest.mark.parametrize("batch_first,split_gates,proj_size",
+                         [(False, False, 0), (True, False, 0), (False, True, 0), (True, False, 5)])
+def test_export_dynamic_sequence_and_batch_round_trips(batch_first, split_gates, proj_size):
+    q = own_flow_model(batch_first=batch_first, split_gates=split_gates, proj_size=proj_size)
     x = torch.randn(2, 7, 6) if batch_first else torch.randn(7, 2, 6)
     T, B = torch.export.Dim("T", min=1, max=4096), torch.export.Dim("B", min=1, max=1024)
     dims = {0: B, 1: T} if batch_first else {0: T, 1: B}

@@ -11,7 +11,7 @@ namespace qlstm {
 
 // State of one recurrent step: the previous h and c with their qparams.
 struct StepState {
-  const uint8_t* h;  // [B][H]
+  const uint8_t* h;  // [B][p.h_size()]
   const uint8_t* c;  // [B][H]
   QParams c_qparams;
 };
@@ -22,15 +22,16 @@ struct StepState {
 // for bit.
 struct KernelSet {
   const char* name;
-  // igates[r][n] for rows [row_begin, row_end) of x ([rows][input_size]) and
-  // packed rows n in panels [panel_begin, panel_end).
-  void (*input_projection)(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
-                           int64_t row_begin, int64_t row_end, int64_t panel_begin,
-                           int64_t panel_end, uint8_t* igates /*[rows][p.rows]*/);
+  // out[r][n] = x * m^T requantized, for rows [row_begin, row_end) of x
+  // ([rows][m.K]) and packed rows n in panels [panel_begin, panel_end): the
+  // input projection (igates, m = W_ih) and a layer's projection (m = W_hr).
+  void (*linear)(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x,
+                 int64_t row_begin, int64_t row_end, int64_t panel_begin, int64_t panel_end,
+                 uint8_t* out /*[rows][m.rows]*/);
   // One timestep for batch rows [b_begin, b_end) and unit blocks
   // [block_begin, block_end): hgates = h * w_hh^T, then gates, sigmoid/tanh,
-  // the cell update and the new hidden state, fused. hh must have been
-  // prepared with the qparams of state.h.
+  // the cell update and hidden = o * tanh(c) (the new h, or the projection's
+  // input), fused. hh must have been prepared with the qparams of state.h.
   void (*lstm_step)(const PackedLayer& p, const LinearRequant& hh, const CellConstants& cc,
                     const uint8_t* igates /*[B][p.rows]*/, const StepState& state,
                     int64_t b_begin, int64_t b_end, int64_t block_begin, int64_t block_end,

@@ -67,23 +67,54 @@ void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_p
 
 }  // namespace
 
+void run_linear(const KernelSet& k, const PackedMatrix& m, const LinearRequant& r,
+                const uint8_t* x, int64_t rows, uint8_t* out, const Parallel& par) {
+  parallel_grid(rows, /*row_chunk=*/64, m.panels(), kPanelRows * m.K,
+                [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+                  k.linear(m, r, x, r0, r1, c0, c1, out);
+                }, par);
+}
+
 void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
                           int64_t rows, uint8_t* igates, const Parallel& par) {
   const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
-  parallel_grid(rows, /*row_chunk=*/64, p.ih.panels(), kPanelRows * p.ih.K,
-                [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-                  k.input_projection(p, ih.r, x, r0, r1, c0, c1, igates);
-                }, par);
+  run_linear(k, p.ih, ih.r, x, rows, igates, par);
 }
 
 void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
               const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
-              uint8_t* h_next, uint8_t* c_next, const Parallel& par) {
+              uint8_t* hidden, uint8_t* c_next, const Parallel& par) {
   parallel_grid(batch, /*row_chunk=*/8, padded_hidden(p.hidden_size) / kUnitBlock,
-                4 * kUnitBlock * p.hidden_size,
+                4 * kUnitBlock * p.hh.K,
                 [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
-                  k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, h_next, c_next);
+                  k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, hidden, c_next);
                 }, par);
+}
+
+namespace {
+
+// The projection's output qparams for each gate slot of LinearRequant: W_hr's
+// rows are not gates, and all of them share one.
+struct ProjectionOutput {
+  QParams q[kNumGates];
+  explicit ProjectionOutput(QParams projection) {
+    for (QParams& slot : q) slot = projection;
+  }
+};
+
+}  // namespace
+
+Projection::Projection(const PackedLayer& p)
+    : p_(p), hr_(p.hr, p.q.hidden, ProjectionOutput(p.q.projection).q) {}
+
+void Projection::run(const KernelSet& k, const uint8_t* hidden, int64_t batch, uint8_t* h,
+                     const Parallel& par) {
+  const int64_t P = p_.proj_size, N = p_.hr.rows;
+  out_.resize(static_cast<size_t>(batch * N));
+  run_linear(k, p_.hr, hr_.r, hidden, batch, out_.data(), par);
+  for (int64_t b = 0; b < batch; ++b) {
+    std::copy(out_.begin() + b * N, out_.begin() + b * N + P, h + b * P);
+  }
 }
 
 namespace {
@@ -131,7 +162,7 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
                               QParams x_q, const Steps& steps, bool reverse,
                               const InitialState& init, uint8_t* out, int64_t out_width,
                               int64_t out_offset, const uint8_t* out_table, const Parallel& par) {
-  const int64_t H = p.hidden_size, N = p.rows, T = steps.T, B = steps.B;
+  const int64_t H = p.hidden_size, S = p.h_size(), N = p.rows, T = steps.T, B = steps.B;
   // The projection of every row there is, padding none.
   const int64_t rows = steps.rows();
   std::vector<uint8_t> igates(static_cast<size_t>(rows * N));
@@ -140,23 +171,30 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
   for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
 
   DirectionResult res;
-  const size_t state_size = static_cast<size_t>(B * H);
-  auto initial = [&](const uint8_t* s, QParams q) {
-    return s ? std::vector<uint8_t>(s, s + state_size)
-             : std::vector<uint8_t>(state_size, static_cast<uint8_t>(q.zero_point));
+  const size_t h_bytes = static_cast<size_t>(B * S), c_bytes = static_cast<size_t>(B * H);
+  auto initial = [](const uint8_t* s, size_t n, QParams q) {
+    return s ? std::vector<uint8_t>(s, s + n)
+             : std::vector<uint8_t>(n, static_cast<uint8_t>(q.zero_point));
   };
-  res.h = initial(init.h, init.h_q);
-  res.c = initial(init.c, init.c_q);
+  res.h = initial(init.h, h_bytes, init.h_q);
+  res.c = initial(init.c, c_bytes, init.c_q);
   res.h_q = init.h_q;
   res.c_q = init.c_q;
-  std::vector<uint8_t> h_next(state_size), c_next(state_size);
+  std::vector<uint8_t> h_next(h_bytes), c_next(c_bytes);
+  // With a projection the step's hidden goes through W_hr into h_next.
+  std::optional<Projection> projection;
+  std::vector<uint8_t> hidden;
+  if (p.proj_size > 0) {
+    projection.emplace(p);
+    hidden.resize(c_bytes);
+  }
 
   // Step 0 multiplies the initial h, later steps the layer's own h; the
   // constants differ only when their qparams do.
   const LinearRequantStorage hh_init(p.hh, init.h_q, p.q.hgates);
   const std::optional<LinearRequantStorage> hh_later =
-      T > 1 && !(init.h_q == p.q.hidden)
-          ? std::make_optional<LinearRequantStorage>(p.hh, p.q.hidden, p.q.hgates)
+      T > 1 && !(init.h_q == p.q.h())
+          ? std::make_optional<LinearRequantStorage>(p.hh, p.q.h(), p.q.hgates)
           : std::nullopt;
   const LinearRequant& hh_steady = hh_later ? hh_later->r : hh_init.r;
   CellConstants cc;
@@ -167,16 +205,16 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
     const int64_t bt = steps.at(t);
     const StepState state{res.h.data(), res.c.data(), res.c_q};
     run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.data() + first_row[t] * N, state, bt,
-             h_next.data(), c_next.data(), par);
-    const size_t active = static_cast<size_t>(bt * H);
-    std::copy(res.h.begin() + active, res.h.end(), h_next.begin() + active);
-    std::copy(res.c.begin() + active, res.c.end(), c_next.begin() + active);
+             projection ? hidden.data() : h_next.data(), c_next.data(), par);
+    if (projection) projection->run(k, hidden.data(), bt, h_next.data(), par);
+    std::copy(res.h.begin() + bt * S, res.h.end(), h_next.begin() + bt * S);
+    std::copy(res.c.begin() + bt * H, res.c.end(), c_next.begin() + bt * H);
     res.h.swap(h_next);
     res.c.swap(c_next);
-    res.h_q = p.q.hidden;
+    res.h_q = p.q.h();
     res.c_q = p.q.cell;
     for (int64_t b = 0; b < bt; ++b) {
-      map_bytes(out_table, res.h.data() + b * H, H,
+      map_bytes(out_table, res.h.data() + b * S, S,
                 out + (first_row[t] + b) * out_width + out_offset);
     }
   }

@@ -33,14 +33,34 @@ struct LinearRequantStorage {
   LinearRequantStorage(const PackedMatrix& m, QParams input, const QParams output[kNumGates]);
 };
 
+// out ([rows][m.rows]) = x ([rows][m.K]) * m^T, requantized with r.
+void run_linear(const KernelSet& k, const PackedMatrix& m, const LinearRequant& r,
+                const uint8_t* x, int64_t rows, uint8_t* out, const Parallel& par);
+
 // igates ([rows][p.rows]) of x ([rows][input_size]) with qparams x_q.
 void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
                           int64_t rows, uint8_t* igates, const Parallel& par);
 
 // One step for the whole batch; hh must have been prepared for s.h's qparams.
+// Writes the new c and hidden = o * tanh(c) ([batch][H] each): the new h, or
+// with a projection what project_hidden takes.
 void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
               const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
-              uint8_t* h_next, uint8_t* c_next, const Parallel& par);
+              uint8_t* hidden, uint8_t* c_next, const Parallel& par);
+
+// A layer's projection, h = hidden * W_hr^T in the projection qparams, for
+// `batch` rows of hidden ([batch][H]) into h ([batch][proj_size]).
+class Projection {
+ public:
+  explicit Projection(const PackedLayer& p);
+  void run(const KernelSet& k, const uint8_t* hidden, int64_t batch, uint8_t* h,
+           const Parallel& par);
+
+ private:
+  const PackedLayer& p_;
+  LinearRequantStorage hr_;
+  std::vector<uint8_t> out_;  // [batch][hr.rows], the padding rows dropped when copied to h
+};
 
 // quantize / dequantize of n values with a kernel set, split over the
 // caller's threads.
@@ -58,7 +78,7 @@ struct RequantTable {
 };
 
 struct InitialState {
-  const uint8_t* h;  // [B][H], or nullptr for zeros (bytes equal to h_q's zero point)
+  const uint8_t* h;  // [B][p.h_size()], or nullptr for zeros (bytes equal to h_q's zero point)
   QParams h_q;
   const uint8_t* c;
   QParams c_q;
@@ -85,7 +105,7 @@ struct DirectionResult {
 };
 
 // Runs one layer-direction over x ([steps.rows()][I]); writes the h of each
-// row into out[row][out_offset : out_offset + H] (row length out_width),
+// row into out[row][out_offset : out_offset + p.h_size()] (row length out_width),
 // through `out_table`. With packed steps the initial state must come in the
 // layer's own hidden and cell qparams: rows that wait or have ended keep
 // theirs while the others step.

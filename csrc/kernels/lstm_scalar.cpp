@@ -31,15 +31,15 @@ uint8_t requantize_product(int32_t product, float multiplier, int32_t zero_point
   return quantize_value(static_cast<float>(product), multiplier, zero_point);
 }
 
-void input_projection_scalar(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
-                             int64_t row_begin, int64_t row_end, int64_t panel_begin,
-                             int64_t panel_end, uint8_t* igates) {
-  const int64_t K = p.ih.K, N = p.rows;
+void linear_scalar(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x,
+                   int64_t row_begin, int64_t row_end, int64_t panel_begin, int64_t panel_end,
+                   uint8_t* out) {
+  const int64_t K = m.K, N = m.rows;
   for (int64_t row = row_begin; row < row_end; ++row) {
     const uint8_t* xr = x + row * K;
-    const int32_t rs = p.ih.has_zero_point ? row_sum(xr, K) : 0;
+    const int32_t rs = m.has_zero_point ? row_sum(xr, K) : 0;
     for (int64_t n = panel_begin * kPanelRows; n < panel_end * kPanelRows; ++n) {
-      igates[row * N + n] = linear_output(xr, p.ih, r, n, rs);
+      out[row * N + n] = linear_output(xr, m, r, n, rs);
     }
   }
 }
@@ -48,7 +48,7 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
                       const uint8_t* igates, const StepState& state, int64_t b_begin,
                       int64_t b_end, int64_t block_begin, int64_t block_end, uint8_t* h_next,
                       uint8_t* c_next) {
-  const int64_t H = p.hidden_size, N = p.rows;
+  const int64_t H = p.hidden_size, N = p.rows, K = p.hh.K;
   const CellQParams& q = p.q;
   const StepMultipliers m = step_multipliers(q, state.c_qparams);
   const int32_t cz = state.c_qparams.zero_point, tz = kTanhQParams.zero_point;
@@ -63,10 +63,10 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
   make_dequantize_table(q.igate_cgate, deq_igate_cgate);
 
   for (int64_t b = b_begin; b < b_end; ++b) {
-    const uint8_t* h = state.h + b * H;
+    const uint8_t* h = state.h + b * K;
     const uint8_t* c = state.c + b * H;
     const uint8_t* ig = igates + b * N;
-    const int32_t rs = p.hh.has_zero_point ? row_sum(h, H) : 0;
+    const int32_t rs = p.hh.has_zero_point ? row_sum(h, K) : 0;
     for (int64_t u = block_begin * kUnitBlock; u < u_end; ++u) {
       uint8_t gate[4];
       for (int g = 0; g < 4; ++g) {
@@ -94,7 +94,7 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
 }  // namespace
 
 const KernelSet& scalar_kernels() {
-  static const KernelSet k{"scalar", input_projection_scalar, lstm_step_scalar, quantize, dequantize};
+  static const KernelSet k{"scalar", linear_scalar, lstm_step_scalar, quantize, dequantize};
   return k;
 }
 

@@ -132,9 +132,8 @@ template <int R>
 inline constexpr int kPanelsPerPass = R == 1 ? 2 : 1;
 
 template <class Dot, int R, int P>
-void project_panels(const PackedLayer& p, const LinearRequant& r, const uint8_t* x, int64_t row,
-                    int64_t panel, const int32_t rs[R], uint8_t* igates) {
-  const PackedMatrix& m = p.ih;
+void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
+                    int64_t panel, const int32_t rs[R], uint8_t* out) {
   const int64_t K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
   PanelFix fix[P];
   for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, r, panel + j);
@@ -143,50 +142,50 @@ void project_panels(const PackedLayer& p, const LinearRequant& r, const uint8_t*
   for (int i = 0; i < R; ++i) {
     for (int j = 0; j < P; ++j) {
       const int64_t n = (panel + j) * kPanelRows;
-      Dot::store_outputs(raw[i][j], r, m.zero_point, n, rs[i], igates + (row + i) * N + n);
+      Dot::store_outputs(raw[i][j], r, m.zero_point, n, rs[i], out + (row + i) * N + n);
     }
   }
 }
 
 template <class Dot, int R>
-void project_rows(const PackedLayer& p, const LinearRequant& r, const uint8_t* x, int64_t row,
-                  int64_t panel_begin, int64_t panel_end, uint8_t* igates) {
-  const int64_t K = p.ih.K;
+void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
+                  int64_t panel_begin, int64_t panel_end, uint8_t* out) {
+  const int64_t K = m.K;
   constexpr int P = kPanelsPerPass<R>;
   int32_t rs[R];
-  for (int i = 0; i < R; ++i) rs[i] = p.ih.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
+  for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
   int64_t panel = panel_begin;
   for (; panel + P <= panel_end; panel += P) {
-    project_panels<Dot, R, P>(p, r, x, row, panel, rs, igates);
+    project_panels<Dot, R, P>(m, r, x, row, panel, rs, out);
   }
-  for (; panel < panel_end; ++panel) project_panels<Dot, R, 1>(p, r, x, row, panel, rs, igates);
+  for (; panel < panel_end; ++panel) project_panels<Dot, R, 1>(m, r, x, row, panel, rs, out);
 }
 
 // project_rows with R = min(rows, kGemmRows) as a compile-time tile height.
 template <class Dot, int R = Dot::kGemmRows>
-void project_tile(int64_t rows, const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
-                  int64_t row, int64_t panel_begin, int64_t panel_end, uint8_t* igates) {
+void project_tile(int64_t rows, const PackedMatrix& m, const LinearRequant& r, const uint8_t* x,
+                  int64_t row, int64_t panel_begin, int64_t panel_end, uint8_t* out) {
   if constexpr (R > 1) {
-    if (rows < R) return project_tile<Dot, R - 1>(rows, p, r, x, row, panel_begin, panel_end, igates);
+    if (rows < R) return project_tile<Dot, R - 1>(rows, m, r, x, row, panel_begin, panel_end, out);
   }
-  project_rows<Dot, R>(p, r, x, row, panel_begin, panel_end, igates);
+  project_rows<Dot, R>(m, r, x, row, panel_begin, panel_end, out);
 }
 
 template <class Dot>
-void input_projection_tiled(const PackedLayer& p, const LinearRequant& r, const uint8_t* x,
-                            int64_t row_begin, int64_t row_end, int64_t panel_begin,
-                            int64_t panel_end, uint8_t* igates) {
+void linear_tiled(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x,
+                  int64_t row_begin, int64_t row_end, int64_t panel_begin, int64_t panel_end,
+                  uint8_t* out) {
   // A block of rows (about 32 KB of activations) stays in cache while a few
   // panels at a time (about 16 KB of weights) pass over it, rows inner.
   constexpr int64_t kPanelChunk = 4;
   const int64_t row_block =
-      round_up(std::max<int64_t>(Dot::kGemmRows, (int64_t{32} << 10) / p.ih.K), Dot::kGemmRows);
+      round_up(std::max<int64_t>(Dot::kGemmRows, (int64_t{32} << 10) / m.K), Dot::kGemmRows);
   for (int64_t rb = row_begin; rb < row_end; rb += row_block) {
     const int64_t re = std::min(row_end, rb + row_block);
     for (int64_t pc = panel_begin; pc < panel_end; pc += kPanelChunk) {
       const int64_t pe = std::min(panel_end, pc + kPanelChunk);
       for (int64_t row = rb; row < re; row += Dot::kGemmRows) {
-        project_tile<Dot>(re - row, p, r, x, row, pc, pe, igates);
+        project_tile<Dot>(re - row, m, r, x, row, pc, pe, out);
       }
     }
   }
@@ -206,9 +205,10 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const EpiloguePara
                const uint8_t* igates, const StepState& s, int64_t b, int64_t block,
                uint8_t* h_next, uint8_t* c_next) {
   const PackedMatrix& m = p.hh;
-  const int64_t H = p.hidden_size, N = m.rows, panel_bytes = m.panel_bytes();
+  // h rows have m.K bytes (the projection's size with one), c rows H.
+  const int64_t H = p.hidden_size, K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
   int32_t rs[R];
-  for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(s.h + (b + i) * H, H) : 0;
+  for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(s.h + (b + i) * K, K) : 0;
   typename Dot::BlockGates hg[R];
   constexpr int P = kPanelsPerPass<R>;
   for (int g = 0; g < 4; g += P) {
@@ -216,7 +216,7 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const EpiloguePara
     PanelFix fix[P];
     for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, hh, panel + j);
     typename Dot::Sums raw[R][P];
-    panels_dot<Dot, R, P>(s.h + b * H, H, H, m.weights + panel * panel_bytes, panel_bytes, fix,
+    panels_dot<Dot, R, P>(s.h + b * K, K, K, m.weights + panel * panel_bytes, panel_bytes, fix,
                           raw);
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < P; ++j) {
@@ -270,7 +270,7 @@ void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellCo
 
 template <class Dot>
 KernelSet make_kernel_set(const char* name) {
-  return KernelSet{name, input_projection_tiled<Dot>, lstm_step_tiled<Dot>, Dot::quantize_bytes,
+  return KernelSet{name, linear_tiled<Dot>, lstm_step_tiled<Dot>, Dot::quantize_bytes,
                    Dot::dequantize_bytes};
 }
 

@@ -11,8 +11,10 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
-// Packing writes version 6 and reads 5 too (a model saved before split gates).
-constexpr uint32_t kVersion = 6;
+// Packing writes version 7 and reads 5 (a model saved before split gates)
+// and 6 (before projections: version 7 without kFlagProjection) too.
+constexpr uint32_t kVersion = 7;
+constexpr uint32_t kVersion6 = 6;
 constexpr uint32_t kVersion5 = 5;
 constexpr uint32_t kFlagPerChannel = 1u;
 constexpr uint32_t kFlagHasBias = 2u;
@@ -20,6 +22,10 @@ constexpr uint32_t kFlagHasBias = 2u;
 constexpr uint32_t kFlagWeightZeroPoints = 4u;
 // Per-gate igates, hgates and gates qparams (torch.ao's split_gates).
 constexpr uint32_t kFlagSplitGates = 8u;
+// A projection W_hr (nn.LSTM's proj_size), its section after the -128 lists.
+constexpr uint32_t kFlagProjection = 16u;
+constexpr uint32_t kKnownFlags =
+    kFlagPerChannel | kFlagHasBias | kFlagWeightZeroPoints | kFlagSplitGates | kFlagProjection;
 constexpr size_t kAlign = 64;
 
 struct Header {
@@ -34,6 +40,12 @@ struct Header {
   int64_t min_weights_ih;  // entries of the -128 lists
   int64_t min_weights_hh;
   uint64_t checksum;  // blob_checksum of the whole blob with this field zero
+  // Version 7, after what version 6 has, so that the checksum stays in place:
+  // the projection's size, its -128 list and its output qparams (zero without one).
+  int64_t proj_size;
+  int64_t min_weights_hr;
+  float projection_scale;
+  int32_t projection_zero_point;
 };
 static_assert(sizeof(Header) <= kPackedHeaderBytes, "header must fit its slot");
 
@@ -74,22 +86,47 @@ struct MatrixLayout {
   int64_t K, min_count;
 };
 
+// Where row n of a matrix in nn.LSTM's layout goes among its packed rows: the
+// gate matrices interleave their gates by unit block, W_hr keeps its order.
+struct RowOrder {
+  int64_t count;        // rows in nn.LSTM's layout
+  int64_t hidden_size;  // of a gate matrix; 0 for W_hr
+
+  static RowOrder gates(int64_t hidden_size) { return {4 * hidden_size, hidden_size}; }
+  static RowOrder projection(int64_t proj_size) { return {proj_size, 0}; }
+  int64_t packed(int64_t n) const {
+    return hidden_size == 0 ? n : packed_row(n % hidden_size, static_cast<int>(n / hidden_size));
+  }
+  int64_t packed_rows() const {
+    return hidden_size == 0 ? round_up(count, kPanelRows) : 4 * padded_hidden(hidden_size);
+  }
+};
+
+// What a blob's layout depends on, from its header or from the weights to pack.
+struct Shape {
+  uint32_t version;
+  int64_t input_size, hidden_size, proj_size;
+  int64_t min_weights_ih, min_weights_hh, min_weights_hr;
+  bool zero_points;
+
+  int64_t h_size() const { return proj_size > 0 ? proj_size : hidden_size; }
+};
+
 // Byte offsets of every section; one definition serves packing and viewing.
-// Sections go field by field, each field for W_ih then W_hh.
+// Sections go field by field, each field for W_ih then W_hh; a projection's
+// come last, so that a blob without one has version 6's layout.
 struct Layout {
-  MatrixLayout ih, hh;
+  MatrixLayout ih, hh, hr{};
   size_t gate_tables[kNumGates], tanh_cell, total;
   bool zero_points;  // whether the weight zero points are stored
 
-  Layout(uint32_t version, int64_t input_size, int64_t hidden_size, int64_t min_weights_ih,
-         int64_t min_weights_hh, bool zero_points)
-      : zero_points(zero_points) {
-    ih.K = input_size;
-    hh.K = hidden_size;
-    ih.min_count = min_weights_ih;
-    hh.min_count = min_weights_hh;
-    const size_t rows = 4 * static_cast<size_t>(padded_hidden(hidden_size));
-    size_t at = version == kVersion5 ? kV5HeaderBytes : kPackedHeaderBytes;
+  explicit Layout(const Shape& s) : zero_points(s.zero_points) {
+    ih.K = s.input_size;
+    hh.K = s.h_size();
+    ih.min_count = s.min_weights_ih;
+    hh.min_count = s.min_weights_hh;
+    const size_t rows = 4 * static_cast<size_t>(padded_hidden(s.hidden_size));
+    size_t at = s.version == kVersion5 ? kV5HeaderBytes : kPackedHeaderBytes;
     auto take = [&](size_t bytes) {
       const size_t here = at;
       at = align_up(at + bytes);
@@ -101,7 +138,7 @@ struct Layout {
     for (MatrixLayout* m : both) m->zero_point = take(zero_points ? rows : 0);
     for (MatrixLayout* m : both) m->colsum = take(rows * sizeof(int32_t));
     for (MatrixLayout* m : both) m->bias = take(rows * sizeof(float));
-    if (version == kVersion5) {
+    if (s.version == kVersion5) {
       const size_t sigmoid = take(256), tanh = take(256);
       for (int g = 0; g < kNumGates; ++g) gate_tables[g] = g == kCellGate ? tanh : sigmoid;
     } else {
@@ -111,35 +148,40 @@ struct Layout {
     for (MatrixLayout* m : both) {
       m->min_weights = take(static_cast<size_t>(m->min_count) * sizeof(uint32_t));
     }
+    if (s.proj_size > 0) {
+      const size_t hr_rows = static_cast<size_t>(RowOrder::projection(s.proj_size).packed_rows());
+      hr.K = s.hidden_size;
+      hr.min_count = s.min_weights_hr;
+      hr.weights = take(hr_rows * static_cast<size_t>(round_up(hr.K, kKGroup)));
+      hr.scale = take(hr_rows * sizeof(float));
+      hr.zero_point = take(s.zero_points ? hr_rows : 0);
+      hr.colsum = take(hr_rows * sizeof(int32_t));
+      hr.bias = at;  // none
+      hr.min_weights = take(static_cast<size_t>(hr.min_count) * sizeof(uint32_t));
+    }
     total = at;
   }
 };
 
-// Copies an nn.LSTM weight matrix ([4H][K], rows i, f, g, o) into panels.
-void pack_weights(const int8_t* src, int64_t hidden_size, int64_t K, int8_t* dst) {
-  for (int64_t u = 0; u < hidden_size; ++u) {
-    for (int g = 0; g < 4; ++g) {
-      const int8_t* row = src + (g * hidden_size + u) * K;
-      const int64_t r = packed_row(u, g);
-      for (int64_t k = 0; k < K; ++k) dst[packed_weight_offset(r, k, K)] = row[k];
-    }
+// Copies a weight matrix in nn.LSTM's layout ([count][K]) into panels.
+void pack_weights(const int8_t* src, RowOrder order, int64_t K, int8_t* dst) {
+  for (int64_t n = 0; n < order.count; ++n) {
+    const int8_t* row = src + n * K;
+    const int64_t r = order.packed(n);
+    for (int64_t k = 0; k < K; ++k) dst[packed_weight_offset(r, k, K)] = row[k];
   }
 }
 
 // Reorders a per-row array from nn.LSTM's row order to packed rows; padding
 // rows keep what dst held.
 template <typename Src, typename Dst>
-void pack_rows(const Src* src, int64_t hidden_size, Dst* dst) {
-  for (int64_t u = 0; u < hidden_size; ++u) {
-    for (int g = 0; g < 4; ++g) dst[packed_row(u, g)] = static_cast<Dst>(src[g * hidden_size + u]);
-  }
+void pack_rows(const Src* src, RowOrder order, Dst* dst) {
+  for (int64_t n = 0; n < order.count; ++n) dst[order.packed(n)] = static_cast<Dst>(src[n]);
 }
 
 template <typename Src, typename Dst>
-void unpack_rows(const Src* src, int64_t hidden_size, Dst* dst) {
-  for (int64_t u = 0; u < hidden_size; ++u) {
-    for (int g = 0; g < 4; ++g) dst[g * hidden_size + u] = static_cast<Dst>(src[packed_row(u, g)]);
-  }
+void unpack_rows(const Src* src, RowOrder order, Dst* dst) {
+  for (int64_t n = 0; n < order.count; ++n) dst[n] = static_cast<Dst>(src[order.packed(n)]);
 }
 
 void column_sums(const int8_t* panels, int64_t rows, int64_t K, int32_t* out) {
@@ -158,14 +200,19 @@ bool has_zero_points(const LayerWeights& w) {
   const int64_t rows = 4 * w.hidden_size;
   auto nonzero = [](int32_t z) { return z != 0; };
   return std::any_of(w.ih.zero_point, w.ih.zero_point + rows, nonzero) ||
-         std::any_of(w.hh.zero_point, w.hh.zero_point + rows, nonzero);
+         std::any_of(w.hh.zero_point, w.hh.zero_point + rows, nonzero) ||
+         (w.proj_size > 0 &&
+          std::any_of(w.hr.zero_point, w.hr.zero_point + w.proj_size, nonzero));
 }
 
 Layout layout_of(const LayerWeights& w) {
   const int64_t rows = 4 * w.hidden_size;
-  return Layout(kVersion, w.input_size, w.hidden_size,
-                count_min_weights(w.ih.weights, rows * w.input_size),
-                count_min_weights(w.hh.weights, rows * w.hidden_size), has_zero_points(w));
+  return Layout(Shape{kVersion, w.input_size, w.hidden_size, w.proj_size,
+                      count_min_weights(w.ih.weights, rows * w.input_size),
+                      count_min_weights(w.hh.weights, rows * w.h_size()),
+                      w.proj_size > 0 ? count_min_weights(w.hr.weights, w.proj_size * w.hidden_size)
+                                      : 0,
+                      has_zero_points(w)});
 }
 
 // Lists the weights equal to -128 as min_weight_entry values, sorted.
@@ -181,17 +228,17 @@ void list_min_weights(const int8_t* panels, int64_t rows, int64_t K, uint32_t* e
 }
 
 // Packs one matrix's weights and per-row constants into the sections of m.
-void pack_matrix(const MatrixWeights& w, const MatrixLayout& m, int64_t hidden_size,
-                 bool zero_points, uint8_t* out) {
-  const int64_t rows = 4 * padded_hidden(hidden_size);
+void pack_matrix(const MatrixWeights& w, const MatrixLayout& m, RowOrder order, bool zero_points,
+                 uint8_t* out) {
+  const int64_t rows = order.packed_rows();
   int8_t* panels = reinterpret_cast<int8_t*>(out + m.weights);
   float* scale = reinterpret_cast<float*>(out + m.scale);
-  pack_weights(w.weights, hidden_size, m.K, panels);
+  pack_weights(w.weights, order, m.K, panels);
   // Padding rows have zero weights; scale 1 keeps their (unused) outputs finite.
   std::fill(scale, scale + rows, 1.0f);
-  pack_rows(w.scale, hidden_size, scale);
-  if (zero_points) pack_rows(w.zero_point, hidden_size, reinterpret_cast<int8_t*>(out + m.zero_point));
-  if (w.bias) pack_rows(w.bias, hidden_size, reinterpret_cast<float*>(out + m.bias));
+  pack_rows(w.scale, order, scale);
+  if (zero_points) pack_rows(w.zero_point, order, reinterpret_cast<int8_t*>(out + m.zero_point));
+  if (w.bias) pack_rows(w.bias, order, reinterpret_cast<float*>(out + m.bias));
   column_sums(panels, rows, m.K, reinterpret_cast<int32_t*>(out + m.colsum));
   list_min_weights(panels, rows, m.K, reinterpret_cast<uint32_t*>(out + m.min_weights));
 }
@@ -250,21 +297,19 @@ const char* view_matrix(const uint8_t* data, const MatrixLayout& m, int64_t rows
   return nullptr;
 }
 
-void unpack_matrix(const PackedMatrix& m, int64_t hidden_size, const MatrixWeightsOut& out) {
+void unpack_matrix(const PackedMatrix& m, RowOrder order, const MatrixWeightsOut& out) {
   const int64_t K = m.K;
-  for (int64_t u = 0; u < hidden_size; ++u) {
-    for (int g = 0; g < 4; ++g) {
-      const int64_t r = packed_row(u, g), n = g * hidden_size + u;
-      for (int64_t k = 0; k < K; ++k) out.weights[n * K + k] = m.weights[packed_weight_offset(r, k, K)];
-    }
+  for (int64_t n = 0; n < order.count; ++n) {
+    const int64_t r = order.packed(n);
+    for (int64_t k = 0; k < K; ++k) out.weights[n * K + k] = m.weights[packed_weight_offset(r, k, K)];
   }
-  unpack_rows(m.scale, hidden_size, out.scale);
+  unpack_rows(m.scale, order, out.scale);
   if (m.zero_point) {
-    unpack_rows(m.zero_point, hidden_size, out.zero_point);
+    unpack_rows(m.zero_point, order, out.zero_point);
   } else {
-    std::fill(out.zero_point, out.zero_point + 4 * hidden_size, 0);
+    std::fill(out.zero_point, out.zero_point + order.count, 0);
   }
-  if (m.bias) unpack_rows(m.bias, hidden_size, out.bias);
+  if (m.bias) unpack_rows(m.bias, order, out.bias);
 }
 
 // The header of a blob whose first `available` bytes are given, checked for
@@ -293,30 +338,42 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
   } else {
     if (available < sizeof(Header)) return "is shorter than its header";
     std::memcpy(&h, data, sizeof(h));
+    if (h.version == kVersion6) {
+      if ((h.flags & kFlagProjection) != 0) return "has unknown flags";  // none in version 6
+      h.proj_size = h.min_weights_hr = 0;  // what version 6 leaves of its slot is not read
+      h.projection_scale = 0.0f;
+      h.projection_zero_point = 0;
+    }
   }
   if (h.version < kVersion5) {
     return "was packed by an older qlstm (packing version < 5): load its module's state_dict "
            "into a new qlstm.nn.LSTM, or convert the model again, to pack it anew";
   }
-  if (h.version > kVersion) return "was packed by a newer qlstm (packing version > 6)";
-  if ((h.flags & ~(kFlagPerChannel | kFlagHasBias | kFlagWeightZeroPoints | kFlagSplitGates)) != 0) {
-    return "has unknown flags";
-  }
+  if (h.version > kVersion) return "was packed by a newer qlstm (packing version > 7)";
+  if ((h.flags & ~kKnownFlags) != 0) return "has unknown flags";
   if (h.input_size < 1 || h.input_size > kMaxInnerDim || h.hidden_size < 1 ||
       h.hidden_size > kMaxInnerDim) {
     return "has input or hidden size out of range";
   }
+  const bool projection = (h.flags & kFlagProjection) != 0;
+  if (projection ? h.proj_size < 1 || h.proj_size > kMaxInnerDim : h.proj_size != 0) {
+    return "has a projection size out of range";
+  }
   const int64_t rows = 4 * padded_hidden(h.hidden_size);
+  const int64_t h_size = projection ? h.proj_size : h.hidden_size;
+  const int64_t hr_rows = projection ? RowOrder::projection(h.proj_size).packed_rows() : 0;
   if (h.min_weights_ih < 0 || h.min_weights_ih > rows * h.input_size || h.min_weights_hh < 0 ||
-      h.min_weights_hh > rows * h.hidden_size) {
+      h.min_weights_hh > rows * h_size || h.min_weights_hr < 0 ||
+      h.min_weights_hr > hr_rows * h.hidden_size) {
     return "has a weight list longer than its weights";
   }
   return nullptr;
 }
 
 Layout layout_of(const Header& h) {
-  return Layout(h.version, h.input_size, h.hidden_size, h.min_weights_ih, h.min_weights_hh,
-                (h.flags & kFlagWeightZeroPoints) != 0);
+  return Layout(Shape{h.version, h.input_size, h.hidden_size, h.proj_size, h.min_weights_ih,
+                      h.min_weights_hh, h.min_weights_hr,
+                      (h.flags & kFlagWeightZeroPoints) != 0});
 }
 
 }  // namespace
@@ -338,21 +395,30 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
   h.version = kVersion;
   h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.ih.bias ? kFlagHasBias : 0u) |
-            (L.zero_points ? kFlagWeightZeroPoints : 0u) | (q.split_gates ? kFlagSplitGates : 0u);
+            (L.zero_points ? kFlagWeightZeroPoints : 0u) | (q.split_gates ? kFlagSplitGates : 0u) |
+            (w.proj_size > 0 ? kFlagProjection : 0u);
   h.input_size = w.input_size;
   h.hidden_size = w.hidden_size;
   h.min_weights_ih = L.ih.min_count;
   h.min_weights_hh = L.hh.min_count;
-  QParams list[kNumSplitCellQParams];
+  // The header's list holds the gate and state qparams; projection has its own field.
+  QParams list[kMaxCellQParams];
   cell_qparams_to_list(q, list);
   for (int i = 0; i < num_cell_qparams(q.split_gates); ++i) {
     h.scales[i] = list[i].scale;
     h.zero_points[i] = list[i].zero_point;
   }
+  if (w.proj_size > 0) {
+    h.proj_size = w.proj_size;
+    h.min_weights_hr = L.hr.min_count;
+    h.projection_scale = q.projection.scale;
+    h.projection_zero_point = q.projection.zero_point;
+  }
   std::memcpy(out, &h, sizeof(h));
 
-  pack_matrix(w.ih, L.ih, w.hidden_size, L.zero_points, out);
-  pack_matrix(w.hh, L.hh, w.hidden_size, L.zero_points, out);
+  pack_matrix(w.ih, L.ih, RowOrder::gates(w.hidden_size), L.zero_points, out);
+  pack_matrix(w.hh, L.hh, RowOrder::gates(w.hidden_size), L.zero_points, out);
+  if (w.proj_size > 0) pack_matrix(w.hr, L.hr, RowOrder::projection(w.proj_size), L.zero_points, out);
   for (int g = 0; g < kNumGates; ++g) std::memcpy(out + L.gate_tables[g], t.gates[g], 256);
   std::memcpy(out + L.tanh_cell, t.tanh_cell, 256);
   const uint64_t sum = blob_checksum(out, L.total);
@@ -395,9 +461,10 @@ bool verify_checksum(const uint8_t* data, size_t size) {
 }
 
 void unpack_layer_weights(const PackedLayer& p, const MatrixWeightsOut& ih,
-                          const MatrixWeightsOut& hh) {
-  unpack_matrix(p.ih, p.hidden_size, ih);
-  unpack_matrix(p.hh, p.hidden_size, hh);
+                          const MatrixWeightsOut& hh, const MatrixWeightsOut& hr) {
+  unpack_matrix(p.ih, RowOrder::gates(p.hidden_size), ih);
+  unpack_matrix(p.hh, RowOrder::gates(p.hidden_size), hh);
+  if (p.proj_size > 0) unpack_matrix(p.hr, RowOrder::projection(p.proj_size), hr);
 }
 
 const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out) {
@@ -413,22 +480,32 @@ const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out
   PackedLayer& p = *out;
   p.input_size = h.input_size;
   p.hidden_size = h.hidden_size;
+  p.proj_size = h.proj_size;
   p.rows = rows;
   p.per_channel = (h.flags & kFlagPerChannel) != 0;
   p.has_bias = (h.flags & kFlagHasBias) != 0;
   const bool split_gates = (h.flags & kFlagSplitGates) != 0;
-  QParams list[kNumSplitCellQParams];
-  for (int i = 0; i < num_cell_qparams(split_gates); ++i) {
-    list[i] = QParams{h.scales[i], h.zero_points[i]};
+  const bool projection = p.proj_size > 0;
+  const int n = num_cell_qparams(split_gates);
+  QParams list[kMaxCellQParams];
+  for (int i = 0; i < n; ++i) list[i] = QParams{h.scales[i], h.zero_points[i]};
+  if (projection) list[n] = QParams{h.projection_scale, h.projection_zero_point};
+  for (int i = 0; i < num_cell_qparams(split_gates, projection); ++i) {
     if (!valid_qparams(list[i])) return "holds an invalid scale or zero point";
   }
-  p.q = cell_qparams_from_list(list, split_gates);
+  p.q = cell_qparams_from_list(list, split_gates, projection);
   for (int g = 0; g < kNumGates; ++g) p.gate_tables[g] = data + L.gate_tables[g];
   p.tanh_cell = data + L.tanh_cell;
   if (const char* e = view_matrix(data, L.ih, rows, p.per_channel, p.has_bias, zero_points, &p.ih)) {
     return e;
   }
-  return view_matrix(data, L.hh, rows, p.per_channel, p.has_bias, zero_points, &p.hh);
+  if (const char* e = view_matrix(data, L.hh, rows, p.per_channel, p.has_bias, zero_points, &p.hh)) {
+    return e;
+  }
+  p.hr = PackedMatrix{};
+  if (!projection) return nullptr;
+  return view_matrix(data, L.hr, RowOrder::projection(p.proj_size).packed_rows(), p.per_channel,
+                     /*has_bias=*/false, zero_points, &p.hr);
 }
 
 }  // namespace qlstm

@@ -52,20 +52,27 @@ inline uint32_t min_weight_entry(int64_t panel, int64_t row, int64_t k) {
          static_cast<uint32_t>(row) << kMinWeightRowShift | static_cast<uint32_t>(k);
 }
 
-// One unpacked weight matrix with its linear's bias, nn.LSTM layout (rows i, f, g, o).
+// One unpacked weight matrix with its linear's bias, nn.LSTM layout: W_ih and
+// W_hh have rows i, f, g, o of hidden_size each, W_hr proj_size rows.
 struct MatrixWeights {
-  const int8_t* weights;      // [4H][K]
-  const float* scale;         // [4H] (per-tensor: one value, or one per gate, repeated)
-  const int32_t* zero_point;  // [4H]
-  const float* bias;          // [4H] or nullptr
+  const int8_t* weights;      // [rows][K]
+  const float* scale;         // [rows] (per-tensor: one value, or one per gate, repeated)
+  const int32_t* zero_point;  // [rows]
+  const float* bias;          // [rows] or nullptr (W_hr has none)
 };
 
-// Unpacked weights of one layer-direction.
+// Unpacked weights of one layer-direction. With a projection (proj_size > 0,
+// nn.LSTM's LSTMP) the layer's h is hidden * W_hr^T, of proj_size, and W_hh
+// multiplies that h.
 struct LayerWeights {
   int64_t input_size;
   int64_t hidden_size;
-  MatrixWeights ih, hh;  // K = input_size and hidden_size; both biases or neither
+  int64_t proj_size;     // 0: none
+  MatrixWeights ih, hh;  // K = input_size and the h size; both biases or neither
+  MatrixWeights hr;      // [proj_size][hidden_size], when proj_size > 0
   bool per_channel;
+
+  int64_t h_size() const { return proj_size > 0 ? proj_size : hidden_size; }
 };
 
 // Element-wise maps of uint8 operands whose qparams are fixed at pack time.
@@ -76,10 +83,10 @@ struct LayerTables {
   const uint8_t* tanh_cell;         // [256] cell -> tanh
 };
 
-// Read-only view of one packed weight matrix (W_ih or W_hh) and its linear's
-// per-row constants. Per-row arrays have `rows` entries in packed row order.
+// Read-only view of one packed weight matrix (W_ih, W_hh or W_hr) and its
+// linear's per-row constants. Per-row arrays have `rows` entries in packed row order.
 struct PackedMatrix {
-  int64_t rows;  // 4 * padded_hidden(hidden_size)
+  int64_t rows;  // 4 * padded_hidden(hidden_size), W_hr: round_up(proj_size, kPanelRows)
   int64_t K;     // inner dimension
   bool per_channel;
   const int8_t* weights;      // panels over K
@@ -101,14 +108,19 @@ struct PackedMatrix {
 struct PackedLayer {
   int64_t input_size;
   int64_t hidden_size;
-  int64_t rows;  // 4 * padded_hidden(hidden_size)
+  int64_t proj_size;  // 0: no projection
+  int64_t rows;       // 4 * padded_hidden(hidden_size)
   bool per_channel;
   bool has_bias;
   CellQParams q;
   PackedMatrix ih;  // x * W_ih^T, K = input_size
-  PackedMatrix hh;  // h * W_hh^T, K = hidden_size
+  PackedMatrix hh;  // h * W_hh^T, K = h_size()
+  PackedMatrix hr;  // hidden * W_hr^T, K = hidden_size (with a projection only)
   const uint8_t* gate_tables[kNumGates];  // [256] each, as LayerTables::gates
   const uint8_t* tanh_cell;               // [256]
+
+  // The size of the layer's h: proj_size, or hidden_size without a projection.
+  int64_t h_size() const { return proj_size > 0 ? proj_size : hidden_size; }
 };
 
 // Size in bytes of the packed form of w.
@@ -141,7 +153,7 @@ uint64_t blob_checksum(const uint8_t* data, size_t size);
 bool verify_checksum(const uint8_t* data, size_t size);
 
 // Where unpack_layer_weights writes one matrix, nn.LSTM layout: weights
-// [4H][K], per-row scales, zero points and bias [4H] (the bias is skipped
+// [rows][K], per-row scales, zero points and bias [rows] (the bias is skipped
 // when the layer has none).
 struct MatrixWeightsOut {
   int8_t* weights;
@@ -150,8 +162,8 @@ struct MatrixWeightsOut {
   float* bias;
 };
 
-// Inverse of pack_layer's weight part.
+// Inverse of pack_layer's weight part; hr is written only with a projection.
 void unpack_layer_weights(const PackedLayer& p, const MatrixWeightsOut& ih,
-                          const MatrixWeightsOut& hh);
+                          const MatrixWeightsOut& hh, const MatrixWeightsOut& hr);
 
 }  // namespace qlstm

@@ -28,8 +28,10 @@ inline constexpr const char* kGateNames[kNumGates] = {"input", "forget", "cell",
 // The observed qparams of one layer-direction's intermediates, in the order
 // of the graph: igates = x W_ih^T, hgates = h W_hh^T, gates = their sum (one
 // qparams each for all four gates, or, with split gates, one per gate),
-// then fgate_cx = f * c, igate_cgate = i * g, cell = the new c, hidden = the
-// new h. These lists are the one source of the names and their order: the
+// then fgate_cx = f * c, igate_cgate = i * g, cell = the new c, hidden =
+// o * tanh(c), the new h; a layer with a projection (nn.LSTM's proj_size)
+// adds projection = hidden * W_hr^T, which is then its h. These lists (and
+// projection last) are the one source of the names and their order: the
 // packed header, the pack op's arguments, unpack's outputs and the Python
 // layer's CELL_QPARAM_NAMES (read from the op qlstm::cell_qparam_names) follow them.
 #define QLSTM_FOR_EACH_GATE_QPARAM(X) X(igates) X(hgates) X(gates)
@@ -43,25 +45,32 @@ struct CellQParams {
   QLSTM_FOR_EACH_STATE_QPARAM(QLSTM_STATE_FIELD)
 #undef QLSTM_GATE_FIELD
 #undef QLSTM_STATE_FIELD
+  QParams projection;  // with has_projection only
   bool split_gates;
+  bool has_projection;
+
+  // What the layer's h comes in: its projection's output, or hidden.
+  QParams h() const { return has_projection ? projection : hidden; }
 };
 
 #define QLSTM_COUNT(name) +1
 inline constexpr int kNumGateQParams = 0 QLSTM_FOR_EACH_GATE_QPARAM(QLSTM_COUNT);
 inline constexpr int kNumStateQParams = 0 QLSTM_FOR_EACH_STATE_QPARAM(QLSTM_COUNT);
 #undef QLSTM_COUNT
-// Length of the flat list: 7, or 16 with split gates.
+// Length of the flat list: 7, or 16 with split gates, one more with a projection.
 inline constexpr int kNumCellQParams = kNumGateQParams + kNumStateQParams;
 inline constexpr int kNumSplitCellQParams = kNumGateQParams * kNumGates + kNumStateQParams;
-inline constexpr int num_cell_qparams(bool split_gates) {
-  return split_gates ? kNumSplitCellQParams : kNumCellQParams;
+inline constexpr int kMaxCellQParams = kNumSplitCellQParams + 1;
+inline constexpr int num_cell_qparams(bool split_gates, bool projection = false) {
+  return (split_gates ? kNumSplitCellQParams : kNumCellQParams) + (projection ? 1 : 0);
 }
 
 // The flat list's order: each gate qparam (once, or per gate in gate order:
 // igates_input, igates_forget, igates_cell, igates_output, hgates_input, ...),
-// then the state qparams. list has num_cell_qparams(split_gates) entries.
-CellQParams cell_qparams_from_list(const QParams* list, bool split_gates);
+// then the state qparams, then projection when there is one. list has
+// num_cell_qparams(split_gates, projection) entries.
+CellQParams cell_qparams_from_list(const QParams* list, bool split_gates, bool projection = false);
 void cell_qparams_to_list(const CellQParams& q, QParams* list);
-std::string cell_qparam_name(int index, bool split_gates);
+std::string cell_qparam_name(int index, bool split_gates, bool projection = false);
 
 }  // namespace qlstm

@@ -80,13 +80,13 @@ Triple quantized_lstm_float_autograd(const at::Tensor& input, double input_scale
                                      int64_t input_zero_point, const c10::optional<at::Tensor>& h0,
                                      const c10::optional<at::Tensor>& c0, at::TensorList params,
                                      int64_t hidden_size, int64_t num_layers, bool bidirectional,
-                                     bool batch_first) {
+                                     bool batch_first, int64_t proj_size) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("qlstm::quantized_lstm_float", "")
                              .typed<decltype(quantized_lstm_float_autograd)>();
   return inference_only(defined({input, h0, c0}), [&] {
     return op.call(input, input_scale, input_zero_point, h0, c0, params, hidden_size, num_layers,
-                   bidirectional, batch_first);
+                   bidirectional, batch_first, proj_size);
   });
 }
 
@@ -94,13 +94,14 @@ Triple quantized_lstm_packed_autograd(const at::Tensor& data, const at::Tensor& 
                                       double input_scale, int64_t input_zero_point,
                                       const c10::optional<at::Tensor>& h0,
                                       const c10::optional<at::Tensor>& c0, at::TensorList params,
-                                      int64_t hidden_size, int64_t num_layers, bool bidirectional) {
+                                      int64_t hidden_size, int64_t num_layers, bool bidirectional,
+                                      int64_t proj_size) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("qlstm::quantized_lstm_packed", "")
                              .typed<decltype(quantized_lstm_packed_autograd)>();
   return inference_only(defined({data, h0, c0}), [&] {
     return op.call(data, batch_sizes, input_scale, input_zero_point, h0, c0, params, hidden_size,
-                   num_layers, bidirectional);
+                   num_layers, bidirectional, proj_size);
   });
 }
 

@@ -13,29 +13,31 @@ TORCH_LIBRARY(qlstm, m) {
   m.def(
       "pack_lstm_layer(Tensor w_ih, Tensor w_ih_scales, Tensor w_ih_zero_points, Tensor w_hh, "
       "Tensor w_hh_scales, Tensor w_hh_zero_points, Tensor? b_ih, Tensor? b_hh, float[] scales, "
-      "int[] zero_points, bool per_channel) -> Tensor",
+      "int[] zero_points, bool per_channel, Tensor? w_hr=None, Tensor? w_hr_scales=None, "
+      "Tensor? w_hr_zero_points=None) -> Tensor",
       pt2);
   m.def(
       "unpack_lstm_layer(Tensor params) -> (Tensor w_ih, Tensor w_ih_scales, "
       "Tensor w_ih_zero_points, Tensor w_hh, Tensor w_hh_scales, Tensor w_hh_zero_points, "
-      "Tensor b_ih, Tensor b_hh, Tensor scales, Tensor zero_points, Tensor per_channel)",
+      "Tensor b_ih, Tensor b_hh, Tensor scales, Tensor zero_points, Tensor per_channel, "
+      "Tensor w_hr, Tensor w_hr_scales, Tensor w_hr_zero_points)",
       pt2);
   m.def(
       "quantized_lstm(Tensor input, float input_scale, int input_zero_point, Tensor? h0, "
       "float h0_scale, int h0_zero_point, Tensor? c0, float c0_scale, int c0_zero_point, "
-      "Tensor[] params, int hidden_size, int num_layers, bool bidirectional, bool batch_first) "
-      "-> (Tensor output, Tensor h_n, Tensor c_n)",
+      "Tensor[] params, int hidden_size, int num_layers, bool bidirectional, bool batch_first, "
+      "int proj_size=0) -> (Tensor output, Tensor h_n, Tensor c_n)",
       pt2);
   m.def(
       "quantized_lstm_float(Tensor input, float input_scale, int input_zero_point, Tensor? h0, "
       "Tensor? c0, Tensor[] params, int hidden_size, int num_layers, bool bidirectional, "
-      "bool batch_first) "
-      "-> (Tensor output, Tensor h_n, Tensor c_n)",
+      "bool batch_first, int proj_size=0) -> (Tensor output, Tensor h_n, Tensor c_n)",
       pt2);
   m.def(
       "quantized_lstm_packed(Tensor data, Tensor batch_sizes, float input_scale, "
       "int input_zero_point, Tensor? h0, Tensor? c0, Tensor[] params, int hidden_size, "
-      "int num_layers, bool bidirectional) -> (Tensor output, Tensor h_n, Tensor c_n)",
+      "int num_layers, bool bidirectional, int proj_size=0) "
+      "-> (Tensor output, Tensor h_n, Tensor c_n)",
       pt2);
   m.def(
       "quantized_lstm_cell(Tensor input, float input_scale, int input_zero_point, Tensor hx, "
@@ -47,8 +49,9 @@ TORCH_LIBRARY(qlstm, m) {
   m.def("no_backward(Tensor grad, Tensor like) -> Tensor", pt2);
   m.def("dequantize(Tensor input, float scale, int zero_point) -> Tensor", pt2);
   // The order of a packed layer's seven intermediate qparams, or sixteen with
-  // split gates (pack_lstm_layer's scales and zero_points, unpack_lstm_layer's outputs).
-  m.def("cell_qparam_names(bool split_gates=False) -> str[]");
+  // split gates, and projection after them with a projection (pack_lstm_layer's
+  // scales and zero_points, unpack_lstm_layer's outputs).
+  m.def("cell_qparam_names(bool split_gates=False, bool projection=False) -> str[]");
   // The kernel set: which one runs (in this thread), switching it for the
   // process or for this thread, the ones this CPU runs, and the benchmarks'
   // probe of its single-core peak.

@@ -28,6 +28,7 @@ struct CheckedLstm {
   std::vector<at::Tensor> blobs;  // keeps what the views point into alive
   std::vector<PackedLayer> layers;
   int64_t T, B, D, H, num_layers;
+  int64_t S;  // the size of h: proj_size, or H without a projection
   std::vector<int64_t> batch_sizes;  // empty: every sequence has T steps
 
   Steps steps() const { return Steps{T, B, batch_sizes.empty() ? nullptr : batch_sizes.data()}; }
@@ -36,8 +37,9 @@ struct CheckedLstm {
 // `features`: the input's feature size; `rows`: its rows over all steps.
 CheckedLstm checked_lstm(const char* op, const at::Tensor& input, int64_t features, int64_t T,
                          int64_t B, int64_t rows, at::TensorList params, int64_t hidden_size,
-                         int64_t num_layers, bool bidirectional) {
+                         int64_t num_layers, bool bidirectional, int64_t proj_size) {
   check_layer_count(params, num_layers, bidirectional);
+  TORCH_CHECK_VALUE(proj_size >= 0, "qlstm: proj_size must be >= 0, got ", proj_size);
   CheckedLstm c;
   c.D = bidirectional ? 2 : 1;
   c.H = hidden_size;
@@ -52,22 +54,33 @@ CheckedLstm checked_lstm(const char* op, const at::Tensor& input, int64_t featur
   for (size_t i = 0; i < c.layers.size(); ++i) {
     TORCH_CHECK_VALUE(c.layers[i].hidden_size == c.H, "qlstm: params[", i, "] has hidden_size ",
                       c.layers[i].hidden_size, ", expected hidden_size = ", c.H);
-    // H now is a packed layer's, at most kMaxInnerDim: D * H cannot wrap.
+    TORCH_CHECK_VALUE(c.layers[i].proj_size == proj_size, "qlstm: params[", i, "] has proj_size ",
+                      c.layers[i].proj_size, ", expected proj_size = ", proj_size,
+                      " (0: no projection)");
+  }
+  c.S = proj_size > 0 ? proj_size : c.H;
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    // S now is a packed layer's, at most kMaxInnerDim: D * S cannot wrap.
     const bool first = i < static_cast<size_t>(c.D);
-    const int64_t expected_in = first ? features : c.D * c.H;
+    const int64_t expected_in = first ? features : c.D * c.S;
     TORCH_CHECK_VALUE(c.layers[i].input_size == expected_in, "qlstm: params[", i,
                       "] expects input size ", c.layers[i].input_size, ", got ", expected_in,
-                      first ? " (input.size(-1))" : " (num_directions * hidden_size)");
+                      first ? " (input.size(-1))"
+                      : proj_size > 0 ? " (num_directions * proj_size)"
+                                      : " (num_directions * hidden_size)");
   }
   // The input's copy, the projections of one direction, two layer outputs and the states.
   check_memory(op, {{input.numel(), input.element_size()},
                     {rows, c.layers[0].rows},
-                    {2, rows, c.D, c.H},
+                    {2, rows, c.D, c.S},
                     {8, num_layers, c.D, c.B, c.H}});
   return c;
 }
 
-std::vector<int64_t> state_shape(const CheckedLstm& c) { return {c.num_layers * c.D, c.B, c.H}; }
+// h_n's and c_n's shapes: [num_layers * D, B, S] and [num_layers * D, B, H].
+std::vector<int64_t> state_shape(const CheckedLstm& c, bool cell) {
+  return {c.num_layers * c.D, c.B, cell ? c.H : c.S};
+}
 
 // A uint8 initial state: checked, contiguous, and the qparams of each of its
 // layer-directions. None means zeros quantized with (1.0, 0), as PyTorch does.
@@ -77,11 +90,11 @@ struct State {
 };
 
 State uint8_state(const c10::optional<at::Tensor>& s, const char* name, const CheckedLstm& c,
-                  double scale, int64_t zero_point) {
+                  bool cell, double scale, int64_t zero_point) {
   State st{s, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
   if (!s.has_value()) return st;
   check_activation(*s, name, 3);
-  check_shape(*s, name, state_shape(c));
+  check_shape(*s, name, state_shape(c, cell));
   st.bytes = s->contiguous();
   std::fill(st.qparams.begin(), st.qparams.end(), checked_qparams(name, scale, zero_point));
   return st;
@@ -95,12 +108,12 @@ State float_state(const c10::optional<at::Tensor>& s, const char* name, const Ch
   if (!s.has_value()) return st;
   check_cpu(*s, name);
   check_dtype(*s, name, at::kFloat);
-  check_shape(*s, name, state_shape(c));
+  check_shape(*s, name, state_shape(c, cell));
   const at::Tensor f = s->contiguous();
   at::Tensor bytes = at::empty(f.sizes(), at::kByte);
-  const int64_t n = c.B * c.H;
+  const int64_t n = c.B * (cell ? c.H : c.S);
   for (size_t i = 0; i < c.layers.size(); ++i) {
-    st.qparams[i] = cell ? c.layers[i].q.cell : c.layers[i].q.hidden;
+    st.qparams[i] = cell ? c.layers[i].q.cell : c.layers[i].q.h();
     run_quantize(current_kernels(), f.const_data_ptr<float>() + i * n, n, st.qparams[i],
                  bytes.data_ptr<uint8_t>() + i * n, aten_parallel());
   }
@@ -108,14 +121,15 @@ State float_state(const c10::optional<at::Tensor>& s, const char* name, const Ch
   return st;
 }
 
-InitialState initial_state(const State& h0, const State& c0, size_t index, int64_t n) {
-  return InitialState{h0.bytes ? h0.bytes->const_data_ptr<uint8_t>() + index * n : nullptr,
+InitialState initial_state(const State& h0, const State& c0, size_t index, const CheckedLstm& c) {
+  const int64_t h_n = c.B * c.S, c_n = c.B * c.H;
+  return InitialState{h0.bytes ? h0.bytes->const_data_ptr<uint8_t>() + index * h_n : nullptr,
                       h0.qparams[index],
-                      c0.bytes ? c0.bytes->const_data_ptr<uint8_t>() + index * n : nullptr,
+                      c0.bytes ? c0.bytes->const_data_ptr<uint8_t>() + index * c_n : nullptr,
                       c0.qparams[index]};
 }
 
-// The output rows ([steps.rows()][D * H], in the last layer's forward hidden
+// The output rows ([steps.rows()][D * S], in the last layer's forward h
 // qparams) and every layer-direction's final state in its own qparams.
 struct LstmRun {
   at::Tensor output;
@@ -132,18 +146,18 @@ LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& x, QParams x_q, const S
   at::Tensor layer_in = x;
   QParams layer_in_q = x_q;
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    at::Tensor layer_out = at::empty({x.size(0), c.D * c.H}, at::kByte);
+    at::Tensor layer_out = at::empty({x.size(0), c.D * c.S}, at::kByte);
     // Like ATen's cat of quantized tensors, a bidirectional layer's output
     // takes the qparams of its forward direction.
-    const QParams fw_h_q = c.layers[l * c.D].q.hidden;
+    const QParams fw_h_q = c.layers[l * c.D].q.h();
     for (int64_t d = 0; d < c.D; ++d) {
       const size_t idx = static_cast<size_t>(l * c.D + d);
       const PackedLayer& p = c.layers[idx];
-      const RequantTable to_fw(p.q.hidden, fw_h_q);
+      const RequantTable to_fw(p.q.h(), fw_h_q);
       run.finals.push_back(run_direction(k, p, layer_in.const_data_ptr<uint8_t>(), layer_in_q,
                                          c.steps(), /*reverse=*/d == 1,
-                                         initial_state(h0, c0, idx, c.B * c.H),
-                                         layer_out.data_ptr<uint8_t>(), c.D * c.H, d * c.H,
+                                         initial_state(h0, c0, idx, c),
+                                         layer_out.data_ptr<uint8_t>(), c.D * c.S, d * c.S,
                                          to_fw.get(), par));
     }
     layer_in = layer_out;
@@ -160,7 +174,7 @@ at::Tensor time_major_rows(const at::Tensor& input, bool batch_first) {
   return x.view({x.size(0) * x.size(1), x.size(2)});
 }
 
-// [T * B, D * H] output rows as [T, B, D * H], transposed when batch_first.
+// [T * B, D * S] output rows as [T, B, D * S], transposed when batch_first.
 at::Tensor sequence_output(const at::Tensor& rows, const CheckedLstm& c, bool batch_first) {
   const at::Tensor time_major = rows.view({c.T, c.B, rows.size(1)});
   return batch_first ? time_major.transpose(0, 1) : time_major;
@@ -171,26 +185,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     const c10::optional<at::Tensor>& h0_arg, double h0_scale, int64_t h0_zero_point,
     const c10::optional<at::Tensor>& c0_arg, double c0_scale, int64_t c0_zero_point,
     at::TensorList params, int64_t hidden_size, int64_t num_layers, bool bidirectional,
-    bool batch_first) {
+    bool batch_first, int64_t proj_size) {
   check_activation(input, "input", 3);
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
   const int64_t T = input.size(batch_first ? 1 : 0), B = input.size(batch_first ? 0 : 1);
   const CheckedLstm c = checked_lstm("this quantized_lstm call", input, input.size(2), T, B, T * B,
-                                     params, hidden_size, num_layers, bidirectional);
-  const State h0 = uint8_state(h0_arg, "h0", c, h0_scale, h0_zero_point);
-  const State c0 = uint8_state(c0_arg, "c0", c, c0_scale, c0_zero_point);
+                                     params, hidden_size, num_layers, bidirectional, proj_size);
+  const State h0 = uint8_state(h0_arg, "h0", c, /*cell=*/false, h0_scale, h0_zero_point);
+  const State c0 = uint8_state(c0_arg, "c0", c, /*cell=*/true, c0_scale, c0_zero_point);
   const LstmRun run = run_lstm(c, time_major_rows(input, batch_first), x_q, h0, c0);
   // Like ATen's stack of quantized tensors, h_n and c_n take layer 0's qparams
   // (a bidirectional layer's directions stacked into the forward one's first).
-  at::Tensor h_n = at::empty(state_shape(c), at::kByte), c_n = at::empty(state_shape(c), at::kByte);
-  const int64_t n = c.B * c.H;
+  at::Tensor h_n = at::empty(state_shape(c, false), at::kByte);
+  at::Tensor c_n = at::empty(state_shape(c, true), at::kByte);
+  const int64_t nh = c.B * c.S, nc = c.B * c.H;
   for (size_t idx = 0; idx < run.finals.size(); ++idx) {
     const DirectionResult& r = run.finals[idx];
     const PackedLayer& fw = c.layers[idx - idx % static_cast<size_t>(c.D)];
-    stack_final_state(r.h.data(), r.h_q, c.D == 2 ? fw.q.hidden : r.h_q, c.layers[0].q.hidden, n,
-                      h_n.data_ptr<uint8_t>() + idx * n);
-    stack_final_state(r.c.data(), r.c_q, c.D == 2 ? fw.q.cell : r.c_q, c.layers[0].q.cell, n,
-                      c_n.data_ptr<uint8_t>() + idx * n);
+    stack_final_state(r.h.data(), r.h_q, c.D == 2 ? fw.q.h() : r.h_q, c.layers[0].q.h(), nh,
+                      h_n.data_ptr<uint8_t>() + idx * nh);
+    stack_final_state(r.c.data(), r.c_q, c.D == 2 ? fw.q.cell : r.c_q, c.layers[0].q.cell, nc,
+                      c_n.data_ptr<uint8_t>() + idx * nc);
   }
   return {sequence_output(run.output, c, batch_first), h_n, c_n};
 }
@@ -211,7 +226,7 @@ at::Tensor quantized(const at::Tensor& floats, QParams q) {
 }
 
 // The qparams of the output: the last layer's forward hidden state's.
-QParams run_output_q(const CheckedLstm& c) { return c.layers[(c.num_layers - 1) * c.D].q.hidden; }
+QParams run_output_q(const CheckedLstm& c) { return c.layers[(c.num_layers - 1) * c.D].q.h(); }
 
 // run_lstm on uint8 rows with float states: h_n and c_n dequantized from each
 // layer-direction's own qparams. Returns the uint8 output rows, h_n, c_n.
@@ -219,13 +234,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_float_states(const CheckedLst
                                                                 const at::Tensor& x, QParams x_q,
                                                                 const State& h0, const State& c0) {
   const LstmRun run = run_lstm(c, x, x_q, h0, c0);
-  at::Tensor h_n = at::empty(state_shape(c), at::kFloat), c_n = at::empty(state_shape(c), at::kFloat);
-  const int64_t n = c.B * c.H;
+  at::Tensor h_n = at::empty(state_shape(c, false), at::kFloat);
+  at::Tensor c_n = at::empty(state_shape(c, true), at::kFloat);
+  const int64_t nh = c.B * c.S, nc = c.B * c.H;
   for (size_t idx = 0; idx < run.finals.size(); ++idx) {
     const DirectionResult& r = run.finals[idx];
-    run_dequantize(current_kernels(), r.h.data(), n, r.h_q, h_n.data_ptr<float>() + idx * n,
+    run_dequantize(current_kernels(), r.h.data(), nh, r.h_q, h_n.data_ptr<float>() + idx * nh,
                    aten_parallel());
-    run_dequantize(current_kernels(), r.c.data(), n, r.c_q, c_n.data_ptr<float>() + idx * n,
+    run_dequantize(current_kernels(), r.c.data(), nc, r.c_q, c_n.data_ptr<float>() + idx * nc,
                    aten_parallel());
   }
   return {run.output, h_n, c_n};
@@ -242,7 +258,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
     const at::Tensor& input, double input_scale, int64_t input_zero_point,
     const c10::optional<at::Tensor>& h0_arg, const c10::optional<at::Tensor>& c0_arg,
     at::TensorList params, int64_t hidden_size, int64_t num_layers, bool bidirectional,
-    bool batch_first) {
+    bool batch_first, int64_t proj_size) {
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
   check_cpu(input, "input");
   TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat || input.scalar_type() == at::kByte,
@@ -252,7 +268,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
   const bool floating = input.scalar_type() == at::kFloat;
   const int64_t T = input.size(batch_first ? 1 : 0), B = input.size(batch_first ? 0 : 1);
   const CheckedLstm c = checked_lstm("this quantized_lstm_float call", input, input.size(2), T, B,
-                                     T * B, params, hidden_size, num_layers, bidirectional);
+                                     T * B, params, hidden_size, num_layers, bidirectional,
+                                     proj_size);
   const State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
   const State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
   const at::Tensor rows = time_major_rows(input, batch_first);
@@ -272,7 +289,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_packed_cpu(
     const at::Tensor& data, const at::Tensor& batch_sizes, double input_scale,
     int64_t input_zero_point, const c10::optional<at::Tensor>& h0_arg,
     const c10::optional<at::Tensor>& c0_arg, at::TensorList params, int64_t hidden_size,
-    int64_t num_layers, bool bidirectional) {
+    int64_t num_layers, bool bidirectional, int64_t proj_size) {
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
   check_cpu(data, "data");
   TORCH_CHECK_TYPE(data.scalar_type() == at::kFloat || data.scalar_type() == at::kByte,
@@ -297,12 +314,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_packed_cpu(
                     " rows, got ", data.size(0));
   const int64_t B = T > 0 ? bs[0] : (h0_arg.has_value() && h0_arg->dim() == 3 ? h0_arg->size(1) : 0);
   CheckedLstm c = checked_lstm("this quantized_lstm_packed call", data, data.size(1), T, B, rows,
-                               params, hidden_size, num_layers, bidirectional);
+                               params, hidden_size, num_layers, bidirectional, proj_size);
   c.batch_sizes.assign(bs, bs + T);
   State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
   State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
   for (size_t i = 0; i < c.layers.size(); ++i) {
-    h0.qparams[i] = c.layers[i].q.hidden;
+    h0.qparams[i] = c.layers[i].q.h();
     c0.qparams[i] = c.layers[i].q.cell;
   }
   const bool floating = data.scalar_type() == at::kFloat;
@@ -319,6 +336,9 @@ std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
   at::Tensor blob;
   const PackedLayer p = checked_packed_layer(params, "params", &blob);
+  TORCH_CHECK_VALUE(p.proj_size == 0, "qlstm: params must be a layer without a projection "
+                    "(quantized_lstm_cell is nn.LSTMCell's step, which has none), got one with "
+                    "proj_size ", p.proj_size, "; run such a layer with quantized_lstm_float");
   const int64_t B = input.size(0), H = p.hidden_size;
   TORCH_CHECK_VALUE(input.size(1) == p.input_size, "qlstm: input must have ", p.input_size,
                     " features (the packed layer's input_size), got shape ", input.sizes());

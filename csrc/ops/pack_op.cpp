@@ -86,18 +86,20 @@ at::Tensor row_zero_points(const at::Tensor& zps, int64_t rows, bool per_channel
   return z;
 }
 
-std::vector<std::string> cell_qparam_names(bool split_gates) {
+std::vector<std::string> cell_qparam_names(bool split_gates, bool projection) {
   std::vector<std::string> names;
-  for (int i = 0; i < num_cell_qparams(split_gates); ++i) {
-    names.push_back(cell_qparam_name(i, split_gates));
+  for (int i = 0; i < num_cell_qparams(split_gates, projection); ++i) {
+    names.push_back(cell_qparam_name(i, split_gates, projection));
   }
   return names;
 }
 
 // "igates, hgates, ..., hidden": the order pack_lstm_layer takes them in.
-std::string cell_qparam_list(bool split_gates) {
+std::string cell_qparam_list(bool split_gates, bool projection) {
   std::string s;
-  for (const std::string& name : cell_qparam_names(split_gates)) s += (s.empty() ? "" : ", ") + name;
+  for (const std::string& name : cell_qparam_names(split_gates, projection)) {
+    s += (s.empty() ? "" : ", ") + name;
+  }
   return s;
 }
 
@@ -115,31 +117,60 @@ at::Tensor checked_bias(const c10::optional<at::Tensor>& b, const char* name, in
   return b->contiguous();
 }
 
+// The projection's size P and the hidden size H: from w_hr ([P, H], P < H
+// as nn.LSTM requires) with a projection, else from w_hh ([4 * H, H]).
+std::pair<int64_t, int64_t> proj_and_hidden_size(const at::Tensor& w_hh,
+                                                 const c10::optional<at::Tensor>& w_hr) {
+  // Sizes are bounded before any product of them is formed.
+  if (!w_hr.has_value()) {
+    TORCH_CHECK_VALUE(w_hh.dim() == 2 && w_hh.size(1) > 0 && w_hh.size(1) <= kMaxInnerDim &&
+                          w_hh.size(0) == 4 * w_hh.size(1),
+                      "qlstm: w_hh must have shape [4 * hidden_size, hidden_size] with hidden_size "
+                      "in [1, ", kMaxInnerDim, "] (int32 accumulation), got ", w_hh.sizes());
+    return {0, w_hh.size(1)};
+  }
+  TORCH_CHECK_VALUE(w_hr->dim() == 2 && w_hr->size(1) > 1 && w_hr->size(1) <= kMaxInnerDim &&
+                        w_hr->size(0) >= 1 && w_hr->size(0) < w_hr->size(1),
+                    "qlstm: w_hr must have shape [proj_size, hidden_size] with hidden_size in [2, ",
+                    kMaxInnerDim, "] and proj_size in [1, hidden_size) (nn.LSTM's proj_size), got ",
+                    w_hr->sizes());
+  return {w_hr->size(0), w_hr->size(1)};
+}
+
 at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_scales,
                                const at::Tensor& w_ih_zero_points, const at::Tensor& w_hh,
                                const at::Tensor& w_hh_scales, const at::Tensor& w_hh_zero_points,
                                const c10::optional<at::Tensor>& b_ih,
                                const c10::optional<at::Tensor>& b_hh, at::ArrayRef<double> scales,
-                               at::IntArrayRef zero_points, bool per_channel) {
-  // Sizes are bounded before any product of them is formed.
-  TORCH_CHECK_VALUE(w_hh.dim() == 2 && w_hh.size(1) > 0 && w_hh.size(1) <= kMaxInnerDim &&
-                        w_hh.size(0) == 4 * w_hh.size(1),
-                    "qlstm: w_hh must have shape [4 * hidden_size, hidden_size] with hidden_size in "
-                    "[1, ", kMaxInnerDim, "] (int32 accumulation), got ", w_hh.sizes());
+                               at::IntArrayRef zero_points, bool per_channel,
+                               const c10::optional<at::Tensor>& w_hr,
+                               const c10::optional<at::Tensor>& w_hr_scales,
+                               const c10::optional<at::Tensor>& w_hr_zero_points) {
+  TORCH_CHECK_VALUE(w_hr.has_value() == w_hr_scales.has_value() &&
+                        w_hr.has_value() == w_hr_zero_points.has_value(),
+                    "qlstm: w_hr, w_hr_scales and w_hr_zero_points must be all given (a layer with "
+                    "a projection) or all None, got ", w_hr.has_value() ? "w_hr" : "no w_hr",
+                    w_hr_scales.has_value() ? ", w_hr_scales" : ", no w_hr_scales",
+                    w_hr_zero_points.has_value() ? ", w_hr_zero_points" : ", no w_hr_zero_points");
+  const bool projection = w_hr.has_value();
+  if (projection) check_cpu(*w_hr, "w_hr");
+  const auto [P, H] = proj_and_hidden_size(w_hh, w_hr);
   TORCH_CHECK_VALUE(w_ih.dim() == 2 && w_ih.size(1) > 0 && w_ih.size(1) <= kMaxInnerDim,
                     "qlstm: w_ih must have shape [4 * hidden_size, input_size] with input_size in "
                     "[1, ", kMaxInnerDim, "] (int32 accumulation), got ", w_ih.sizes());
-  const int64_t H = w_hh.size(1), I = w_ih.size(1), rows = 4 * H;
-  // Seven qparams, or sixteen with split gates (per-gate igates, hgates, gates).
-  const bool split_gates = scales.size() == kNumSplitCellQParams;
-  TORCH_CHECK_VALUE((scales.size() == kNumCellQParams || split_gates) &&
+  const int64_t I = w_ih.size(1), rows = 4 * H, S = projection ? P : H;
+  // Seven qparams, or sixteen with split gates (per-gate igates, hgates,
+  // gates); one more, projection, with a projection.
+  const int extra = projection ? 1 : 0;
+  const bool split_gates = scales.size() == static_cast<size_t>(kNumSplitCellQParams + extra);
+  TORCH_CHECK_VALUE((scales.size() == static_cast<size_t>(kNumCellQParams + extra) || split_gates) &&
                         zero_points.size() == scales.size(),
-                    "qlstm: scales and zero_points must each hold ", kNumCellQParams, " values (",
-                    cell_qparam_list(false), ") or, with split gates, ", kNumSplitCellQParams,
-                    " (", cell_qparam_list(true), "), got ", scales.size(), " and ",
-                    zero_points.size());
+                    "qlstm: scales and zero_points must each hold ", kNumCellQParams + extra,
+                    " values (", cell_qparam_list(false, projection), ") or, with split gates, ",
+                    kNumSplitCellQParams + extra, " (", cell_qparam_list(true, projection),
+                    "), got ", scales.size(), " and ", zero_points.size());
   const at::Tensor wi = checked_weight(w_ih, "w_ih", rows, I);
-  const at::Tensor wh = checked_weight(w_hh, "w_hh", rows, H);
+  const at::Tensor wh = checked_weight(w_hh, "w_hh", rows, S);
   const at::Tensor si = row_scales(w_ih_scales, rows, per_channel, split_gates, "w_ih_scales");
   const at::Tensor sh = row_scales(w_hh_scales, rows, per_channel, split_gates, "w_hh_scales");
   const at::Tensor zi =
@@ -154,19 +185,31 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
     bi = checked_bias(b_ih, "b_ih", rows);
     bh = checked_bias(b_hh, "b_hh", rows);
   }
-  QParams list[kNumSplitCellQParams];
+  // W_hr is one Linear, not four gates: its qparams are per channel or per tensor.
+  at::Tensor wr, sr, zr;
+  if (projection) {
+    wr = checked_weight(*w_hr, "w_hr", P, H);
+    sr = row_scales(*w_hr_scales, P, per_channel, /*split_gates=*/false, "w_hr_scales");
+    zr = row_zero_points(*w_hr_zero_points, P, per_channel, /*split_gates=*/false,
+                         "w_hr_zero_points");
+  }
+  QParams list[kMaxCellQParams];
   for (size_t i = 0; i < scales.size(); ++i) {
     const int index = static_cast<int>(i);
-    list[i] = checked_qparams(cell_qparam_name(index, split_gates).c_str(), scales[i], zero_points[i]);
+    list[i] = checked_qparams(cell_qparam_name(index, split_gates, projection).c_str(), scales[i],
+                              zero_points[i]);
   }
-  const CellQParams q = cell_qparams_from_list(list, split_gates);
+  const CellQParams q = cell_qparams_from_list(list, split_gates, projection);
 
   const LayerWeights lw{
-      I, H,
+      I, H, P,
       MatrixWeights{wi.data_ptr<int8_t>(), si.data_ptr<float>(), zi.data_ptr<int32_t>(),
                     bi.defined() ? bi.data_ptr<float>() : nullptr},
       MatrixWeights{wh.data_ptr<int8_t>(), sh.data_ptr<float>(), zh.data_ptr<int32_t>(),
                     bh.defined() ? bh.data_ptr<float>() : nullptr},
+      projection ? MatrixWeights{wr.data_ptr<int8_t>(), sr.data_ptr<float>(),
+                                 zr.data_ptr<int32_t>(), nullptr}
+                 : MatrixWeights{},
       per_channel};
   const Tables t = make_tables(q);
   const LayerTables lt{{t.gates[0], t.gates[1], t.gates[2], t.gates[3]}, t.tanh_cell};
@@ -178,25 +221,28 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
 // Every output is a tensor, so that a traced graph carries the blob's values
 // instead of constants from its fake kernel: weight scales and zero points
 // come back per row (a per-tensor value repeated), biases empty ([0]) when
-// the layer has none, per_channel as a bool scalar.
+// the layer has none, per_channel as a bool scalar, W_hr and its qparams
+// with no rows ([0, H], [0]) when the layer has no projection.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-           at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+           at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
 unpack_lstm_layer_cpu(const at::Tensor& params) {
   at::Tensor blob;
   const PackedLayer p = checked_packed_layer(params, "params", &blob);
-  const int64_t I = p.input_size, H = p.hidden_size, rows = 4 * H;
-  at::Tensor w_ih = at::empty({rows, I}, at::kChar), w_hh = at::empty({rows, H}, at::kChar);
+  const int64_t I = p.input_size, H = p.hidden_size, rows = 4 * H, P = p.proj_size;
+  at::Tensor w_ih = at::empty({rows, I}, at::kChar), w_hh = at::empty({rows, p.h_size()}, at::kChar);
   at::Tensor s_ih = at::empty({rows}, at::kFloat), s_hh = at::empty({rows}, at::kFloat);
   at::Tensor z_ih = at::empty({rows}, at::kInt), z_hh = at::empty({rows}, at::kInt);
   at::Tensor b_ih = at::empty({rows}, at::kFloat), b_hh = at::empty({rows}, at::kFloat);
-  unpack_layer_weights(
-      p,
-      MatrixWeightsOut{w_ih.data_ptr<int8_t>(), s_ih.data_ptr<float>(), z_ih.data_ptr<int32_t>(),
-                       b_ih.data_ptr<float>()},
-      MatrixWeightsOut{w_hh.data_ptr<int8_t>(), s_hh.data_ptr<float>(), z_hh.data_ptr<int32_t>(),
-                       b_hh.data_ptr<float>()});
-  const int n = num_cell_qparams(p.q.split_gates);
-  QParams list[kNumSplitCellQParams];
+  at::Tensor w_hr = at::empty({P, H}, at::kChar), s_hr = at::empty({P}, at::kFloat),
+             z_hr = at::empty({P}, at::kInt);
+  auto out = [](at::Tensor& w, at::Tensor& s, at::Tensor& z, float* bias) {
+    return MatrixWeightsOut{w.data_ptr<int8_t>(), s.data_ptr<float>(), z.data_ptr<int32_t>(), bias};
+  };
+  unpack_layer_weights(p, out(w_ih, s_ih, z_ih, b_ih.data_ptr<float>()),
+                       out(w_hh, s_hh, z_hh, b_hh.data_ptr<float>()),
+                       out(w_hr, s_hr, z_hr, nullptr));
+  const int n = num_cell_qparams(p.q.split_gates, p.q.has_projection);
+  QParams list[kMaxCellQParams];
   cell_qparams_to_list(p.q, list);
   at::Tensor scales = at::empty({n}, at::kDouble);
   at::Tensor zero_points = at::empty({n}, at::kLong);
@@ -214,7 +260,10 @@ unpack_lstm_layer_cpu(const at::Tensor& params) {
           p.has_bias ? b_hh : at::empty({0}, at::kFloat),
           scales,
           zero_points,
-          at::scalar_tensor(p.per_channel, at::kBool)};
+          at::scalar_tensor(p.per_channel, at::kBool),
+          w_hr,
+          s_hr.to(at::kDouble),
+          z_hr.to(at::kLong)};
 }
 
 at::Tensor quantize_cpu(const at::Tensor& input, double scale, int64_t zero_point) {

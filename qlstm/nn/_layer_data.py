@@ -29,7 +29,8 @@ class LayerData:
     """One observed layer-direction: float weights (nn.LSTM layout), their
     observers (one for the whole matrix, or one per gate when the gates are
     split), and the observed qparams of the intermediates
-    (qlstm.ops.CELL_QPARAM_NAMES order, or SPLIT_CELL_QPARAM_NAMES)."""
+    (qlstm.ops.cell_qparam_names order). A layer with a projection also has
+    W_hr ([proj_size, hidden_size], one Linear) and its observer."""
 
     w_ih: Tensor
     w_hh: Tensor
@@ -38,6 +39,8 @@ class LayerData:
     ih_weight_observers: Sequence[Callable[[], torch.nn.Module]]
     hh_weight_observers: Sequence[Callable[[], torch.nn.Module]]
     qparams: List[Tuple[float, int]]
+    w_hr: Optional[Tensor] = None
+    hr_weight_observers: Sequence[Callable[[], torch.nn.Module]] = ()
 
 
 def layer_suffix(index: int, num_directions: int) -> str:

@@ -9,20 +9,20 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import ops
-from ..ops import CELL_QPARAM_NAMES, SPLIT_CELL_QPARAM_NAMES
 from ._layer_data import LayerData, layer_suffix, quantize_weight
 from .observed import ObservedLSTM, layer_data_of_quantizable
 
-_WEIGHT_NAME = re.compile(r"(weight|bias)_(ih|hh)_l(\d+)(_reverse)?")
-
-
-def _qparam_names(u: ops.UnpackedLayer) -> Tuple[str, ...]:
-    return SPLIT_CELL_QPARAM_NAMES if u.split_gates else CELL_QPARAM_NAMES
+_WEIGHT_NAME = re.compile(r"(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?")
 
 
 def _qparam(u: ops.UnpackedLayer, name: str) -> Tuple[float, int]:
-    i = _qparam_names(u).index(name)
+    i = u.qparam_names.index(name)
     return (u.scales[i], u.zero_points[i])
+
+
+def _h_qparams(u: ops.UnpackedLayer) -> Tuple[float, int]:
+    """What a layer's h comes in: its projection's output, or hidden."""
+    return _qparam(u, "projection" if u.proj_size > 0 else "hidden")
 
 
 def _per_row(t: Tensor, rows: int) -> Tensor:
@@ -39,7 +39,9 @@ class LSTM(torch.nn.Module):
     Its numerics are those of ``torch.ao.nn.quantized.LSTM``; its forward is one
     call of ``torch.ops.qlstm.quantized_lstm``.
 
-    ``forward(input, hx=None) -> (output, (h_n, c_n))`` as nn.LSTM. A quint8
+    ``forward(input, hx=None) -> (output, (h_n, c_n))`` as nn.LSTM, ``proj_size``
+    included (h, ``h_n`` and each direction's output of proj_size; only
+    :class:`qlstm.nn.ObservedLSTM` converts such LSTMs). A quint8
     ``input`` (the QuantStub flow) gives quint8 results; a float ``input`` is
     quantized with the observed input qparams (known when :class:`ObservedLSTM`
     observed the module) and gives float results. ``hx`` may be float or quint8.
@@ -59,7 +61,7 @@ class LSTM(torch.nn.Module):
     _FLOAT_MODULE = torch.ao.nn.quantizable.LSTM
     # TorchScript compiles forward and what it calls; these stay Python-only.
     __jit_unused_properties__ = ["num_directions", "input_qparams", "output_qparams",
-                                 "hidden_qparams", "cell_qparams", "packed_layers"]
+                                 "hidden_qparams", "cell_qparams", "packed_layers", "_h_size"]
     _packed: List[Tensor]
 
     def __init__(
@@ -71,14 +73,21 @@ class LSTM(torch.nn.Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"qlstm: {name} must be an int >= 1, got {value!r}")
+        if (not isinstance(proj_size, int) or isinstance(proj_size, bool)
+                or not 0 <= proj_size < hidden_size):
+            raise ValueError(f"qlstm: proj_size must be an int in [0, hidden_size) = [0, "
+                             f"{hidden_size}) (0: no projection), got {proj_size!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
+        # nn.LSTM's LSTMP: h = W_hr (o * tanh(c)), of proj_size (0: none).
+        self.proj_size = proj_size
         self.num_layers = num_layers
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
@@ -102,7 +111,7 @@ class LSTM(torch.nn.Module):
         """state_dict key of each UnpackedLayer field of layer-direction `index`."""
         s = self._layer_suffix(index)
         fields = {}
-        for kind in ("ih", "hh"):
+        for kind in ("ih", "hh", "hr") if self.proj_size > 0 else ("ih", "hh"):
             fields[f"weight_{kind}{s}"] = f"w_{kind}"
             fields[f"weight_{kind}{s}_scales"] = f"w_{kind}_scales"
             fields[f"weight_{kind}{s}_zero_points"] = f"w_{kind}_zero_points"
@@ -188,14 +197,18 @@ class LSTM(torch.nn.Module):
         fields = self._layer_fields(index)
         u = {field: state_dict[prefix + key] for key, field in fields.items()}
         s = self._layer_suffix(index)
-        layer_input = self.input_size if index < self.num_directions else self.num_directions * self.hidden_size
+        h_size = self._h_size
+        layer_input = self.input_size if index < self.num_directions else self.num_directions * h_size
+        expected = {"ih": (4 * self.hidden_size, layer_input), "hh": (4 * self.hidden_size, h_size)}
+        if self.proj_size > 0:
+            expected["hr"] = (self.proj_size, self.hidden_size)
         mismatched = False
-        for kind, cols in (("ih", layer_input), ("hh", self.hidden_size)):
+        for kind, want in expected.items():
             shape = tuple(getattr(u[f"w_{kind}"], "shape", ()))
-            if shape != (4 * self.hidden_size, cols):
+            if shape != want:
                 mismatched = True
                 error_msgs.append(f"qlstm: size mismatch for {prefix}weight_{kind}{s}: this module "
-                                  f"expects {(4 * self.hidden_size, cols)}, the state_dict has {shape}")
+                                  f"expects {want}, the state_dict has {shape}")
         if mismatched:
             return None
         try:
@@ -206,7 +219,8 @@ class LSTM(torch.nn.Module):
             return self._pack(
                 u["w_ih"], u["w_ih_scales"], u["w_ih_zero_points"], u["w_hh"], u["w_hh_scales"],
                 u["w_hh_zero_points"], u.get("b_ih"), u.get("b_hh"), u["scales"].tolist(),
-                u["zero_points"].tolist())
+                u["zero_points"].tolist(), u.get("w_hr"), u.get("w_hr_scales"),
+                u.get("w_hr_zero_points"))
         except (ValueError, TypeError, RuntimeError) as e:
             error_msgs.append(f"layer {s[1:]}: {e}")
             return None
@@ -214,20 +228,23 @@ class LSTM(torch.nn.Module):
     @staticmethod
     def _pack(w_ih: Tensor, w_ih_scales: Tensor, w_ih_zero_points: Tensor, w_hh: Tensor,
               w_hh_scales: Tensor, w_hh_zero_points: Tensor, b_ih: Optional[Tensor],
-              b_hh: Optional[Tensor], scales: List[float], zero_points: List[int]) -> Tensor:
+              b_hh: Optional[Tensor], scales: List[float], zero_points: List[int],
+              w_hr: Optional[Tensor] = None, w_hr_scales: Optional[Tensor] = None,
+              w_hr_zero_points: Optional[Tensor] = None) -> Tensor:
         # Per-channel qparams are the only 1-D ones with more than one entry
         # (per tensor: [1]; per gate: [4, 1]).
         return ops.pack_lstm_layer(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales,
                                    w_hh_zero_points, b_ih, b_hh, scales, zero_points,
-                                   w_ih_scales.dim() == 1 and w_ih_scales.numel() > 1)
+                                   w_ih_scales.dim() == 1 and w_ih_scales.numel() > 1,
+                                   w_hr, w_hr_scales, w_hr_zero_points)
 
     def _set_packed(self, packed: List[Tensor]) -> None:
         self._packed = packed
         first, last = (ops.unpack_lstm_layer(blob) for blob in (packed[0], packed[-self.num_directions]))
 
         # Read once here rather than from the blobs on every forward.
-        self._output_qparams = _qparam(last, "hidden")
-        self._hidden_qparams = _qparam(first, "hidden")
+        self._output_qparams = _h_qparams(last)
+        self._hidden_qparams = _h_qparams(first)
         self._cell_qparams = _qparam(first, "cell")
         self._per_channel = first.per_channel
         self._split_gates = first.split_gates
@@ -235,6 +252,11 @@ class LSTM(torch.nn.Module):
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def _h_size(self) -> int:
+        """The size of h: proj_size with a projection, else hidden_size."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
 
     def _layer_suffix(self, index: int) -> str:
         return layer_suffix(index, self.num_directions)
@@ -266,9 +288,9 @@ class LSTM(torch.nn.Module):
                 f"qlstm.nn.ObservedLSTM, got {type(observed).__module__}.{type(observed).__name__}"
             )
         first = data[0]
-        module = cls(first.w_ih.shape[1], first.w_hh.shape[1], observed.num_layers,
+        module = cls(first.w_ih.shape[1], first.w_ih.shape[0] // 4, observed.num_layers,
                      first.b_ih is not None, observed.batch_first, observed.dropout,
-                     observed.bidirectional)
+                     observed.bidirectional, 0 if first.w_hr is None else first.w_hr.shape[0])
         if input_qparams is not None:
             module._has_input_qparams = True
             module._input_qparams = input_qparams
@@ -279,8 +301,11 @@ class LSTM(torch.nn.Module):
         ih = quantize_weight(layer.w_ih, layer.ih_weight_observers)
         hh = quantize_weight(layer.w_hh, layer.hh_weight_observers)
         bias = [b.detach().float().contiguous() if self.bias else None for b in (layer.b_ih, layer.b_hh)]
+        hr = ((None,) * 3 if layer.w_hr is None else
+              (lambda q: (q.int8, q.scales, q.zero_points))(
+                  quantize_weight(layer.w_hr, layer.hr_weight_observers)))
         return self._pack(ih.int8, ih.scales, ih.zero_points, hh.int8, hh.scales, hh.zero_points,
-                          *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams])
+                          *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams], *hr)
 
     @property
     def packed_layers(self) -> Tuple[Tensor, ...]:
@@ -290,11 +315,10 @@ class LSTM(torch.nn.Module):
 
     def layer_qparams(self, layer: int = 0, reverse: bool = False) -> Dict[str, Tuple[float, int]]:
         """The intermediate qparams of one layer-direction, by name
-        (:data:`qlstm.ops.CELL_QPARAM_NAMES`, or with split gates
-        :data:`qlstm.ops.SPLIT_CELL_QPARAM_NAMES`): ``hidden`` and ``cell`` are
-        what its h and c come in."""
+        (:func:`qlstm.ops.cell_qparam_names`): ``hidden`` (``projection`` with a
+        projection) and ``cell`` are what its h and c come in."""
         u = ops.unpack_lstm_layer(self._packed[self._index(layer, reverse)])
-        return {name: (s, z) for name, s, z in zip(_qparam_names(u), u.scales, u.zero_points)}
+        return {name: (s, z) for name, s, z in zip(u.qparam_names, u.scales, u.zero_points)}
 
     def _index(self, layer: int, reverse: bool) -> int:
         if not 0 <= layer < self.num_layers or (reverse and not self.bidirectional):
@@ -309,7 +333,8 @@ class LSTM(torch.nn.Module):
         if match is None or not self.__dict__.get("_packed"):
             return super().__getattr__(name)
         kind, matrix, layer, reverse = match.groups()
-        if ((kind == "bias" and not self.bias) or int(layer) >= self.num_layers
+        if ((kind == "bias" and (not self.bias or matrix == "hr")) or int(layer) >= self.num_layers
+                or (matrix == "hr" and self.proj_size == 0)
                 or (reverse is not None and not self.bidirectional)):
             return super().__getattr__(name)  # nn.LSTM has no such attribute either
         u = ops.unpack_lstm_layer(self._packed[self._index(int(layer), reverse is not None)])
@@ -327,12 +352,13 @@ class LSTM(torch.nn.Module):
 
     @property
     def output_qparams(self) -> Tuple[float, int]:
-        """(scale, zero_point) of the output: the last layer's forward hidden state."""
+        """(scale, zero_point) of the output: the last layer's forward h (its
+        ``projection`` qparams with a projection, else ``hidden``)."""
         return self._output_qparams
 
     @property
     def hidden_qparams(self) -> Tuple[float, int]:
-        """(scale, zero_point) of h_n: layer 0's forward hidden state."""
+        """(scale, zero_point) of h_n: layer 0's forward h."""
         return self._hidden_qparams
 
     @property
@@ -348,6 +374,8 @@ class LSTM(torch.nn.Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
         s += f", bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional}"
+        if self.proj_size > 0:
+            s += f", proj_size={self.proj_size}"
         if self._packed:
             s += self._weights_repr()
             s += f", input_qparams={self.input_qparams}, output_qparams={self.output_qparams}"
@@ -431,10 +459,11 @@ class LSTM(torch.nn.Module):
                 # function gives the compiled program the backward that raises.
                 return _InferenceOnly.apply(x, h0, c0, scale, zero_point, self._packed,
                                             self.hidden_size, self.num_layers, self.bidirectional,
-                                            self.batch_first)
+                                            self.batch_first, self.proj_size)
         return torch.ops.qlstm.quantized_lstm_float(x, scale, zero_point, h0, c0, self._packed,
                                                     self.hidden_size, self.num_layers,
-                                                    self.bidirectional, self.batch_first)
+                                                    self.bidirectional, self.batch_first,
+                                                    self.proj_size)
 
     def _forward_float_state(self, input: Tensor, x_scale: float, x_zero_point: int,
                              hx: Optional[Tuple[Tensor, Tensor]]
@@ -509,7 +538,7 @@ class LSTM(torch.nn.Module):
         scale, zero_point = self._input_qparams
         y, h_n, c_n = torch.ops.qlstm.quantized_lstm_packed(
             data.float(), batch_sizes, scale, zero_point, h0, c0, self._packed, self.hidden_size,
-            self.num_layers, self.bidirectional)
+            self.num_layers, self.bidirectional, self.proj_size)
         if unsorted_indices is not None:
             h_n, c_n = h_n.index_select(1, unsorted_indices), c_n.index_select(1, unsorted_indices)
         state_dtype = hx[0].dtype if hx is not None else data.dtype
@@ -561,7 +590,7 @@ class LSTM(torch.nn.Module):
             c0, c0_s, c0_z = states[1]
         y, h_n, c_n = torch.ops.qlstm.quantized_lstm(
             x, x_scale, x_zp, h0, h0_s, h0_z, c0, c0_s, c0_z, self._packed, self.hidden_size,
-            self.num_layers, self.bidirectional, self.batch_first)
+            self.num_layers, self.bidirectional, self.batch_first, self.proj_size)
         if not batched:
             y = y.squeeze(0 if self.batch_first else 1)
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
@@ -577,18 +606,18 @@ class _InferenceOnly(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, c0, scale, zero_point, packed, hidden_size, num_layers, bidirectional,
-                batch_first):
+                batch_first, proj_size):
         ctx.save_for_backward(*(t for t in (x, h0, c0) if t is not None))
         ctx.present = (True, h0 is not None, c0 is not None)
         return torch.ops.qlstm.quantized_lstm_float(x, scale, zero_point, h0, c0, packed, hidden_size,
-                                                    num_layers, bidirectional, batch_first)
+                                                    num_layers, bidirectional, batch_first, proj_size)
 
     @staticmethod
     def backward(ctx, grad_y, grad_h, grad_c):
         saved = iter(ctx.saved_tensors)
         grads = [torch.ops.qlstm.no_backward(grad_y, next(saved)) if present else None
                  for present in ctx.present]
-        return (*grads, None, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None, None)
 
 
 def _per_tensor(t: Tensor) -> bool:

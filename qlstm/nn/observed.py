@@ -13,7 +13,7 @@ from torch.ao.quantization.observer import (
     PerChannelMinMaxObserver,
 )
 
-from ..ops import CELL_QPARAM_NAMES, GATE_NAMES, SPLIT_CELL_QPARAM_NAMES
+from ..ops import CELL_QPARAM_NAMES, GATE_NAMES, cell_qparam_names
 from ._layer_data import LayerData, layer_suffix, qparams_of
 
 ObserverFactory = Callable[[], torch.nn.Module]
@@ -66,18 +66,37 @@ def _quantizable_cell_data(cell: torch.nn.Module) -> LayerData:
                      [cell.hgates[g].qconfig.weight for g in GATE_NAMES], gates + state())
 
 
+def _check_no_projection(cell: torch.nn.Module) -> None:
+    # PyTorch's quantizable LSTM has no proj_size: made from an nn.LSTM with
+    # one, it drops W_hr but keeps W_hh [4H, P], which no h of size H fits.
+    split = getattr(cell, "split_gates", False)
+    hgates = cell.hgates[GATE_NAMES[0]] if split else cell.hgates
+    rows, in_features = hgates.weight.shape
+    hidden = rows if split else rows // 4
+    if in_features != hidden:
+        raise ValueError(
+            f"qlstm: this torch.ao.nn.quantizable.LSTM was made from an nn.LSTM with "
+            f"proj_size={in_features} (its W_hh is [4 * {hidden}, {in_features}]), and PyTorch's "
+            "quantizable LSTM has no projection (it drops W_hr); quantize the nn.LSTM with "
+            "qlstm's own flow instead: qlstm.quantize(model, calibration_batches), or "
+            "qlstm.prepare, calibrate, qlstm.convert")
+
+
 def layer_data_of_quantizable(observed: torch.ao.nn.quantizable.LSTM) -> List[LayerData]:
     """Weights and observed qparams of every layer-direction of a calibrated quantizable LSTM."""
     data = []
     for layer in observed.layers:
         directions = [layer.layer_fw] + ([layer.layer_bw] if observed.bidirectional else [])
-        data.extend(_quantizable_cell_data(single.cell) for single in directions)
+        for single in directions:
+            _check_no_projection(single.cell)
+            data.append(_quantizable_cell_data(single.cell))
     return data
 
 
 class ObservedLSTM(torch.nn.Module):
     """A float LSTM that records the range of its input and of every intermediate
-    of the quantized graph (igates, hgates, gates, f*c, i*g, c, h) while it runs
+    of the quantized graph (igates, hgates, gates, f*c, i*g, c, h, and with a
+    projection, proj_size, h's projection) while it runs
     calibration data. Its outputs are the float LSTM's. :func:`qlstm.prepare`
     makes it from an ``nn.LSTM``; :meth:`qlstm.nn.LSTM.from_observed` converts it.
 
@@ -92,14 +111,11 @@ class ObservedLSTM(torch.nn.Module):
                  weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
                  split_gates: bool = False) -> None:
         super().__init__()
-        if type(self) is ObservedLSTM:
-            if not isinstance(lstm, torch.nn.LSTM):
-                raise TypeError(f"qlstm: ObservedLSTM wraps a torch.nn.LSTM, got {type(lstm).__name__}")
-            if lstm.proj_size != 0:
-                raise ValueError(f"qlstm: LSTMs with proj_size are not supported, got "
-                                 f"proj_size={lstm.proj_size}")
+        if type(self) is ObservedLSTM and not isinstance(lstm, torch.nn.LSTM):
+            raise TypeError(f"qlstm: ObservedLSTM wraps a torch.nn.LSTM, got {type(lstm).__name__}")
         self.input_size = lstm.input_size
         self.hidden_size = lstm.hidden_size
+        self.proj_size = getattr(lstm, "proj_size", 0)  # nn.LSTMCell has none
         self.num_layers = getattr(lstm, "num_layers", 1)
         self.bias = lstm.bias
         self.batch_first = getattr(lstm, "batch_first", False)
@@ -110,7 +126,7 @@ class ObservedLSTM(torch.nn.Module):
         self.split_gates = bool(split_gates)
         self.input_observer = activation_observer()
         directions = self.num_layers * (2 if self.bidirectional else 1)
-        names = SPLIT_CELL_QPARAM_NAMES if self.split_gates else CELL_QPARAM_NAMES
+        names = cell_qparam_names(self.split_gates, self.proj_size > 0)
         self.observers = torch.nn.ModuleList(
             torch.nn.ModuleDict({n: activation_observer() for n in names}) for _ in range(directions))
 
@@ -119,17 +135,26 @@ class ObservedLSTM(torch.nn.Module):
         get = lambda name: getattr(self.lstm, name + s, None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
+    def _projection_weight(self, index: int) -> Optional[Tensor]:
+        """W_hr of layer-direction `index`, or None without a projection."""
+        if self.proj_size == 0:
+            return None
+        return getattr(self.lstm, "weight_hr" + layer_suffix(index, 2 if self.bidirectional else 1))
+
     def _float32_weights(self, index: int):
         # Observation runs in float32 whatever the LSTM's dtype (the kernels' numerics).
-        return tuple(None if w is None else w.float() for w in self._weights(index))
+        return tuple(None if w is None else w.float()
+                     for w in self._weights(index) + (self._projection_weight(index),))
 
     def layer_data(self) -> List[LayerData]:
         data = []
         weight_observers = [self.weight_observer] * (len(GATE_NAMES) if self.split_gates else 1)
         for index, observers in enumerate(self.observers):
             w_ih, w_hh, b_ih, b_hh = self._weights(index)
+            # W_hr is one Linear, also with split gates.
             data.append(LayerData(w_ih, w_hh, b_ih, b_hh, weight_observers, weight_observers,
-                                  [qparams_of(observer, n) for n, observer in observers.items()]))
+                                  [qparams_of(observer, n) for n, observer in observers.items()],
+                                  self._projection_weight(index), [self.weight_observer]))
         return data
 
     def _observe_gates(self, observers: torch.nn.ModuleDict, kind: str, x: Tensor) -> Tensor:
@@ -144,7 +169,7 @@ class ObservedLSTM(torch.nn.Module):
 
     def _run_direction(self, index: int, x: Tensor, h: Tensor, c: Tensor, reverse: bool
                        ) -> Tuple[Tensor, Tensor, Tensor]:
-        w_ih, w_hh, b_ih, b_hh = self._float32_weights(index)
+        w_ih, w_hh, b_ih, b_hh, w_hr = self._float32_weights(index)
         obs = self.observers[index]
         igates = self._observe_gates(obs, "igates", torch.nn.functional.linear(x, w_ih, b_ih))
         outputs = [None] * x.shape[0]
@@ -157,8 +182,10 @@ class ObservedLSTM(torch.nn.Module):
             ig = obs["igate_cgate"](i * g)
             c = obs["cell"](fc + ig)
             h = obs["hidden"](o * torch.tanh(c))
+            if w_hr is not None:
+                h = obs["projection"](torch.nn.functional.linear(h, w_hr))
             outputs[t] = h
-        out = torch.stack(outputs) if outputs else x.new_empty((0, x.shape[1], self.hidden_size))
+        out = torch.stack(outputs) if outputs else x.new_empty((0, x.shape[1], h.shape[-1]))
         return out, h, c
 
     def _forward_packed(self, input: PackedSequence, hx: Optional[Tuple[Tensor, Tensor]]
@@ -198,9 +225,9 @@ class ObservedLSTM(torch.nn.Module):
             x = x.transpose(0, 1)
         x = self.input_observer(x.float())
         D = 2 if self.bidirectional else 1
-        shape = (self.num_layers * D, x.shape[1], self.hidden_size)
         if hx is None:
-            h0 = c0 = x.new_zeros(shape)
+            h0 = x.new_zeros((self.num_layers * D, x.shape[1], self.proj_size or self.hidden_size))
+            c0 = x.new_zeros((self.num_layers * D, x.shape[1], self.hidden_size))
         else:
             h0, c0 = (t.float() if batched else t.float().unsqueeze(1) for t in hx)
         h_n, c_n = [], []

@@ -30,9 +30,10 @@ QParams random_qparams(std::mt19937& rng, bool power_of_two) {
 
 RandomLayer::RandomLayer(const LayerSpec& s) {
   std::mt19937 rng(s.seed);
-  const int64_t I = s.input_size, H = s.hidden_size, rows = 4 * H;
+  const int64_t I = s.input_size, H = s.hidden_size, P = s.proj_size, rows = 4 * H;
+  const int64_t h_size = P > 0 ? P : H;
   w_ih_ = random_weights(static_cast<size_t>(rows * I), rng);
-  w_hh_ = random_weights(static_cast<size_t>(rows * H), rng);
+  w_hh_ = random_weights(static_cast<size_t>(rows * h_size), rng);
   std::uniform_real_distribution<float> scale(0.001f, 0.05f), bias(-2.0f, 2.0f);
   std::uniform_int_distribution<int> zp(-128, 127);
   float ih_scale[kNumGates], hh_scale[kNumGates];
@@ -48,15 +49,23 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
     b_ih_.push_back(bias(rng));
     b_hh_.push_back(bias(rng));
   }
+  w_hr_ = random_weights(static_cast<size_t>(P * H), rng);
+  const float hr_scale = scale(rng);
+  for (int64_t r = 0; r < P; ++r) {
+    w_hr_scale_.push_back(s.per_channel ? scale(rng) : hr_scale);
+    w_hr_zp_.push_back(s.zero_points ? zp(rng) : 0);
+  }
   const LayerWeights w{
       I,
       H,
+      P,
       MatrixWeights{w_ih_.data(), w_ih_scale_.data(), w_ih_zp_.data(), s.bias ? b_ih_.data() : nullptr},
       MatrixWeights{w_hh_.data(), w_hh_scale_.data(), w_hh_zp_.data(), s.bias ? b_hh_.data() : nullptr},
+      MatrixWeights{w_hr_.data(), w_hr_scale_.data(), w_hr_zp_.data(), nullptr},
       s.per_channel};
-  QParams list[kNumSplitCellQParams];
+  QParams list[kMaxCellQParams];
   for (QParams& qp : list) qp = random_qparams(rng, s.power_of_two_scales);
-  q_ = cell_qparams_from_list(list, s.split_gates);
+  q_ = cell_qparams_from_list(list, s.split_gates, P > 0);
   // The activation tables are data to the kernels: random ones test every lookup.
   const std::vector<uint8_t> tables = random_bytes(5 * 256, s.seed + 7);
   const LayerTables t{{tables.data(), tables.data() + 256, tables.data() + 512, tables.data() + 768},
@@ -104,9 +113,9 @@ RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<
                     QParams x_q, int64_t T, int64_t B, bool reverse, const InitialState& init,
                     const Parallel& par) {
   RunResult r;
-  r.out.assign(static_cast<size_t>(T * B * p.hidden_size), 0);
+  r.out.assign(static_cast<size_t>(T * B * p.h_size()), 0);
   r.final_state = run_direction(k, p, x.data(), x_q, Steps{T, B, nullptr}, reverse, init,
-                                r.out.data(), p.hidden_size, 0, nullptr, par);
+                                r.out.data(), p.h_size(), 0, nullptr, par);
   return r;
 }
 

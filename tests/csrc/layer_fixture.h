@@ -27,6 +27,8 @@ struct LayerSpec {
   bool power_of_two_scales = false;
   // Per-gate igates/hgates/gates qparams and, per tensor, per-gate weight scales.
   bool split_gates = false;
+  // A projection W_hr [proj_size][hidden_size] (0: none).
+  int64_t proj_size = 0;
 };
 
 // A 64-byte aligned copy of a blob (as pack_layer writes and the ops pass them).
@@ -48,6 +50,8 @@ class RandomLayer {
   const PackedLayer& view() const { return view_; }
   const std::vector<int8_t>& w_ih() const { return w_ih_; }
   const std::vector<int8_t>& w_hh() const { return w_hh_; }
+  const std::vector<int8_t>& w_hr() const { return w_hr_; }
+  const std::vector<float>& w_hr_scale() const { return w_hr_scale_; }
   const std::vector<float>& w_ih_scale() const { return w_ih_scale_; }
   const std::vector<int32_t>& w_ih_zp() const { return w_ih_zp_; }
   const std::vector<float>& b_ih() const { return b_ih_; }
@@ -56,9 +60,9 @@ class RandomLayer {
   size_t blob_size() const { return size_; }
 
  private:
-  std::vector<int8_t> w_ih_, w_hh_;
-  std::vector<float> w_ih_scale_, w_hh_scale_, b_ih_, b_hh_;
-  std::vector<int32_t> w_ih_zp_, w_hh_zp_;
+  std::vector<int8_t> w_ih_, w_hh_, w_hr_;
+  std::vector<float> w_ih_scale_, w_hh_scale_, w_hr_scale_, b_ih_, b_hh_;
+  std::vector<int32_t> w_ih_zp_, w_hh_zp_, w_hr_zp_;
   CellQParams q_{};
   std::unique_ptr<AlignedBlob> blob_;
   size_t size_ = 0;

@@ -26,11 +26,11 @@ struct Case {
 void expect_matches_reference(const Case& c, int threads, bool extremes) {
   const RandomLayer layer(c.spec);
   const PackedLayer& p = layer.view();
-  const int64_t H = p.hidden_size, state = c.B * H;
+  const int64_t h_state = c.B * p.h_size(), c_state = c.B * p.hidden_size;
   const uint32_t seed = c.spec.seed * 31;
   const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(c.T * c.B * p.input_size), seed, extremes);
-  const std::vector<uint8_t> h0 = random_bytes(static_cast<size_t>(state), seed + 1, extremes);
-  const std::vector<uint8_t> c0 = random_bytes(static_cast<size_t>(state), seed + 2, extremes);
+  const std::vector<uint8_t> h0 = random_bytes(static_cast<size_t>(h_state), seed + 1, extremes);
+  const std::vector<uint8_t> c0 = random_bytes(static_cast<size_t>(c_state), seed + 2, extremes);
   // Initial qparams unlike the layer's: step 0 has its own constants.
   const bool pow2 = c.spec.power_of_two_scales;
   const InitialState init{h0.data(), QParams{pow2 ? 0.015625f : 0.02f, 3}, c0.data(),
@@ -55,6 +55,7 @@ std::string describe(const Case& c) {
          (c.spec.per_channel ? " per-channel" : " per-tensor") +
          (c.spec.zero_points ? " zero-points" : "") + (c.spec.bias ? "" : " no-bias") +
          (c.spec.split_gates ? " split-gates" : "") +
+         (c.spec.proj_size ? " proj_size=" + std::to_string(c.spec.proj_size) : "") +
          (c.reverse ? " reverse" : "") + " seed=" + std::to_string(c.spec.seed);
 }
 
@@ -102,6 +103,8 @@ TEST(Layer, SizesAroundVectorWidths) {
       Case c{LayerSpec{s[0], s[1], seed % 2 == 0, seed % 3 == 0, seed % 5 != 0, seed}, 3, B,
              seed % 4 == 1};
       c.spec.split_gates = seed % 7 < 3;
+      // A projection in every third case: sizes 1 to H - 1.
+      if (s[1] > 1 && seed % 3 == 2) c.spec.proj_size = 1 + static_cast<int64_t>(seed) % (s[1] - 1);
       SCOPED_TRACE(describe(c));
       expect_matches_reference(c, 1, /*extremes=*/false);
       ++seed;
@@ -115,16 +118,19 @@ TEST(Layer, ExtremeOperands) {
   for (uint32_t seed = 100; seed < 106; ++seed) {
     Case c{LayerSpec{37, 21, seed % 3 != 0, seed % 2 == 0, true, seed, true}, 4, 4, false};
     c.spec.split_gates = seed % 2 == 1;
+    c.spec.proj_size = seed % 3 == 0 ? 17 : 0;
     SCOPED_TRACE(describe(c));
     expect_matches_reference(c, 1, /*extremes=*/true);
   }
 }
 
 TEST(Layer, ThreadCounts) {
-  // Large enough that the driver splits both the projection and each step.
-  for (bool split_gates : {false, true}) {
+  // Large enough that the driver splits both the input projection and each
+  // step (and, with proj_size 150, the layer's projection).
+  for (int variant = 0; variant < 3; ++variant) {
     Case c{LayerSpec{96, 200, true, true, true, 7}, 4, 5, false};
-    c.spec.split_gates = split_gates;
+    c.spec.split_gates = variant == 1;
+    c.spec.proj_size = variant == 2 ? 150 : 0;
     for (int threads : {1, 2, 3, 4}) {
       SCOPED_TRACE("threads=" + std::to_string(threads) + " " + describe(c));
       expect_matches_reference(c, threads, /*extremes=*/false);
@@ -150,48 +156,54 @@ TEST(Layer, EmptyBatchAndSequence) {
 
 TEST(Layer, PackedStepsEqualEachSequenceAlone) {
   // Sequences of lengths 7, 5, 5, 2, 1 in PackedSequence's layout, forward and
-  // reverse, against each sequence run alone; every set, 1 and 3 threads.
-  const RandomLayer layer(LayerSpec{13, 21, true, true, true, 17});
-  const PackedLayer& p = layer.view();
-  const int64_t I = p.input_size, H = p.hidden_size;
-  const std::vector<int64_t> lengths = {7, 5, 5, 2, 1}, batch_sizes = {5, 4, 3, 3, 3, 1, 1};
-  const int64_t B = 5, T = 7, rows = 20;
-  const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(rows * I), 5);
-  const std::vector<uint8_t> h0 = random_bytes(static_cast<size_t>(B * H), 6);
-  const std::vector<uint8_t> c0 = random_bytes(static_cast<size_t>(B * H), 7);
-  const QParams x_q{0.03f, 17};
-  const InitialState init{h0.data(), p.q.hidden, c0.data(), p.q.cell};
-  std::vector<Isa> sets = isas_under_test();
-  sets.insert(sets.begin(), Isa::kScalar);
-  for (bool reverse : {false, true}) {
-    SCOPED_TRACE(reverse ? "reverse" : "forward");
-    for (Isa isa : sets) {
-      for (int threads : {1, 3}) {
-        SCOPED_TRACE(std::string(isa_name(isa)) + " threads=" + std::to_string(threads));
-        const KernelSet& k = *kernels_for(isa);
-        std::vector<uint8_t> out(static_cast<size_t>(rows * H), 0);
-        const DirectionResult packed =
-            run_direction(k, p, x.data(), x_q, Steps{T, B, batch_sizes.data()}, reverse, init,
-                          out.data(), H, 0, nullptr, thread_parallel(threads));
-        for (int64_t b = 0; b < B; ++b) {
-          // Sequence b alone: its rows of x, in time order.
-          std::vector<uint8_t> xb;
-          std::vector<int64_t> row_of;
-          for (int64_t t = 0, first = 0; t < lengths[b]; first += batch_sizes[t], ++t) {
-            row_of.push_back(first + b);
-            xb.insert(xb.end(), x.begin() + (first + b) * I, x.begin() + (first + b + 1) * I);
+  // reverse, against each sequence run alone; every set, 1 and 3 threads;
+  // without and with a projection (h of 9 bytes, c of 21).
+  for (int64_t proj_size : {0, 9}) {
+    LayerSpec spec{13, 21, true, true, true, 17};
+    spec.proj_size = proj_size;
+    const RandomLayer layer(spec);
+    const PackedLayer& p = layer.view();
+    const int64_t I = p.input_size, H = p.hidden_size, S = p.h_size();
+    const std::vector<int64_t> lengths = {7, 5, 5, 2, 1}, batch_sizes = {5, 4, 3, 3, 3, 1, 1};
+    const int64_t B = 5, T = 7, rows = 20;
+    const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(rows * I), 5);
+    const std::vector<uint8_t> h0 = random_bytes(static_cast<size_t>(B * S), 6);
+    const std::vector<uint8_t> c0 = random_bytes(static_cast<size_t>(B * H), 7);
+    const QParams x_q{0.03f, 17};
+    const InitialState init{h0.data(), p.q.h(), c0.data(), p.q.cell};
+    std::vector<Isa> sets = isas_under_test();
+    sets.insert(sets.begin(), Isa::kScalar);
+    for (bool reverse : {false, true}) {
+      SCOPED_TRACE(std::string(reverse ? "reverse" : "forward") + " proj_size=" +
+                   std::to_string(proj_size));
+      for (Isa isa : sets) {
+        for (int threads : {1, 3}) {
+          SCOPED_TRACE(std::string(isa_name(isa)) + " threads=" + std::to_string(threads));
+          const KernelSet& k = *kernels_for(isa);
+          std::vector<uint8_t> out(static_cast<size_t>(rows * S), 0);
+          const DirectionResult packed =
+              run_direction(k, p, x.data(), x_q, Steps{T, B, batch_sizes.data()}, reverse, init,
+                            out.data(), S, 0, nullptr, thread_parallel(threads));
+          for (int64_t b = 0; b < B; ++b) {
+            // Sequence b alone: its rows of x, in time order.
+            std::vector<uint8_t> xb;
+            std::vector<int64_t> row_of;
+            for (int64_t t = 0, first = 0; t < lengths[b]; first += batch_sizes[t], ++t) {
+              row_of.push_back(first + b);
+              xb.insert(xb.end(), x.begin() + (first + b) * I, x.begin() + (first + b + 1) * I);
+            }
+            const InitialState alone{h0.data() + b * S, p.q.h(), c0.data() + b * H, p.q.cell};
+            const RunResult want = run_layer(scalar_kernels(), p, xb, x_q, lengths[b], 1, reverse,
+                                             alone, serial_parallel());
+            for (int64_t t = 0; t < lengths[b]; ++t) {
+              EXPECT_TRUE(std::equal(want.out.begin() + t * S, want.out.begin() + (t + 1) * S,
+                                     out.begin() + row_of[t] * S)) << "b=" << b << " t=" << t;
+            }
+            EXPECT_TRUE(std::equal(want.final_state.h.begin(), want.final_state.h.end(),
+                                   packed.h.begin() + b * S)) << "b=" << b;
+            EXPECT_TRUE(std::equal(want.final_state.c.begin(), want.final_state.c.end(),
+                                   packed.c.begin() + b * H)) << "b=" << b;
           }
-          const InitialState alone{h0.data() + b * H, p.q.hidden, c0.data() + b * H, p.q.cell};
-          const RunResult want = run_layer(scalar_kernels(), p, xb, x_q, lengths[b], 1, reverse,
-                                           alone, serial_parallel());
-          for (int64_t t = 0; t < lengths[b]; ++t) {
-            EXPECT_TRUE(std::equal(want.out.begin() + t * H, want.out.begin() + (t + 1) * H,
-                                   out.begin() + row_of[t] * H)) << "b=" << b << " t=" << t;
-          }
-          EXPECT_TRUE(std::equal(want.final_state.h.begin(), want.final_state.h.end(),
-                                 packed.h.begin() + b * H)) << "b=" << b;
-          EXPECT_TRUE(std::equal(want.final_state.c.begin(), want.final_state.c.end(),
-                                 packed.c.begin() + b * H)) << "b=" << b;
         }
       }
     }
@@ -227,57 +239,77 @@ TEST(Conversions, EveryKernelSetMatchesScalar) {
   }
 }
 
-TEST(InputProjection, AnySplitOfRowsAndPanels) {
-  const RandomLayer layer(LayerSpec{45, 40, true, true, true, 11});
+TEST(Linear, AnySplitOfRowsAndPanels) {
+  // W_ih (gate rows) and W_hr (a projection of 33 rows: 3 panels, the last
+  // one short) of one layer.
+  LayerSpec spec{45, 40, true, true, true, 11};
+  spec.proj_size = 33;
+  const RandomLayer layer(spec);
   const PackedLayer& p = layer.view();
-  const int64_t rows = 13, panels = p.ih.panels();
-  const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(rows * p.input_size), 5);
-  const LinearRequantStorage ih(p.ih, QParams{0.01f, 128}, p.q.igates);
-  std::vector<uint8_t> want(static_cast<size_t>(rows * p.rows));
-  scalar_kernels().input_projection(p, ih.r, x.data(), 0, rows, 0, panels, want.data());
-  for (Isa isa : isas_under_test()) {
-    SCOPED_TRACE(isa_name(isa));
-    std::vector<uint8_t> got(want.size(), 0);
-    const int64_t row_cut[] = {0, 1, 6, rows}, panel_cut[] = {0, 1, panels};
-    for (int r = 0; r < 3; ++r) {
-      for (int q = 0; q < 2; ++q) {
-        kernels_for(isa)->input_projection(p, ih.r, x.data(), row_cut[r], row_cut[r + 1],
-                                           panel_cut[q], panel_cut[q + 1], got.data());
+  for (const PackedMatrix* m : {&p.ih, &p.hr}) {
+    SCOPED_TRACE(m == &p.ih ? "W_ih" : "W_hr");
+    const int64_t rows = 13, panels = m->panels();
+    const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(rows * m->K), 5);
+    const LinearRequantStorage r(*m, QParams{0.01f, 128}, p.q.igates);
+    std::vector<uint8_t> want(static_cast<size_t>(rows * m->rows));
+    scalar_kernels().linear(*m, r.r, x.data(), 0, rows, 0, panels, want.data());
+    for (Isa isa : isas_under_test()) {
+      SCOPED_TRACE(isa_name(isa));
+      std::vector<uint8_t> got(want.size(), 0);
+      const int64_t row_cut[] = {0, 1, 6, rows}, panel_cut[] = {0, 1, panels};
+      for (int i = 0; i < 3; ++i) {
+        for (int q = 0; q < 2; ++q) {
+          kernels_for(isa)->linear(*m, r.r, x.data(), row_cut[i], row_cut[i + 1], panel_cut[q],
+                                   panel_cut[q + 1], got.data());
+        }
       }
+      EXPECT_EQ(got, want);
     }
-    EXPECT_EQ(got, want);
   }
 }
 
 TEST(Pack, UnpackGivesBackTheWeights) {
-  const RandomLayer layer(LayerSpec{19, 23, true, true, true, 3});
-  const PackedLayer& p = layer.view();
-  const int64_t rows = 4 * p.hidden_size;
-  std::vector<int8_t> w_ih(layer.w_ih().size()), w_hh(layer.w_hh().size());
-  std::vector<float> s_ih(rows), s_hh(rows), b_ih(rows), b_hh(rows);
-  std::vector<int32_t> z_ih(rows), z_hh(rows);
-  unpack_layer_weights(p, MatrixWeightsOut{w_ih.data(), s_ih.data(), z_ih.data(), b_ih.data()},
-                       MatrixWeightsOut{w_hh.data(), s_hh.data(), z_hh.data(), b_hh.data()});
-  EXPECT_EQ(w_ih, layer.w_ih());
-  EXPECT_EQ(w_hh, layer.w_hh());
-  EXPECT_EQ(s_ih, layer.w_ih_scale());
-  EXPECT_EQ(z_ih, layer.w_ih_zp());
-  EXPECT_EQ(b_ih, layer.b_ih());
+  for (int64_t proj_size : {0, 7}) {
+    LayerSpec spec{19, 23, true, true, true, 3};
+    spec.proj_size = proj_size;
+    const RandomLayer layer(spec);
+    const PackedLayer& p = layer.view();
+    EXPECT_EQ(p.proj_size, proj_size);
+    const int64_t rows = 4 * p.hidden_size;
+    std::vector<int8_t> w_ih(layer.w_ih().size()), w_hh(layer.w_hh().size()),
+        w_hr(layer.w_hr().size());
+    std::vector<float> s_ih(rows), s_hh(rows), b_ih(rows), b_hh(rows), s_hr(proj_size);
+    std::vector<int32_t> z_ih(rows), z_hh(rows), z_hr(proj_size);
+    unpack_layer_weights(p, MatrixWeightsOut{w_ih.data(), s_ih.data(), z_ih.data(), b_ih.data()},
+                         MatrixWeightsOut{w_hh.data(), s_hh.data(), z_hh.data(), b_hh.data()},
+                         MatrixWeightsOut{w_hr.data(), s_hr.data(), z_hr.data(), nullptr});
+    EXPECT_EQ(w_ih, layer.w_ih());
+    EXPECT_EQ(w_hh, layer.w_hh());
+    EXPECT_EQ(w_hr, layer.w_hr());
+    EXPECT_EQ(s_hr, layer.w_hr_scale());
+    EXPECT_EQ(s_ih, layer.w_ih_scale());
+    EXPECT_EQ(z_ih, layer.w_ih_zp());
+    EXPECT_EQ(b_ih, layer.b_ih());
+  }
 }
 
 TEST(Pack, ViewGivesBackTheCellQParams) {
-  for (bool split_gates : {false, true}) {
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool split_gates = variant % 2 == 1, projection = variant >= 2;
     LayerSpec spec{9, 18, false, false, true, 21};
     spec.split_gates = split_gates;
+    spec.proj_size = projection ? 5 : 0;
     const RandomLayer layer(spec);
     const CellQParams& want = layer.qparams();
     const CellQParams& got = layer.view().q;
     EXPECT_EQ(got.split_gates, split_gates);
-    QParams want_list[kNumSplitCellQParams], got_list[kNumSplitCellQParams];
+    EXPECT_EQ(got.has_projection, projection);
+    EXPECT_TRUE(got.h() == (projection ? want.projection : want.hidden));
+    QParams want_list[kMaxCellQParams], got_list[kMaxCellQParams];
     cell_qparams_to_list(want, want_list);
     cell_qparams_to_list(got, got_list);
-    for (int i = 0; i < num_cell_qparams(split_gates); ++i) {
-      EXPECT_TRUE(got_list[i] == want_list[i]) << cell_qparam_name(i, split_gates);
+    for (int i = 0; i < num_cell_qparams(split_gates, projection); ++i) {
+      EXPECT_TRUE(got_list[i] == want_list[i]) << cell_qparam_name(i, split_gates, projection);
     }
     for (int g = 1; g < kNumGates; ++g) {
       // Unsplit, the four gates share one qparams; split, each has its own.
@@ -287,6 +319,8 @@ TEST(Pack, ViewGivesBackTheCellQParams) {
   EXPECT_EQ(cell_qparam_name(0, false), "igates");
   EXPECT_EQ(cell_qparam_name(5, true), "hgates_forget");
   EXPECT_EQ(cell_qparam_name(15, true), "hidden");
+  EXPECT_EQ(cell_qparam_name(7, false, true), "projection");
+  EXPECT_EQ(cell_qparam_name(16, true, true), "projection");
 }
 
 TEST(Pack, RejectsDamagedBlobs) {
