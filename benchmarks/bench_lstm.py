@@ -31,10 +31,14 @@ import qlstm
 from qlstm._compare import torch_dynamic, torch_static
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COLUMNS = ["float", "torch_dynamic", "torch_static", "ort_float", "ort_int8", "qlstm"]
+COLUMNS = ["float", "torch_dynamic", "torch_static", "ort_float", "ort_int8", "qlstm",
+           "qlstm_torch_flow"]
 LABELS = {"float": "float nn.LSTM", "torch_dynamic": "torch dynamic int8",
           "torch_static": "torch static int8", "ort_float": "onnxruntime float",
-          "ort_int8": "onnxruntime int8", "qlstm": "qlstm"}
+          "ort_int8": "onnxruntime int8", "qlstm": "qlstm",
+          "qlstm_torch_flow": "qlstm (torch.ao flow)"}
+# qlstm's own columns; the others are what it is compared with.
+QLSTM_COLUMNS = ("qlstm", "qlstm_torch_flow")
 
 
 def timed_ms(fn: Callable[[], object], min_runs: int = 5, budget_s: float = 0.5,
@@ -114,6 +118,9 @@ def build(size: int, calib_T: int, workdir: str, use_ort: bool) -> Dict[str, obj
         warnings.simplefilter("ignore")
         built = {"model": model, "qlstm": qlstm.quantize(model, calibration),
                  "torch_static": torch_static(model, calibration),
+                 # The same observed model converted into qlstm.nn.LSTM: 7-bit
+                 # activations, which avx2 multiplies with its plain sequence.
+                 "qlstm_torch_flow": torch_static(model, calibration, qlstm.nn.LSTM),
                  "torch_dynamic": torch_dynamic(model)}
         cell = torch.nn.LSTMCell(size, size).eval()
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
@@ -132,6 +139,7 @@ def runners(built: Dict[str, object], x: torch.Tensor, threads: int) -> Dict[str
         "torch_dynamic": lambda: dynamic(x)[0],
         "torch_static": lambda: static(x),
         "qlstm": lambda: q(x)[0],
+        "qlstm_torch_flow": lambda: built["qlstm_torch_flow"](x),
     }
     if "ort" in built:
         xn = x.numpy()
@@ -240,7 +248,7 @@ def format_row(row: Dict[str, float], peak: float) -> str:
     cells = [f"{row['threads']}t B={row['batch']:<3} T={row['seq']:<4} size={row['size']:<5}"]
     for c in COLUMNS:
         if c in row:
-            cells.append(f"{LABELS[c]} {row[c]:9.3f}" + ("" if c == "qlstm" else f" ({row[c] / row['qlstm']:5.2f}x)"))
+            cells.append(f"{LABELS[c]} {row[c]:9.3f}" + ("" if c in QLSTM_COLUMNS else f" ({row[c] / row['qlstm']:5.2f}x)"))
     cells.append(f"{row['qlstm_macs_per_s'] / peak * 100:5.1f}% of peak")
     return " | ".join(cells)
 
@@ -256,7 +264,7 @@ def markdown(results: Dict[str, object]) -> str:
              "|" + "---|" * (len(cols) + 6)]
     peak = results["machine"]["peak_int8_macs_per_s_1core"]
     for r in results["grid"]:
-        others = [r[c] / r["qlstm"] for c in cols if c != "qlstm"]
+        others = [r[c] / r["qlstm"] for c in cols if c not in QLSTM_COLUMNS]
         lines.append(f"| {r['threads']} | {r['batch']} | {r['seq']} | {r['size']} | " +
                      " | ".join(f"{r[c]:.3f}" for c in cols) +
                      f" | {min(others):.2f}x | {r['qlstm_macs_per_s'] / (peak * r['threads']) * 100:.0f}% |")
@@ -284,7 +292,7 @@ def chart(results: Dict[str, object], path: str) -> None:
         rows = [r for r in results["grid"] if r["threads"] == t]
         labels = [f"B{r['batch']} T{r['seq']} {r['size']}" for r in rows]
         for c in COLUMNS:
-            if c != "qlstm" and any(c in r for r in rows):
+            if c not in QLSTM_COLUMNS and any(c in r for r in rows):
                 ax.plot(range(len(rows)), [r.get(c, float("nan")) / r["qlstm"] for r in rows],
                         marker="o", linestyle="", label=LABELS[c])
         ax.axhline(1.0, color="black", linewidth=0.8)
@@ -319,12 +327,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     name = "lstm_streaming" if args.streaming_only else "lstm"
     with open(os.path.join(args.out, name + ".json"), "w") as f:
         json.dump(results, f, indent=1)
-    table = markdown(results)
-    with open(os.path.join(args.out, name + ".md"), "w") as f:
-        f.write(table + "\n")
     if not args.streaming_only:
         chart(results, os.path.join(args.out, "lstm.png"))
-    print(table)
+    write_table(args.out, name + ".md", markdown(results))
     return 0
 
 

@@ -35,9 +35,11 @@ class _Stubbed(torch.nn.Module):
         return self.dequant(self.lstm(self.quant(x))[0])
 
 
-def torch_static(model: torch.nn.LSTM, calibration: List[torch.Tensor]) -> torch.nn.Module:
-    """torch.ao.nn.quantized.LSTM through PyTorch's eager flow ('x86' qconfig);
-    float sequence in, float output sequence out."""
+def torch_static(model: torch.nn.LSTM, calibration: List[torch.Tensor],
+                 quantized_class: type = torch.ao.nn.quantized.LSTM) -> torch.nn.Module:
+    """torch.ao.nn.quantized.LSTM (or another quantized class, such as
+    qlstm.nn.LSTM) through PyTorch's eager flow ('x86' qconfig: 7-bit
+    activations); float sequence in, float output sequence out."""
     m = _Stubbed(copy.deepcopy(model)).eval()
     m.qconfig = tq.get_default_qconfig("x86")
     custom = {torch.nn.LSTM: torch.ao.nn.quantizable.LSTM}
@@ -45,7 +47,7 @@ def torch_static(model: torch.nn.LSTM, calibration: List[torch.Tensor]) -> torch
     for x in calibration:
         prepared(x)
     return tq.convert(prepared, convert_custom_config_dict={
-        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: torch.ao.nn.quantized.LSTM}})
+        "observed_to_quantized_custom_module_class": {torch.ao.nn.quantizable.LSTM: quantized_class}})
 
 
 def torch_dynamic(model: torch.nn.LSTM) -> torch.nn.Module:

@@ -15,6 +15,9 @@
 //                      that -128 weights need min_weight_corrections
 //   load(w), zero(), act(bytes), madd(acc, act, w), finish(acc, &sums)
 //   add_colsum128(sums, colsum), add16(sums, int32[16])
+//   Narrow (optional)  a cheaper policy with the same W, Acc and Sums that is
+//                      exact only when every activation byte of the rows is
+//                      <= Narrow::kMaxActivation; the kernels pick it per tile
 // and the vector epilogue of its architecture:
 //   store_outputs(sums, r, w_zp, n, x_row_sum, dst)   16 requantized bytes
 //   BlockGates, requant_gate(sums, r, w_zp, n, x_row_sum, gate, &block_gates)
@@ -25,6 +28,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernel_set.h"
 
@@ -126,6 +130,43 @@ void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* pan
   }
 }
 
+template <class Dot, class = void>
+struct HasNarrow : std::false_type {};
+template <class Dot>
+struct HasNarrow<Dot, std::void_t<typename Dot::Narrow>> : std::true_type {};
+
+// Whether Dot's Narrow form is exact for R activation rows of K bytes: every
+// byte at most its kMaxActivation. K bytes per row against 16 * K
+// multiply-accumulates per panel: cheap next to the products.
+template <class Dot, int R>
+bool narrow_rows(const uint8_t* x, int64_t x_stride, int64_t K) {
+  if constexpr (HasNarrow<Dot>::value) {
+    uint8_t most = 0;
+    for (int r = 0; r < R; ++r) {
+      for (int64_t k = 0; k < K; ++k) most = std::max(most, x[r * x_stride + k]);
+    }
+    return most <= Dot::Narrow::kMaxActivation;
+  } else {
+    return false;
+  }
+}
+
+// panels_dot with Dot's Narrow form when `narrow` (narrow_rows) says it is exact.
+template <class Dot, int R, int P>
+void panels_dot_best(bool narrow, const uint8_t* x, int64_t x_stride, int64_t K,
+                     const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
+                     typename Dot::Sums out[R][P]) {
+  if constexpr (HasNarrow<Dot>::value) {
+    static_assert(std::is_same_v<typename Dot::Sums, typename Dot::Narrow::Sums>,
+                  "a Narrow form gives the same sums");
+    if (narrow) {
+      panels_dot<typename Dot::Narrow, R, P>(x, x_stride, K, panels, panel_bytes, fix, out);
+      return;
+    }
+  }
+  panels_dot<Dot, R, P>(x, x_stride, K, panels, panel_bytes, fix, out);
+}
+
 // Panels per pass: two for a single row, one when a tile of rows already
 // gives the loop its independent work (and more would spill registers).
 template <int R>
@@ -133,12 +174,13 @@ inline constexpr int kPanelsPerPass = R == 1 ? 2 : 1;
 
 template <class Dot, int R, int P>
 void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
-                    int64_t panel, const int32_t rs[R], uint8_t* out) {
+                    int64_t panel, const int32_t rs[R], bool narrow, uint8_t* out) {
   const int64_t K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
   PanelFix fix[P];
   for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, r, panel + j);
   typename Dot::Sums raw[R][P];
-  panels_dot<Dot, R, P>(x + row * K, K, K, m.weights + panel * panel_bytes, panel_bytes, fix, raw);
+  panels_dot_best<Dot, R, P>(narrow, x + row * K, K, K, m.weights + panel * panel_bytes,
+                             panel_bytes, fix, raw);
   for (int i = 0; i < R; ++i) {
     for (int j = 0; j < P; ++j) {
       const int64_t n = (panel + j) * kPanelRows;
@@ -154,11 +196,14 @@ void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
   constexpr int P = kPanelsPerPass<R>;
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
+  const bool narrow = narrow_rows<Dot, R>(x + row * K, K, K);
   int64_t panel = panel_begin;
   for (; panel + P <= panel_end; panel += P) {
-    project_panels<Dot, R, P>(m, r, x, row, panel, rs, out);
+    project_panels<Dot, R, P>(m, r, x, row, panel, rs, narrow, out);
   }
-  for (; panel < panel_end; ++panel) project_panels<Dot, R, 1>(m, r, x, row, panel, rs, out);
+  for (; panel < panel_end; ++panel) {
+    project_panels<Dot, R, 1>(m, r, x, row, panel, rs, narrow, out);
+  }
 }
 
 // project_rows with R = min(rows, kGemmRows) as a compile-time tile height.
@@ -209,6 +254,7 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const EpiloguePara
   const int64_t H = p.hidden_size, K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(s.h + (b + i) * K, K) : 0;
+  const bool narrow = narrow_rows<Dot, R>(s.h + b * K, K, K);
   typename Dot::BlockGates hg[R];
   constexpr int P = kPanelsPerPass<R>;
   for (int g = 0; g < 4; g += P) {
@@ -216,8 +262,8 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const EpiloguePara
     PanelFix fix[P];
     for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, hh, panel + j);
     typename Dot::Sums raw[R][P];
-    panels_dot<Dot, R, P>(s.h + b * K, K, K, m.weights + panel * panel_bytes, panel_bytes, fix,
-                          raw);
+    panels_dot_best<Dot, R, P>(narrow, s.h + b * K, K, K, m.weights + panel * panel_bytes,
+                               panel_bytes, fix, raw);
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < P; ++j) {
         Dot::requant_gate(raw[i][j], hh, m.zero_point, (panel + j) * kPanelRows, rs[i], g + j,

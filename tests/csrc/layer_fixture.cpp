@@ -7,14 +7,14 @@
 namespace qlstm::testing {
 namespace {
 
-// The first few weights of every matrix are -128 and 127, the rest random
-// (with more -128s than chance gives), so that every panel meets the extremes.
-std::vector<int8_t> random_weights(size_t n, std::mt19937& rng) {
+// Random weights with more -128s and 127s than chance gives, so that every
+// panel meets the extremes; or all equal to `all`.
+std::vector<int8_t> random_weights(size_t n, std::mt19937& rng, std::optional<int8_t> all) {
   std::uniform_int_distribution<int> byte(-128, 127), pick(0, 15);
   std::vector<int8_t> w(n);
   for (size_t i = 0; i < n; ++i) {
     const int r = pick(rng);
-    w[i] = static_cast<int8_t>(r == 0 ? -128 : r == 1 ? 127 : byte(rng));
+    w[i] = all ? *all : static_cast<int8_t>(r == 0 ? -128 : r == 1 ? 127 : byte(rng));
   }
   return w;
 }
@@ -32,8 +32,8 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
   std::mt19937 rng(s.seed);
   const int64_t I = s.input_size, H = s.hidden_size, P = s.proj_size, rows = 4 * H;
   const int64_t h_size = P > 0 ? P : H;
-  w_ih_ = random_weights(static_cast<size_t>(rows * I), rng);
-  w_hh_ = random_weights(static_cast<size_t>(rows * h_size), rng);
+  w_ih_ = random_weights(static_cast<size_t>(rows * I), rng, s.all_weights);
+  w_hh_ = random_weights(static_cast<size_t>(rows * h_size), rng, s.all_weights);
   std::uniform_real_distribution<float> scale(0.001f, 0.05f), bias(-2.0f, 2.0f);
   std::uniform_int_distribution<int> zp(-128, 127);
   float ih_scale[kNumGates], hh_scale[kNumGates];
@@ -49,7 +49,7 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
     b_ih_.push_back(bias(rng));
     b_hh_.push_back(bias(rng));
   }
-  w_hr_ = random_weights(static_cast<size_t>(P * H), rng);
+  w_hr_ = random_weights(static_cast<size_t>(P * H), rng, s.all_weights);
   const float hr_scale = scale(rng);
   for (int64_t r = 0; r < P; ++r) {
     w_hr_scale_.push_back(s.per_channel ? scale(rng) : hr_scale);

@@ -29,6 +29,8 @@ struct LayerSpec {
   bool split_gates = false;
   // A projection W_hr [proj_size][hidden_size] (0: none).
   int64_t proj_size = 0;
+  // Every weight of every matrix this value, instead of random ones.
+  std::optional<int8_t> all_weights = std::nullopt;
 };
 
 // A 64-byte aligned copy of a blob (as pack_layer writes and the ops pass them).

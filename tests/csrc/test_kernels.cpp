@@ -138,6 +138,59 @@ TEST(Layer, ThreadCounts) {
   }
 }
 
+TEST(Layer, NarrowActivationsAtTheInt16Boundary) {
+  // A set's plain form (avx2: vpmaddubsw on the raw bytes, for rows whose
+  // bytes are all <= 128) meets the int16 minimum with 128 against two -128
+  // weights, 2 * 128 * -128, and passes it with 129: whichever form a set
+  // picks, it must give the reference's results. Rows of one byte value, and
+  // rows of bytes <= 128 with one 129 (beside a 128) at the start, in the
+  // middle and in the K tail (K = 38: the last 4-byte group has 2), last.
+  for (int w : {-128, 127}) {
+    LayerSpec spec{38, 20, true, false, true, 5};
+    spec.all_weights = static_cast<int8_t>(w);
+    const RandomLayer layer(spec);
+    const PackedLayer& p = layer.view();
+    const LinearRequantStorage ih(p.ih, QParams{0.01f, 3}, p.q.igates);
+    for (int v : {127, 128, 129, 255}) {
+      for (int64_t at : {-1, 0, 17, 36, 37}) {
+        SCOPED_TRACE("w=" + std::to_string(w) + " v=" + std::to_string(v) + " at=" + std::to_string(at));
+        const int64_t rows = 5, K = p.ih.K;
+        std::vector<uint8_t> x(static_cast<size_t>(rows * K), static_cast<uint8_t>(v));
+        if (at >= 0) {
+          x = random_bytes(x.size(), 9);
+          for (uint8_t& b : x) b = static_cast<uint8_t>(b % 129);
+          for (int64_t r = 0; r < rows; ++r) {
+            x[r * K + at] = 129;
+            x[r * K + (at ^ 1)] = 128;
+          }
+        }
+        std::vector<uint8_t> want(static_cast<size_t>(rows * p.rows));
+        scalar_kernels().linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), want.data());
+        for (Isa isa : isas_under_test()) {
+          SCOPED_TRACE(isa_name(isa));
+          std::vector<uint8_t> got(want.size());
+          kernels_for(isa)->linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), got.data());
+          EXPECT_EQ(got, want);
+        }
+      }
+      // A whole layer: the input projection and each step's h rows of one value.
+      const std::vector<uint8_t> xs(static_cast<size_t>(2 * 3 * p.input_size), static_cast<uint8_t>(v));
+      const std::vector<uint8_t> h0(static_cast<size_t>(3 * p.hidden_size), static_cast<uint8_t>(v));
+      const std::vector<uint8_t> c0 = random_bytes(h0.size(), 4);
+      const InitialState init{h0.data(), QParams{0.02f, 3}, c0.data(), QParams{0.05f, 200}};
+      const RunResult want = run_layer(scalar_kernels(), p, xs, QParams{0.03f, 17}, 2, 3, false,
+                                       init, serial_parallel());
+      for (Isa isa : isas_under_test()) {
+        SCOPED_TRACE(isa_name(isa));
+        const RunResult got = run_layer(*kernels_for(isa), p, xs, QParams{0.03f, 17}, 2, 3, false,
+                                        init, thread_parallel(2));
+        EXPECT_EQ(got.out, want.out);
+        EXPECT_EQ(got.final_state.h, want.final_state.h);
+      }
+    }
+  }
+}
+
 TEST(Layer, EmptyBatchAndSequence) {
   const RandomLayer layer(LayerSpec{5, 7, true, false, true, 12});
   for (Isa isa : isas_under_test()) {
