@@ -31,6 +31,9 @@ struct LinearRequantStorage {
   LinearRequant r{};
 
   LinearRequantStorage(const PackedMatrix& m, QParams input, const QParams output[kNumGates]);
+  // r points into the vectors above: a copy would point into the original's.
+  LinearRequantStorage(const LinearRequantStorage&) = delete;
+  LinearRequantStorage& operator=(const LinearRequantStorage&) = delete;
 };
 
 // out ([rows][m.rows]) = x ([rows][m.K]) * m^T, requantized with r.
