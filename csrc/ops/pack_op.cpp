@@ -153,7 +153,6 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
                     w_hr_scales.has_value() ? ", w_hr_scales" : ", no w_hr_scales",
                     w_hr_zero_points.has_value() ? ", w_hr_zero_points" : ", no w_hr_zero_points");
   const bool projection = w_hr.has_value();
-  if (projection) check_cpu(*w_hr, "w_hr");
   const auto [P, H] = proj_and_hidden_size(w_hh, w_hr);
   TORCH_CHECK_VALUE(w_ih.dim() == 2 && w_ih.size(1) > 0 && w_ih.size(1) <= kMaxInnerDim,
                     "qlstm: w_ih must have shape [4 * hidden_size, input_size] with input_size in "

@@ -301,9 +301,10 @@ class LSTM(torch.nn.Module):
         ih = quantize_weight(layer.w_ih, layer.ih_weight_observers)
         hh = quantize_weight(layer.w_hh, layer.hh_weight_observers)
         bias = [b.detach().float().contiguous() if self.bias else None for b in (layer.b_ih, layer.b_hh)]
-        hr = ((None,) * 3 if layer.w_hr is None else
-              (lambda q: (q.int8, q.scales, q.zero_points))(
-                  quantize_weight(layer.w_hr, layer.hr_weight_observers)))
+        hr = (None, None, None)
+        if layer.w_hr is not None:
+            q = quantize_weight(layer.w_hr, layer.hr_weight_observers)
+            hr = (q.int8, q.scales, q.zero_points)
         return self._pack(ih.int8, ih.scales, ih.zero_points, hh.int8, hh.scales, hh.zero_points,
                           *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams], *hr)
 
