@@ -32,13 +32,13 @@ from qlstm._compare import torch_dynamic, torch_static
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLUMNS = ["float", "torch_dynamic", "torch_static", "ort_float", "ort_int8", "qlstm",
-           "qlstm_torch_flow"]
+           "qlstm_torch_flow", "qlstm_accurate"]
 LABELS = {"float": "float nn.LSTM", "torch_dynamic": "torch dynamic int8",
           "torch_static": "torch static int8", "ort_float": "onnxruntime float",
           "ort_int8": "onnxruntime int8", "qlstm": "qlstm",
-          "qlstm_torch_flow": "qlstm (torch.ao flow)"}
+          "qlstm_torch_flow": "qlstm (torch.ao flow)", "qlstm_accurate": "qlstm accurate"}
 # qlstm's own columns; the others are what it is compared with.
-QLSTM_COLUMNS = ("qlstm", "qlstm_torch_flow")
+QLSTM_COLUMNS = ("qlstm", "qlstm_torch_flow", "qlstm_accurate")
 
 
 def timed_ms(fn: Callable[[], object], min_runs: int = 5, budget_s: float = 0.5,
@@ -117,6 +117,7 @@ def build(size: int, calib_T: int, workdir: str, use_ort: bool) -> Dict[str, obj
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         built = {"model": model, "qlstm": qlstm.quantize(model, calibration),
+                 "qlstm_accurate": qlstm.quantize(model, calibration, mode="accurate"),
                  "torch_static": torch_static(model, calibration),
                  # The same observed model converted into qlstm.nn.LSTM: 7-bit
                  # activations, which avx2 multiplies with its plain sequence.
@@ -140,6 +141,7 @@ def runners(built: Dict[str, object], x: torch.Tensor, threads: int) -> Dict[str
         "torch_static": lambda: static(x),
         "qlstm": lambda: q(x)[0],
         "qlstm_torch_flow": lambda: built["qlstm_torch_flow"](x),
+        "qlstm_accurate": lambda: built["qlstm_accurate"](x)[0],
     }
     if "ort" in built:
         xn = x.numpy()
@@ -158,6 +160,11 @@ def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
     def module_step():
         _, state["hc"] = q(x, state["hc"])
 
+    accurate_state = {"hc": None}
+
+    def accurate_step():
+        _, accurate_state["hc"] = built["qlstm_accurate"](x, accurate_state["hc"])
+
     layer = q._packed[0]
     xq = torch.randint(0, 256, (1, size), dtype=torch.uint8)
     hc = {"h": torch.zeros(1, size, dtype=torch.uint8), "c": torch.zeros(1, size, dtype=torch.uint8)}
@@ -175,6 +182,7 @@ def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
         return step
 
     out = {"qlstm_module": timed_ms(module_step, 20, 0.5), "qlstm_cell_op": timed_ms(op_step, 20, 0.5),
+           "qlstm_accurate_module": timed_ms(accurate_step, 20, 0.5),
            "qlstm_lstm_cell": timed_ms(cell_step("qlstm_cell"), 20, 0.5),
            "float_lstm_cell": timed_ms(cell_step("float_cell"), 20, 0.5)}
     if "ort" in built:
@@ -260,19 +268,22 @@ def markdown(results: Dict[str, object]) -> str:
              f"{m['qlstm_isa']}, single-core peak {m['peak_int8_macs_per_s_1core'] / 1e9:.1f} GMAC/s.",
              "",
              "| threads | batch | seq | size | " + " | ".join(LABELS[c] + " ms" for c in cols) +
-             " | qlstm speedup (min over others) | qlstm % of peak |",
-             "|" + "---|" * (len(cols) + 6)]
+             " | qlstm speedup (min over others) | qlstm % of peak | accurate / qlstm speed |",
+             "|" + "---|" * (len(cols) + 7)]
     peak = results["machine"]["peak_int8_macs_per_s_1core"]
     for r in results["grid"]:
         others = [r[c] / r["qlstm"] for c in cols if c not in QLSTM_COLUMNS]
         lines.append(f"| {r['threads']} | {r['batch']} | {r['seq']} | {r['size']} | " +
                      " | ".join(f"{r[c]:.3f}" for c in cols) +
-                     f" | {min(others):.2f}x | {r['qlstm_macs_per_s'] / (peak * r['threads']) * 100:.0f}% |")
-    lines += ["", "| threads | size | qlstm.nn.LSTM step ms | qlstm.nn.LSTMCell step ms | qlstm cell op ms | "
-              "float nn.LSTMCell step ms | onnxruntime int8 step ms |",
-              "|---|---|---|---|---|---|---|"]
+                     f" | {min(others):.2f}x | {r['qlstm_macs_per_s'] / (peak * r['threads']) * 100:.0f}% |"
+                     f" {r['qlstm'] / r['qlstm_accurate']:.2f}x |")
+    lines += ["", "| threads | size | qlstm.nn.LSTM step ms | qlstm accurate step ms | "
+              "qlstm.nn.LSTMCell step ms | qlstm cell op ms | float nn.LSTMCell step ms | "
+              "onnxruntime int8 step ms |",
+              "|---|---|---|---|---|---|---|---|"]
     for s in results["streaming"]:
-        lines.append(f"| {s['threads']} | {s['size']} | {s['qlstm_module']:.4f} | {s['qlstm_lstm_cell']:.4f} | "
+        lines.append(f"| {s['threads']} | {s['size']} | {s['qlstm_module']:.4f} | "
+                     f"{s['qlstm_accurate_module']:.4f} | {s['qlstm_lstm_cell']:.4f} | "
                      f"{s['qlstm_cell_op']:.4f} | {s['float_lstm_cell']:.4f} | "
                      f"{s.get('ort_int8', float('nan')):.4f} |")
     lines += ["", "| size | float parameters bytes | qlstm module bytes | ratio |", "|---|---|---|---|"]

@@ -38,10 +38,15 @@ SPLIT_CELL_QPARAM_NAMES: Tuple[str, ...] = tuple(torch.ops.qlstm.cell_qparam_nam
 GATE_NAMES: Tuple[str, ...] = ("input", "forget", "cell", "output")
 
 
-def cell_qparam_names(split_gates: bool = False, projection: bool = False) -> Tuple[str, ...]:
+def cell_qparam_names(split_gates: bool = False, projection: bool = False,
+                      mode: str = "torch") -> Tuple[str, ...]:
     """The qparams a packed layer holds, in order: CELL_QPARAM_NAMES or
     SPLIT_CELL_QPARAM_NAMES, then ``projection`` (the output qparams of
-    ``hidden * W_hr^T``, the layer's h) for a layer with a projection (proj_size)."""
+    ``hidden * W_hr^T``, the layer's h) for a layer with a projection (proj_size).
+    In ``mode="accurate"`` only ``hidden``: the qparams of the h bytes that the
+    recurrent product and the next layer multiply."""
+    if mode == "accurate":
+        return ("hidden",)
     names = SPLIT_CELL_QPARAM_NAMES if split_gates else CELL_QPARAM_NAMES
     return names + ("projection",) if projection else names
 
@@ -61,6 +66,7 @@ def pack_lstm_layer(
     w_hr: Optional[Tensor] = None,
     w_hr_scales: Optional[Tensor] = None,
     w_hr_zero_points: Optional[Tensor] = None,
+    mode: str = "torch",
 ) -> Tensor:
     """Packs one layer-direction (int8 weights in nn.LSTM's i, f, g, o row order,
     float biases and the intermediate qparams: the seven named by
@@ -73,12 +79,17 @@ def pack_lstm_layer(
     ``w_hr`` ``[proj_size, hidden_size]`` (no bias) with its scales and zero
     points (``[proj_size]`` or ``[1]``); ``w_hh`` is then
     ``[4 * hidden_size, proj_size]`` and the qparams end with ``projection``
-    (:func:`cell_qparam_names`)."""
+    (:func:`cell_qparam_names`).
+
+    ``mode="accurate"`` packs a layer for the accurate mode (float32 gates and
+    cell, float states; run by :func:`quantized_lstm_float` and
+    :func:`quantized_lstm_packed`): its qparams are one, ``hidden``, and it has
+    no projection and no split gates."""
     return torch.ops.qlstm.pack_lstm_layer(
         w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points,
         b_ih, b_hh, _numbers(scales, "scales", numbers.Real, float),
         _numbers(zero_points, "zero_points", numbers.Integral, int), per_channel,
-        w_hr, w_hr_scales, w_hr_zero_points,
+        w_hr, w_hr_scales, w_hr_zero_points, mode,
     )
 
 
@@ -124,6 +135,11 @@ class UnpackedLayer(NamedTuple):
         return 0 if self.w_hr is None else int(self.w_hr.shape[0])
 
     @property
+    def mode(self) -> str:
+        """The numerics the layer was packed for: ``"torch"`` or ``"accurate"``."""
+        return "accurate" if len(self.scales) == 1 else "torch"
+
+    @property
     def split_gates(self) -> bool:
         """Whether igates, hgates and gates have qparams per gate."""
         return len(self.scales) - int(self.proj_size > 0) == len(SPLIT_CELL_QPARAM_NAMES)
@@ -131,7 +147,7 @@ class UnpackedLayer(NamedTuple):
     @property
     def qparam_names(self) -> Tuple[str, ...]:
         """The names of ``scales`` and ``zero_points``, in order."""
-        return cell_qparam_names(self.split_gates, self.proj_size > 0)
+        return cell_qparam_names(self.split_gates, self.proj_size > 0, self.mode)
 
 
 def _weight_qparams(per_row: Tensor, per_channel: bool, split_gates: bool) -> Tensor:
@@ -298,7 +314,10 @@ def _check_params(params: Sequence[Tensor], name: str = "params") -> None:
 
 @torch.library.register_fake("qlstm::pack_lstm_layer")
 def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, b_ih, b_hh,
-      scales, zero_points, per_channel, w_hr=None, w_hr_scales=None, w_hr_zero_points=None):
+      scales, zero_points, per_channel, w_hr=None, w_hr_scales=None, w_hr_zero_points=None,
+      mode="torch"):
+    torch._check(mode in ("torch", "accurate"),
+                 lambda: f'qlstm: mode must be "torch" or "accurate", got "{mode}"')
     _check_tensor(w_ih, "w_ih", torch.int8, 2)
     _check_tensor(w_hh, "w_hh", torch.int8, 2)
     if w_hr is None:
@@ -313,6 +332,10 @@ def _(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales, w_hh_zero_points, 
         f"qlstm: w_ih must have shape [4 * hidden_size, input_size], got {list(w_ih.shape)}"))
     extra = int(w_hr is not None)
     n, n_split = len(CELL_QPARAM_NAMES) + extra, len(SPLIT_CELL_QPARAM_NAMES) + extra
+    if mode == "accurate":
+        torch._check(w_hr is None, lambda: (
+            "qlstm: the accurate mode does not support a projection (proj_size) yet"))
+        n = n_split = 1
     torch._check(len(scales) in (n, n_split) and len(zero_points) == len(scales), lambda: (
         f"qlstm: scales and zero_points must each hold {n} values, or {n_split} with split gates, "
         f"got {len(scales)} and {len(zero_points)}"))

@@ -15,6 +15,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence
 
 from .nn import LSTM, LSTMCell, ObservedLSTM, ObservedLSTMCell
+from .nn._layer_data import check_mode
 from .nn.observed import ACTIVATION_OBSERVERS, DEFAULT_WEIGHT_OBSERVER, ObserverFactory
 
 __all__ = ["prepare", "convert", "quantize"]
@@ -58,7 +59,7 @@ def _warn_nothing(model: torch.nn.Module, what: str) -> None:
 
 def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "histogram",
             weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
-            inplace: bool = False, split_gates: bool = False) -> torch.nn.Module:
+            inplace: bool = False, split_gates: bool = False, mode: str = "torch") -> torch.nn.Module:
     """Swaps every ``nn.LSTM`` and ``nn.LSTMCell`` of ``model`` (or ``model``
     itself) for an :class:`ObservedLSTM` / :class:`ObservedLSTMCell`.
     ``observer`` is ``"histogram"`` (default), ``"minmax"`` or an observer
@@ -70,11 +71,13 @@ def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "his
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"qlstm: prepare expects a torch.nn.Module, got {type(model).__name__}")
     activation = _activation_factory(observer)
+    check_mode(mode, split_gates)
     if not inplace:
         model = copy.deepcopy(model)
     model, swapped = _swap(model, {
-        torch.nn.LSTM: lambda m: ObservedLSTM(m, activation, weight_observer, split_gates),
-        torch.nn.LSTMCell: lambda m: ObservedLSTMCell(m, activation, weight_observer, split_gates)})
+        torch.nn.LSTM: lambda m: ObservedLSTM(m, activation, weight_observer, split_gates, mode),
+        torch.nn.LSTMCell: lambda m: ObservedLSTMCell(m, activation, weight_observer, split_gates,
+                                                      mode)})
     if swapped == 0:
         _warn_nothing(model, "prepare found no torch.nn.LSTM or torch.nn.LSTMCell to observe")
     return model.eval()
@@ -115,7 +118,7 @@ def _forward_args(batch: Any, index: int, input_fn: Optional[Callable[[Any], Any
 def quantize(model: torch.nn.Module, calibration_batches: Iterable[Any],
              observer: Union[str, ObserverFactory] = "histogram",
              input_fn: Optional[Callable[[Any], Any]] = None,
-             split_gates: bool = False) -> torch.nn.Module:
+             split_gates: bool = False, mode: str = "torch") -> torch.nn.Module:
     """prepare, run every calibration batch, convert. Returns a new model;
     ``model`` is left as it was.
 
@@ -123,8 +126,8 @@ def quantize(model: torch.nn.Module, calibration_batches: Iterable[Any],
     DataLoader, a dict) needs ``input_fn``, which maps it to the forward's
     positional arguments: a tensor, or a tuple of them, e.g.
     ``input_fn=lambda batch: batch[0]`` for ``(input, target)`` pairs.
-    ``split_gates`` as in :func:`prepare`."""
-    prepared = prepare(model, observer, split_gates=split_gates)
+    ``split_gates`` and ``mode`` (``"torch"`` or ``"accurate"``) as in :func:`prepare`."""
+    prepared = prepare(model, observer, split_gates=split_gates, mode=mode)
     ran = 0
     for index, batch in enumerate(calibration_batches):
         prepared(*_forward_args(batch, index, input_fn))

@@ -19,7 +19,7 @@ def pack(layer: Layer) -> torch.Tensor:
         layer.w_ih, layer.w_ih_scales, layer.w_ih_zps, layer.w_hh, layer.w_hh_scales,
         layer.w_hh_zps, layer.b_ih, layer.b_hh, [s for s, _ in layer.qparams],
         [z for _, z in layer.qparams], layer.per_channel, layer.w_hr, layer.w_hr_scales,
-        layer.w_hr_zps)
+        layer.w_hr_zps, layer.mode)
 
 
 def graph_layer(blob: torch.Tensor) -> Layer:
@@ -93,11 +93,11 @@ def quantize_like(t: torch.Tensor, scale: float, zero_point: int) -> torch.Tenso
 
 
 def random_model(I, H, num_layers, bidirectional, bias, per_channel, seed, weight_zero_points=False,
-                 split_gates=False, proj_size=0):
+                 split_gates=False, proj_size=0, mode="torch"):
     gen = torch.Generator().manual_seed(seed)
     D = 2 if bidirectional else 1
     return [qg.random_layer(I if l == 0 else D * (proj_size or H), H, bias, per_channel, gen,
-                            weight_zero_points, split_gates, proj_size)
+                            weight_zero_points, split_gates, proj_size, mode)
             for l in range(num_layers) for _ in range(D)]
 
 
@@ -106,12 +106,13 @@ def random_bytes(*shape, seed=0):
     return torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
 
 
-def own_flow_model(batch_first=False, split_gates=False, proj_size=0):
+def own_flow_model(batch_first=False, split_gates=False, proj_size=0, mode="torch"):
     """qlstm.quantize: float in, float out."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.LSTM(6, 8, 2, bidirectional=True, batch_first=batch_first,
                                               proj_size=proj_size)).eval()
-    return qlstm.quantize(model, [torch.randn(5, 3, 6) for _ in range(2)], split_gates=split_gates)
+    return qlstm.quantize(model, [torch.randn(5, 3, 6) for _ in range(2)], split_gates=split_gates,
+                          mode=mode)
 
 
 def eager_flow_model(split_gates=False):
@@ -133,6 +134,11 @@ def split_own_flow_model():
 def proj_own_flow_model():
     """With a projection: h of 5, c of 8."""
     return own_flow_model(proj_size=5)
+
+
+def accurate_own_flow_model():
+    """The accurate mode: float gates and cell."""
+    return own_flow_model(mode="accurate")
 
 
 def split_eager_flow_model():

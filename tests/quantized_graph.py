@@ -1,7 +1,8 @@
 """A small pure-PyTorch model of the quantized LSTM graph that qlstm computes:
 PyTorch's eager static quantized LSTM on the FBGEMM engine, written with plain
-integer and float32 tensor ops (no quantized dtypes). It is an oracle for the
-ops: slow, obvious, and independent of the C++ code."""
+integer and float32 tensor ops (no quantized dtypes), and qlstm's accurate mode
+(docs/numerics.md). It is an oracle for the ops: slow, obvious, and independent
+of the C++ code."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,9 +85,13 @@ class Layer:
     def split_gates(self) -> bool:
         return len(self.qparams) - int(self.w_hr is not None) == len(SPLIT_CELL_QPARAM_NAMES)
 
+    @property
+    def mode(self) -> str:
+        return "accurate" if len(self.qparams) == 1 else "torch"
+
     def q(self, name: str, gate: Optional[int] = None) -> QP:
         """A qparams by name; igates, hgates and gates take a gate (0-3: i, f, g, o)."""
-        names = cell_qparam_names(self.split_gates, self.w_hr is not None)
+        names = cell_qparam_names(self.split_gates, self.w_hr is not None, self.mode)
         if name in names:
             return self.qparams[names.index(name)]
         return self.qparams[names.index(f"{name}_{GATE_NAMES[gate]}")]
@@ -191,9 +196,89 @@ def lstm(x: Tensor, xq: QP, h0: Optional[Tensor], h0q, c0: Optional[Tensor], c0q
     return x, torch.stack(h_n), torch.stack(c_n)
 
 
+# The accurate mode: float32 gates and cell, every operation below rounded
+# on its own (no fused multiply-add), as docs/numerics.md specifies.
+TANH_CLAMP = 7.90531110763549805
+TANH_NUMERATOR = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+                  5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
+                  -2.76076847742355e-16)
+TANH_DENOMINATOR = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+                    1.19825839466702e-06)
+
+
+def tanh_approx(x: Tensor) -> Tensor:
+    """x P(x^2) / Q(x^2) on x clamped to [-TANH_CLAMP, TANH_CLAMP] (a NaN to
+    -TANH_CLAMP, as the comparisons fall), Horner's rule."""
+    lo, hi = -f32(TANH_CLAMP), f32(TANH_CLAMP)
+    v = torch.where(x > lo, x, lo)
+    v = torch.where(v < hi, v, hi)
+    v2 = v * v
+    p = v2 * f32(TANH_NUMERATOR[6]) + f32(TANH_NUMERATOR[5])
+    for a in reversed(TANH_NUMERATOR[:5]):
+        p = p * v2 + f32(a)
+    q = v2 * f32(TANH_DENOMINATOR[3]) + f32(TANH_DENOMINATOR[2])
+    for b in reversed(TANH_DENOMINATOR[:2]):
+        q = q * v2 + f32(b)
+    return (v * p) / q
+
+
+def sigmoid_approx(x: Tensor) -> Tensor:
+    return f32(0.5) + f32(0.5) * tanh_approx(f32(0.5) * x)
+
+
+def flinear(x: Tensor, xq: QP, w: Tensor, w_scales: Tensor, w_zps: Tensor, b: Optional[Tensor],
+            per_channel: bool) -> Tensor:
+    """qlinear's float value before rounding: (float(acc) + bias_term) * x_scale * w_scale."""
+    rows = w.shape[0]
+    ats = f32(xq[0]) * w_scales.to(F32).expand(rows)
+    acc = (x.long() - xq[1]) @ (w.long() - w_zps.long().expand(rows)[:, None]).T
+    v = acc.to(F32)
+    if b is not None:
+        v = v + (b / ats if per_channel else b * (1.0 / ats.double()).to(F32))
+    return v * ats
+
+
+def accurate_lstm(x: Tensor, xq: QP, h0: Optional[Tensor], c0: Optional[Tensor],
+                  layers: List[Layer], num_layers: int, bidirectional: bool):
+    """The accurate mode on float32 x [T, B, I]: x quantized with xq; each step
+    pre = igates + hgates (floats), c' = f c + i g, h = o tanh(c'); h quantized
+    with the layer's hidden qparams for the next step, and with its forward
+    direction's for the next layer. Float output, h_n and c_n."""
+    D = 2 if bidirectional else 1
+    T, B = x.shape[0], x.shape[1]
+    H = layers[0].w_hh.shape[1]
+    xb = quantize(x, xq)
+    h_n, c_n = [], []
+    for l in range(num_layers):
+        outs = []
+        for d in range(D):
+            p = layers[l * D + d]
+            hq = p.q("hidden")
+            h = h0[l * D + d] if h0 is not None else torch.zeros(B, H)
+            c = c0[l * D + d] if c0 is not None else torch.zeros(B, H)
+            ig = flinear(xb.reshape(T * B, xb.shape[-1]), xq, p.w_ih, p.w_ih_scales, p.w_ih_zps, p.b_ih,
+                         p.per_channel).reshape(T, B, 4 * H)
+            ys = [None] * T
+            for t in (reversed(range(T)) if d == 1 else range(T)):
+                hg = flinear(quantize(h, hq), hq, p.w_hh, p.w_hh_scales, p.w_hh_zps, p.b_hh,
+                             p.per_channel)
+                pre = (ig[t] + hg).chunk(4, dim=1)
+                i, f, o = sigmoid_approx(pre[0]), sigmoid_approx(pre[1]), sigmoid_approx(pre[3])
+                c = f * c + i * tanh_approx(pre[2])
+                h = o * tanh_approx(c)
+                ys[t] = h
+            outs.append(torch.stack(ys) if T else torch.zeros(0, B, H))
+            h_n.append(h)
+            c_n.append(c)
+        y = torch.cat(outs, dim=2)
+        xq = layers[l * D].q("hidden")
+        xb = quantize(y, xq)
+    return y, torch.stack(h_n), torch.stack(c_n)
+
+
 def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: bool,
                  gen: torch.Generator, weight_zero_points: bool = False,
-                 split_gates: bool = False, proj_size: int = 0) -> Layer:
+                 split_gates: bool = False, proj_size: int = 0, mode: str = "torch") -> Layer:
     """A layer with random int8 weights and plausible random qparams (per gate
     with split gates, per-tensor weight qparams then [4, 1]), and a projection
     W_hr [proj_size, hidden_size] when proj_size > 0."""
@@ -222,7 +307,7 @@ def random_layer(input_size: int, hidden_size: int, bias: bool, per_channel: boo
 
     ranges = {"igates": (1, 4), "hgates": (1, 4), "gates": (1, 5), "fgate_cx": (0.5, 2),
               "igate_cgate": (0.5, 2), "cell": (0.5, 3), "hidden": (0.3, 1), "projection": (0.5, 2)}
-    names = cell_qparam_names(split_gates, proj_size > 0)
+    names = cell_qparam_names(split_gates, proj_size > 0, mode)
     qparams = [qp(*ranges[name if name in ranges else name.rsplit("_", 1)[0]]) for name in names]
     return Layer(w_ih, s_ih, z_ih, w_hh, s_hh, z_hh, b_ih, b_hh, qparams, per_channel,
                  w_hr, s_hr, z_hr)

@@ -154,6 +154,58 @@ def test_quantized_lstm(case):
 
 
 @st.composite
+def accurate_cases(draw):
+    I, H = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    num_layers, bidirectional = draw(st.integers(1, 2)), draw(st.booleans())
+    bias, per_channel, wzp = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    layers = random_model(I, H, num_layers, bidirectional, bias, per_channel,
+                          draw(st.integers(0, 10 ** 6)), wzp, mode="accurate")
+    T, B, D = draw(st.integers(0, 4)), draw(st.integers(0, 3)), 2 if bidirectional else 1
+    fault = draw(st.sampled_from(NO_FAULT + ["features", "x_q", "states", "hidden_size",
+                                             "layer_count", "proj_size", "uint8"]))
+    I_in = draw(st.integers(0, 10).filter(lambda n: n != I)) if fault == "features" else I
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 31)))
+    # Finite inputs and infinities (NaN has no defined byte in the model's conversion).
+    x = torch.randn(T, B, I_in, generator=gen) * draw(st.sampled_from([0.1, 1.0, 1e3]))
+    if x.numel() and draw(st.booleans()):
+        x.view(-1)[draw(st.integers(0, x.numel() - 1))] = draw(st.sampled_from([math.inf, -math.inf]))
+    shape = (num_layers * D, B, H)
+    states = draw(st.sampled_from(["bad_shape"] if fault == "states" else ["none", "good"]))
+    x_q = ((draw(good_scales), draw(good_zero_points)) if fault != "x_q" else
+           draw(st.sampled_from([(draw(bad_scales), 128), (0.05, draw(bad_zero_points))])))
+    return dict(layers=layers, I=I, H=H, num_layers=num_layers, bidirectional=bidirectional,
+                x=x.to(torch.uint8) if fault == "uint8" else x, fault=fault, x_q=x_q,
+                h0=0.5 * torch.randn(*shape, generator=gen), c0=2 * torch.randn(*shape, generator=gen),
+                states=states, shape=shape)
+
+
+@given(accurate_cases())
+def test_quantized_lstm_float_accurate(case):
+    c = case
+    h0 = c0 = None
+    if c["states"] == "good":
+        h0, c0 = c["h0"], c["c0"]
+    elif c["states"] == "bad_shape":
+        h0, c0 = c["h0"][:, :, :-1], c["c0"]
+    fault = c["fault"]
+    args = (c["x"], *c["x_q"], h0, c0, [pack(l) for l in c["layers"]],
+            c["H"] + 1 if fault == "hidden_size" else c["H"],
+            c["num_layers"] + 1 if fault == "layer_count" else c["num_layers"], c["bidirectional"],
+            False, 1 if fault == "proj_size" else 0)
+    if fault not in NO_FAULT:
+        expect_qlstm_error(lambda: torch.ops.qlstm.quantized_lstm_float(*args))
+        return
+    got = torch.ops.qlstm.quantized_lstm_float(*args)
+    x_q = (as_f32(c["x_q"][0]), c["x_q"][1])
+    expected = qg.accurate_lstm(c["x"], x_q, h0, c0, c["layers"], c["num_layers"],
+                                c["bidirectional"])
+    for g, e in zip(got, expected):
+        # NaN where the model has NaN too: an input scale so small (1e-44) that
+        # x_scale * w_scale underflows makes the bias term infinite.
+        torch.testing.assert_close(g, e, rtol=0, atol=0, equal_nan=True)
+
+
+@st.composite
 def cell_cases(draw):
     I, H, B = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(0, 4))
     bias, per_channel, wzp = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())

@@ -82,7 +82,7 @@ def test_unpack_gives_back_the_projection(per_channel, wzp, split):
     assert torch.equal(u.w_hr_scales, layer.w_hr_scales.float().double())
     assert torch.equal(u.w_hr_zero_points, layer.w_hr_zps.long())
     assert torch.equal(qlstm.ops.pack_lstm_layer(*u), blob)
-    assert int(blob[8]) == 7
+    assert int(blob[8]) >= 7  # projections came with packing version 7
 
 
 def float_lstm(**kwargs):

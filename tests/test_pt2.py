@@ -28,6 +28,8 @@ def op_samples():
     # With a projection: h of 4, c of 7.
     proj = [pack(l) for l in random_model(6, 7, 2, True, True, True, seed=3, proj_size=4)]
     params_nobias = lstm_layers(4, 3, 1, False, bias=False, per_channel=False)
+    # The accurate mode: float gates, cell and states.
+    accurate = [pack(l) for l in random_model(6, 7, 2, True, True, True, seed=4, mode="accurate")]
     x = random_bytes(4, 3, 6, seed=2)
     h0, c0 = random_bytes(4, 3, 7, seed=3), random_bytes(4, 3, 7, seed=4)
     xf = torch.randn(4, 3, 6)
@@ -41,6 +43,16 @@ def op_samples():
         (ops.unpack_lstm_layer.default, (params_nobias[0],)),
         (ops.pack_lstm_layer.default, tuple(qlstm.ops.unpack_lstm_layer(proj[2]))),
         (ops.unpack_lstm_layer.default, (proj[2],)),
+        (ops.pack_lstm_layer.default,
+         tuple(qlstm.ops.unpack_lstm_layer(accurate[2])) + ("accurate",)),
+        (ops.unpack_lstm_layer.default, (accurate[2],)),
+        (ops.quantized_lstm_float.default,
+         (xf, 0.02, 128, torch.randn(4, 3, 7), torch.randn(4, 3, 7), accurate, 7, 2, True, False)),
+        (ops.quantized_lstm_float.default,
+         (xf.transpose(0, 1).contiguous(), 0.02, 128, None, None, accurate, 7, 2, True, True)),
+        (ops.quantized_lstm_packed.default,
+         (torch.randn(7, 6), torch.tensor([3, 2, 1, 1]), 0.02, 128, torch.randn(4, 3, 7),
+          torch.randn(4, 3, 7), accurate, 7, 2, True)),
         (ops.quantized_lstm.default,
          (x, 0.05, 128, random_bytes(4, 3, 4, seed=3), 0.02, 100, c0, 0.03, 120, proj, 7, 2, True,
           False, 4)),
@@ -121,10 +133,12 @@ def test_fake_kernels_give_the_real_shapes():
             assert tuple(f.shape) == tuple(r.shape) and f.dtype == r.dtype, op
 
 
-@pytest.mark.parametrize("split_gates,proj_size", [(False, 0), (True, 0), (False, 5)])
-def test_compile_fullgraph_matches_eager(split_gates, proj_size):
+@pytest.mark.parametrize("split_gates,proj_size,mode",
+                         [(False, 0, "torch"), (True, 0, "torch"), (False, 5, "torch"),
+                          (False, 0, "accurate")])
+def test_compile_fullgraph_matches_eager(split_gates, proj_size, mode):
     torch._dynamo.reset()
-    q = own_flow_model(split_gates=split_gates, proj_size=proj_size)
+    q = own_flow_model(split_gates=split_gates, proj_size=proj_size, mode=mode)
     compiled = torch.compile(q, fullgraph=True)
     for T, B in ((7, 2), (3, 5), (11, 1)):
         x = torch.randn(T, B, 6)
@@ -148,10 +162,13 @@ def test_compile_streaming_cell_op():
         assert torch.equal(g, e)
 
 
-@pytest.mark.parametrize("batch_first,split_gates,proj_size",
-                         [(False, False, 0), (True, False, 0), (False, True, 0), (True, False, 5)])
-def test_export_dynamic_sequence_and_batch_round_trips(batch_first, split_gates, proj_size):
-    q = own_flow_model(batch_first=batch_first, split_gates=split_gates, proj_size=proj_size)
+@pytest.mark.parametrize("batch_first,split_gates,proj_size,mode",
+                         [(False, False, 0, "torch"), (True, False, 0, "torch"),
+                          (False, True, 0, "torch"), (True, False, 5, "torch"),
+                          (True, False, 0, "accurate")])
+def test_export_dynamic_sequence_and_batch_round_trips(batch_first, split_gates, proj_size, mode):
+    q = own_flow_model(batch_first=batch_first, split_gates=split_gates, proj_size=proj_size,
+                       mode=mode)
     x = torch.randn(2, 7, 6) if batch_first else torch.randn(7, 2, 6)
     T, B = torch.export.Dim("T", min=1, max=4096), torch.export.Dim("B", min=1, max=1024)
     dims = {0: B, 1: T} if batch_first else {0: T, 1: B}

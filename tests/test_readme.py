@@ -91,3 +91,16 @@ def test_a_model_with_nothing_to_quantize_warns():
         "qlstm: prepare found no torch.nn.LSTM or torch.nn.LSTMCell to observe"]
     with pytest.warns(UserWarning, match="qlstm: convert found no qlstm.nn.ObservedLSTM or ObservedLSTMCell"):
         qlstm.convert(torch.nn.Linear(2, 2))
+
+
+def test_accurate_mode_example():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.LSTM(64, 128, num_layers=2, bidirectional=True)).eval()
+    calibration_batches = [torch.randn(20, 4, 64) for _ in range(2)]
+    accurate = qlstm.quantize(model, calibration_batches, mode="accurate")
+    x = torch.randn(20, 4, 64)
+    with torch.no_grad():
+        y, (h_n, c_n) = accurate[0](x)
+        want, (want_h, want_c) = model(x)
+    assert y.dtype == h_n.dtype == c_n.dtype == torch.float32 and c_n.shape == want_c.shape
+    assert float((y - want).norm() / want.norm()) < 0.02

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import qlstm
-from helpers import (assert_same, eager_flow_model, own_flow_model, proj_own_flow_model,
-                     split_eager_flow_model, split_own_flow_model)
+from helpers import (accurate_own_flow_model, assert_same, eager_flow_model, own_flow_model,
+                     proj_own_flow_model, split_eager_flow_model, split_own_flow_model)
 
 FLOWS = [own_flow_model, eager_flow_model, split_own_flow_model, split_eager_flow_model,
-         proj_own_flow_model]
+         proj_own_flow_model, accurate_own_flow_model]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -116,10 +116,13 @@ def cpp_runner():
 
 
 @pytest.mark.parametrize("how", ["script", "trace"])
-@pytest.mark.parametrize("split_gates,proj_size", [(False, 0), (True, 0), (False, 5)])
-def test_libtorch_runner_matches_python(how, split_gates, proj_size, tmp_path):
+@pytest.mark.parametrize("split_gates,proj_size,mode",
+                         [(False, 0, "torch"), (True, 0, "torch"), (False, 5, "torch"),
+                          (False, 0, "accurate")])
+def test_libtorch_runner_matches_python(how, split_gates, proj_size, mode, tmp_path):
     runner = cpp_runner()
-    model = own_flow_model(batch_first=True, split_gates=split_gates, proj_size=proj_size)
+    model = own_flow_model(batch_first=True, split_gates=split_gates, proj_size=proj_size,
+                           mode=mode)
     to_jit(model, how, torch.randn(2, 5, 6)).save(str(tmp_path / "model.pt"))
     for threads in ("1", "2"):
         x = torch.randn(3, 13, 6)

@@ -16,6 +16,13 @@ struct StepState {
   QParams c_qparams;
 };
 
+// State of one step of a layer in the accurate mode (float cell): h as the
+// bytes the recurrent product multiplies (the layer's hidden qparams) and c in float.
+struct FloatStepState {
+  const uint8_t* h;  // [B][p.hh.K]
+  const float* c;    // [B][H]
+};
+
 // The kernels of one instruction set. Work is split over rows (timesteps x
 // batch, or batch) and over panels (input projection) or unit blocks (step);
 // time stays sequential. Every set gives the scalar reference's results bit
@@ -36,6 +43,18 @@ struct KernelSet {
                     const uint8_t* igates /*[B][p.rows]*/, const StepState& state,
                     int64_t b_begin, int64_t b_end, int64_t block_begin, int64_t block_end,
                     uint8_t* h_next /*[B][H]*/, uint8_t* c_next /*[B][H]*/);
+  // The accurate mode (float_cell.h): linear's sums as floats,
+  // (float(sum) + bias_term) * multiplier with r prepared for an output scale
+  // of 1; and the step with float gates and cell, writing the new h as
+  // floats and as bytes quantized with h_q (what the next step multiplies).
+  void (*linear_float)(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x,
+                       int64_t row_begin, int64_t row_end, int64_t panel_begin,
+                       int64_t panel_end, float* out /*[rows][m.rows]*/);
+  void (*lstm_step_float)(const PackedLayer& p, const LinearRequant& hh, QParams h_q,
+                          const float* igates /*[B][p.rows]*/, const FloatStepState& state,
+                          int64_t b_begin, int64_t b_end, int64_t block_begin,
+                          int64_t block_end, float* h_next /*[B][H]*/,
+                          uint8_t* h_next_bytes /*[B][H]*/, float* c_next /*[B][H]*/);
   // quantize / dequantize of quantize.h, the same bytes and floats.
   void (*quantize)(const float* x, int64_t n, QParams q, uint8_t* out);
   void (*dequantize)(const uint8_t* x, int64_t n, QParams q, float* out);

@@ -63,19 +63,36 @@ inline uint8x16_t lookup256(const uint8_t* table, uint8x16_t idx) {
   return out;
 }
 
-// FBGEMM's (float(raw) + bias_term) * multiplier for packed rows [n, n + 4),
-// raw = acc + offset - w_zp * x_row_sum.
-inline float32x4_t linear_output4(int32x4_t acc, const LinearRequant& r, const int8_t* w_zp,
-                                  int64_t n, int32_t x_row_sum) {
+// float(raw) + bias_term of FBGEMM's requantization for packed rows
+// [n, n + 4), raw = acc + offset - w_zp * x_row_sum.
+inline float32x4_t linear_sum4(int32x4_t acc, const LinearRequant& r, const int8_t* w_zp,
+                               int64_t n, int32_t x_row_sum) {
   int32x4_t raw = vaddq_s32(acc, vld1q_s32(r.offset + n));
   if (x_row_sum != 0) {
     int32_t zp[4];
     for (int i = 0; i < 4; ++i) zp[i] = w_zp[n + i];
     raw = vmlsq_s32(raw, vld1q_s32(zp), vdupq_n_s32(x_row_sum));
   }
-  const float32x4_t x = vaddq_f32(vcvtq_f32_s32(raw), vld1q_f32(r.bias_term + n));
-  return quantize4(x, vld1q_f32(r.multiplier + n),
+  return vaddq_f32(vcvtq_f32_s32(raw), vld1q_f32(r.bias_term + n));
+}
+
+// FBGEMM's (float(raw) + bias_term) * multiplier for those rows, rounded.
+inline float32x4_t linear_output4(int32x4_t acc, const LinearRequant& r, const int8_t* w_zp,
+                                  int64_t n, int32_t x_row_sum) {
+  return quantize4(linear_sum4(acc, r, w_zp, n, x_row_sum), vld1q_f32(r.multiplier + n),
                    vdupq_n_f32(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
+}
+
+// The same unrounded: the accurate mode's float linear.
+inline float32x4_t linear_float4(int32x4_t acc, const LinearRequant& r, const int8_t* w_zp,
+                                 int64_t n, int32_t x_row_sum) {
+  return vmulq_f32(linear_sum4(acc, r, w_zp, n, x_row_sum), vld1q_f32(r.multiplier + n));
+}
+
+// float_cell.h's clamp on 4 lanes: vmaxnm and vminnm give the number when a
+// lane is NaN, so a NaN becomes lo, as in the scalar reference and on x86.
+inline float32x4_t clamp4(float32x4_t v, float lo, float hi) {
+  return vminnmq_f32(vmaxnmq_f32(v, vdupq_n_f32(lo)), vdupq_n_f32(hi));
 }
 
 // The requantized product a * b of 16 lanes (a unsigned, b signed, both
@@ -153,6 +170,35 @@ struct NeonEpilogue {
     for (int j = 0; j < 4; ++j) {
       out->q[gate][j] = linear_output4(s.q[j], r, w_zp, n + 4 * j, x_row_sum);
     }
+  }
+  static void store_outputs(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+                            int32_t x_row_sum, float* dst) {
+    for (int j = 0; j < 4; ++j) vst1q_f32(dst + 4 * j, linear_float4(s.q[j], r, w_zp, n + 4 * j, x_row_sum));
+  }
+  static void float_gate(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+                         int32_t x_row_sum, int gate, BlockGates* out) {
+    for (int j = 0; j < 4; ++j) {
+      out->q[gate][j] = linear_float4(s.q[j], r, w_zp, n + 4 * j, x_row_sum);
+    }
+  }
+  // The accurate mode's cell for the 16 units of a row: hg the float hgates,
+  // ig the row's igates at the block's first row.
+  static void float_epilogue(const BlockGates& hg, const float* ig, const float* c, QParams h_q,
+                             float* h_next, uint8_t* h_next_bytes, float* c_next) {
+    const float32x4_t inv = vdupq_n_f32(1.0f / h_q.scale);
+    const float32x4_t zp = vdupq_n_f32(static_cast<float>(h_q.zero_point));
+    float32x4_t hq[4];
+    for (int j = 0; j < 4; ++j) {
+      const int64_t u = 4 * j;
+      float32x4_t pre[4];
+      for (int g = 0; g < 4; ++g) pre[g] = vaddq_f32(vld1q_f32(ig + g * kUnitBlock + u), hg.q[g][j]);
+      float32x4_t c_new, h;
+      float_cell_update(pre, vld1q_f32(c + u), clamp4, &c_new, &h);
+      vst1q_f32(c_next + u, c_new);
+      vst1q_f32(h_next + u, h);
+      hq[j] = quantize4(h, inv, zp);
+    }
+    vst1q_u8(h_next_bytes, narrow16(hq));
   }
   static void epilogue(const EpilogueParams& e, const BlockGates& hg, const uint8_t* ig,
                        const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {

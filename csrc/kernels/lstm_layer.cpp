@@ -65,14 +65,26 @@ void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_p
   });
 }
 
+// run_linear over rows x panels with the kernel set's linear of that output type.
+template <class Out, class Linear>
+void run_linear_with(Linear linear, const PackedMatrix& m, const LinearRequant& r,
+                     const uint8_t* x, int64_t rows, Out* out, const Parallel& par) {
+  parallel_grid(rows, /*row_chunk=*/64, m.panels(), kPanelRows * m.K,
+                [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+                  linear(m, r, x, r0, r1, c0, c1, out);
+                }, par);
+}
+
 }  // namespace
 
 void run_linear(const KernelSet& k, const PackedMatrix& m, const LinearRequant& r,
                 const uint8_t* x, int64_t rows, uint8_t* out, const Parallel& par) {
-  parallel_grid(rows, /*row_chunk=*/64, m.panels(), kPanelRows * m.K,
-                [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-                  k.linear(m, r, x, r0, r1, c0, c1, out);
-                }, par);
+  run_linear_with(k.linear, m, r, x, rows, out, par);
+}
+
+void run_linear(const KernelSet& k, const PackedMatrix& m, const LinearRequant& r,
+                const uint8_t* x, int64_t rows, float* out, const Parallel& par) {
+  run_linear_with(k.linear_float, m, r, x, rows, out, par);
 }
 
 void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
@@ -216,6 +228,76 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
     for (int64_t b = 0; b < bt; ++b) {
       map_bytes(out_table, res.h.data() + b * S, S,
                 out + (first_row[t] + b) * out_width + out_offset);
+    }
+  }
+  return res;
+}
+
+namespace {
+
+// The accurate mode's linears end in floats: every gate slot has scale 1, so
+// that LinearRequant's multiplier is the input's scale times the weight's.
+struct FloatOutput {
+  QParams q[kNumGates];
+  FloatOutput() {
+    for (QParams& slot : q) slot = QParams{1.0f, 0};
+  }
+};
+
+}  // namespace
+
+FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& p,
+                                         const uint8_t* x, QParams x_q, const Steps& steps,
+                                         bool reverse, const FloatInitialState& init, float* out,
+                                         uint8_t* out_bytes, QParams out_q, int64_t out_width,
+                                         int64_t out_offset, const Parallel& par) {
+  const int64_t H = p.hidden_size, N = p.rows, T = steps.T, B = steps.B;
+  const QParams h_q = p.q.hidden;
+  const FloatOutput unit;
+  const int64_t rows = steps.rows();
+  std::vector<float> igates(static_cast<size_t>(rows * N));
+  {
+    const LinearRequantStorage ih(p.ih, x_q, unit.q);
+    run_linear(k, p.ih, ih.r, x, rows, igates.data(), par);
+  }
+  std::vector<int64_t> first_row(static_cast<size_t>(T) + 1, 0);
+  for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
+
+  const size_t n = static_cast<size_t>(B * H);
+  auto initial = [n](const float* s) {
+    return s ? std::vector<float>(s, s + n) : std::vector<float>(n, 0.0f);
+  };
+  FloatDirectionResult res{initial(init.h), initial(init.c)};
+  std::vector<uint8_t> h_bytes(n), h_bytes_next(n);
+  k.quantize(res.h.data(), static_cast<int64_t>(n), h_q, h_bytes.data());
+  std::vector<float> h_next(n), c_next(n);
+  const LinearRequantStorage hh(p.hh, h_q, unit.q);
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    const int64_t bt = steps.at(t);
+    const float* ig = igates.data() + first_row[t] * N;
+    const FloatStepState state{h_bytes.data(), res.c.data()};
+    parallel_grid(bt, /*row_chunk=*/8, padded_hidden(H) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
+                  [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
+                    k.lstm_step_float(p, hh.r, h_q, ig, state, b0, b1, u0, u1, h_next.data(),
+                                      h_bytes_next.data(), c_next.data());
+                  }, par);
+    std::copy(res.h.begin() + bt * H, res.h.end(), h_next.begin() + bt * H);
+    std::copy(res.c.begin() + bt * H, res.c.end(), c_next.begin() + bt * H);
+    std::copy(h_bytes.begin() + bt * H, h_bytes.end(), h_bytes_next.begin() + bt * H);
+    res.h.swap(h_next);
+    res.c.swap(c_next);
+    h_bytes.swap(h_bytes_next);
+    for (int64_t b = 0; b < bt; ++b) {
+      const int64_t at = (first_row[t] + b) * out_width + out_offset;
+      if (out) std::copy(res.h.begin() + b * H, res.h.begin() + (b + 1) * H, out + at);
+      if (out_bytes) {
+        if (out_q == h_q) {
+          std::copy(h_bytes.begin() + b * H, h_bytes.begin() + (b + 1) * H, out_bytes + at);
+        } else {
+          k.quantize(res.h.data() + b * H, H, out_q, out_bytes + at);
+        }
+      }
     }
   }
   return res;

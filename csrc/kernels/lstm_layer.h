@@ -36,9 +36,12 @@ struct LinearRequantStorage {
   LinearRequantStorage& operator=(const LinearRequantStorage&) = delete;
 };
 
-// out ([rows][m.rows]) = x ([rows][m.K]) * m^T, requantized with r.
+// out ([rows][m.rows]) = x ([rows][m.K]) * m^T, requantized with r (or, into
+// floats, the accurate mode's unrounded outputs).
 void run_linear(const KernelSet& k, const PackedMatrix& m, const LinearRequant& r,
                 const uint8_t* x, int64_t rows, uint8_t* out, const Parallel& par);
+void run_linear(const KernelSet& k, const PackedMatrix& m, const LinearRequant& r,
+                const uint8_t* x, int64_t rows, float* out, const Parallel& par);
 
 // igates ([rows][p.rows]) of x ([rows][input_size]) with qparams x_q.
 void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
@@ -116,6 +119,26 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
                               QParams x_q, const Steps& steps, bool reverse,
                               const InitialState& init, uint8_t* out, int64_t out_width,
                               int64_t out_offset, const uint8_t* out_table, const Parallel& par);
+
+// The accurate mode's run_direction (a layer packed with q.accurate): float
+// gates and cell, h as floats and, for the recurrent product, as bytes in the
+// layer's hidden qparams. The initial h and c are floats ([B][H] each, or
+// nullptr for zeros); rows that wait or have ended keep theirs. Writes the h
+// of each row into out[row][out_offset : out_offset + H] (row length
+// out_width) when out is given, and quantized with out_q into out_bytes (same
+// layout) when that is given: the next layer's input.
+struct FloatInitialState {
+  const float* h;
+  const float* c;
+};
+struct FloatDirectionResult {
+  std::vector<float> h, c;
+};
+FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& p,
+                                         const uint8_t* x, QParams x_q, const Steps& steps,
+                                         bool reverse, const FloatInitialState& init, float* out,
+                                         uint8_t* out_bytes, QParams out_q, int64_t out_width,
+                                         int64_t out_offset, const Parallel& par);
 
 // Writes one direction's final h or c into h_n / c_n as PyTorch's module does:
 // a bidirectional layer stacks its directions into the forward one's qparams

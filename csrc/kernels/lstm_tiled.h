@@ -22,6 +22,8 @@
 //   store_outputs(sums, r, w_zp, n, x_row_sum, dst)   16 requantized bytes
 //   BlockGates, requant_gate(sums, r, w_zp, n, x_row_sum, gate, &block_gates)
 //   epilogue(params, block_gates, ig, c, h_next, c_next)   16 units of a row
+//   store_outputs(..., float* dst), float_gate, float_epilogue   the same for the
+//                      accurate mode: unrounded linear outputs, float_cell.h's cell
 //   quantize_bytes, dequantize_bytes   quantize.h's quantize and dequantize
 // The sums are exact int32, as in the scalar reference; only the instructions differ.
 #pragma once
@@ -30,6 +32,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "float_cell.h"
 #include "kernel_set.h"
 
 namespace qlstm {
@@ -172,9 +175,9 @@ void panels_dot_best(bool narrow, const uint8_t* x, int64_t x_stride, int64_t K,
 template <int R>
 inline constexpr int kPanelsPerPass = R == 1 ? 2 : 1;
 
-template <class Dot, int R, int P>
+template <class Dot, int R, int P, class Out>
 void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
-                    int64_t panel, const int32_t rs[R], bool narrow, uint8_t* out) {
+                    int64_t panel, const int32_t rs[R], bool narrow, Out* out) {
   const int64_t K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
   PanelFix fix[P];
   for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, r, panel + j);
@@ -189,9 +192,9 @@ void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t
   }
 }
 
-template <class Dot, int R>
+template <class Dot, int R, class Out>
 void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
-                  int64_t panel_begin, int64_t panel_end, uint8_t* out) {
+                  int64_t panel_begin, int64_t panel_end, Out* out) {
   const int64_t K = m.K;
   constexpr int P = kPanelsPerPass<R>;
   int32_t rs[R];
@@ -207,19 +210,19 @@ void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
 }
 
 // project_rows with R = min(rows, kGemmRows) as a compile-time tile height.
-template <class Dot, int R = Dot::kGemmRows>
+template <class Dot, class Out, int R = Dot::kGemmRows>
 void project_tile(int64_t rows, const PackedMatrix& m, const LinearRequant& r, const uint8_t* x,
-                  int64_t row, int64_t panel_begin, int64_t panel_end, uint8_t* out) {
+                  int64_t row, int64_t panel_begin, int64_t panel_end, Out* out) {
   if constexpr (R > 1) {
-    if (rows < R) return project_tile<Dot, R - 1>(rows, m, r, x, row, panel_begin, panel_end, out);
+    if (rows < R) return project_tile<Dot, Out, R - 1>(rows, m, r, x, row, panel_begin, panel_end, out);
   }
   project_rows<Dot, R>(m, r, x, row, panel_begin, panel_end, out);
 }
 
-template <class Dot>
+template <class Dot, class Out>
 void linear_tiled(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x,
                   int64_t row_begin, int64_t row_end, int64_t panel_begin, int64_t panel_end,
-                  uint8_t* out) {
+                  Out* out) {
   // A block of rows (about 32 KB of activations) stays in cache while a few
   // panels at a time (about 16 KB of weights) pass over it, rows inner.
   constexpr int64_t kPanelChunk = 4;
@@ -230,7 +233,7 @@ void linear_tiled(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
     for (int64_t pc = panel_begin; pc < panel_end; pc += kPanelChunk) {
       const int64_t pe = std::min(panel_end, pc + kPanelChunk);
       for (int64_t row = rb; row < re; row += Dot::kGemmRows) {
-        project_tile<Dot>(re - row, m, r, x, row, pc, pe, out);
+        project_tile<Dot, Out>(re - row, m, r, x, row, pc, pe, out);
       }
     }
   }
@@ -244,79 +247,160 @@ struct EpilogueParams {
   QParams c_prev;
 };
 
-// One unit block of one step for batch rows [b, b + R).
-template <class Dot, int R>
-void step_rows(const PackedLayer& p, const LinearRequant& hh, const EpilogueParams& e,
-               const uint8_t* igates, const StepState& s, int64_t b, int64_t block,
-               uint8_t* h_next, uint8_t* c_next) {
-  const PackedMatrix& m = p.hh;
-  // h rows have m.K bytes (the projection's size with one), c rows H.
-  const int64_t H = p.hidden_size, K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
-  int32_t rs[R];
-  for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(s.h + (b + i) * K, K) : 0;
-  const bool narrow = narrow_rows<Dot, R>(s.h + b * K, K, K);
-  typename Dot::BlockGates hg[R];
+// The int32 sums of one unit block's four panels (gates i, f, g, o) of
+// m = W_hh for batch rows [b, b + R) of h, each handed to
+// take(row i, gate g, sums) as it is done; rs gets those rows' sums for the
+// weight zero points.
+template <class Dot, int R, class Take>
+void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h, int64_t b,
+                int64_t block, int32_t rs[R], const Take& take) {
+  // h rows have m.K bytes (the projection's size with one, else H).
+  const int64_t K = m.K, panel_bytes = m.panel_bytes();
+  for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(h + (b + i) * K, K) : 0;
+  const bool narrow = narrow_rows<Dot, R>(h + b * K, K, K);
   constexpr int P = kPanelsPerPass<R>;
   for (int g = 0; g < 4; g += P) {
     const int64_t panel = 4 * block + g;
     PanelFix fix[P];
     for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, hh, panel + j);
-    typename Dot::Sums raw[R][P];
-    panels_dot_best<Dot, R, P>(narrow, s.h + b * K, K, K, m.weights + panel * panel_bytes,
-                               panel_bytes, fix, raw);
+    typename Dot::Sums part[R][P];
+    panels_dot_best<Dot, R, P>(narrow, h + b * K, K, K, m.weights + panel * panel_bytes,
+                               panel_bytes, fix, part);
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < P; ++j) {
-        Dot::requant_gate(raw[i][j], hh, m.zero_point, (panel + j) * kPanelRows, rs[i], g + j,
-                          &hg[i]);
-      }
-    }
-  }
-  const int64_t u = block * kUnitBlock, units = std::min(kUnitBlock, H - u);
-  for (int i = 0; i < R; ++i) {
-    const uint8_t* ig = igates + (b + i) * N + 4 * u;
-    const int64_t at = (b + i) * H + u;
-    if (units == kUnitBlock) {
-      Dot::epilogue(e, hg[i], ig, s.c + at, h_next + at, c_next + at);
-    } else {
-      // The last units of a hidden size that is not a multiple of the block:
-      // staged, so that no byte past the state rows is read or written.
-      uint8_t c[kUnitBlock] = {}, hn[kUnitBlock], cn[kUnitBlock];
-      const size_t n = static_cast<size_t>(units);
-      std::memcpy(c, s.c + at, n);
-      Dot::epilogue(e, hg[i], ig, c, hn, cn);
-      std::memcpy(h_next + at, hn, n);
-      std::memcpy(c_next + at, cn, n);
+      for (int j = 0; j < P; ++j) take(i, g + j, part[i][j]);
     }
   }
 }
 
-template <class Dot, int R = Dot::kGemmRows>
-void step_tile(int64_t rows, const PackedLayer& p, const LinearRequant& hh,
-               const EpilogueParams& e, const uint8_t* igates, const StepState& s, int64_t b,
-               int64_t block, uint8_t* h_next, uint8_t* c_next) {
-  if constexpr (R > 1) {
-    if (rows < R) return step_tile<Dot, R - 1>(rows, p, hh, e, igates, s, b, block, h_next, c_next);
-  }
-  step_rows<Dot, R>(p, hh, e, igates, s, b, block, h_next, c_next);
+// One unit block of one step for batch rows [b, b + R): the four gates' sums
+// of h * W_hh^T, made into Dot::BlockGates by cell.gate, then cell.finish of
+// each row's 16 units (a Cell is the mode's epilogue: ByteCell or FloatCell).
+template <class Dot, int R, class Cell>
+void step_rows(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, int64_t b,
+               int64_t block, const Cell& cell) {
+  const PackedMatrix& m = p.hh;
+  int32_t rs[R];
+  typename Dot::BlockGates hg[R];
+  block_sums<Dot, R>(m, hh, h, b, block, rs,
+                     [&](int i, int g, const typename Dot::Sums& sums) {
+                       cell.gate(sums, hh, m.zero_point, (4 * block + g) * kPanelRows, rs[i], g,
+                                 &hg[i]);
+                     });
+  const int64_t u = block * kUnitBlock, units = std::min(kUnitBlock, p.hidden_size - u);
+  for (int i = 0; i < R; ++i) cell.finish(hg[i], b + i, u, units);
 }
+
+template <class Dot, class Cell, int R = Dot::kGemmRows>
+void step_tile(int64_t rows, const PackedLayer& p, const LinearRequant& hh, const uint8_t* h,
+               int64_t b, int64_t block, const Cell& cell) {
+  if constexpr (R > 1) {
+    if (rows < R) return step_tile<Dot, Cell, R - 1>(rows, p, hh, h, b, block, cell);
+  }
+  step_rows<Dot, R>(p, hh, h, b, block, cell);
+}
+
+// Batch tiles inner: a block's weights are read from memory once per step and
+// stay in cache while every tile of the batch passes.
+template <class Dot, class Cell>
+void step_blocks(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, int64_t b_begin,
+                 int64_t b_end, int64_t block_begin, int64_t block_end, const Cell& cell) {
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    for (int64_t b = b_begin; b < b_end; b += Dot::kGemmRows) {
+      step_tile<Dot>(b_end - b, p, hh, h, b, block, cell);
+    }
+  }
+}
+
+// The default mode's epilogue: requantized gates, sigmoid and tanh tables, the
+// byte cell and h.
+template <class Dot>
+struct ByteCell {
+  const EpilogueParams& e;
+  const uint8_t* igates;
+  const StepState& s;
+  uint8_t *h_next, *c_next;
+
+  void gate(const typename Dot::Sums& sums, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+            int32_t rs, int g, typename Dot::BlockGates* out) const {
+    Dot::requant_gate(sums, r, w_zp, n, rs, g, out);
+  }
+  void finish(const typename Dot::BlockGates& hg, int64_t row, int64_t u, int64_t units) const {
+    const uint8_t* ig = igates + row * e.p.rows + 4 * u;
+    const int64_t at = row * e.p.hidden_size + u;
+    if (units == kUnitBlock) {
+      Dot::epilogue(e, hg, ig, s.c + at, h_next + at, c_next + at);
+      return;
+    }
+    // The last units of a hidden size that is not a multiple of the block:
+    // staged, so that no element past the state rows is read or written.
+    uint8_t c[kUnitBlock] = {}, h[kUnitBlock], cn[kUnitBlock];
+    const size_t n = static_cast<size_t>(units);
+    std::memcpy(c, s.c + at, n);
+    Dot::epilogue(e, hg, ig, c, h, cn);
+    std::memcpy(h_next + at, h, n);
+    std::memcpy(c_next + at, cn, n);
+  }
+};
+
+// The accurate mode's epilogue: float gates and cell (float_cell.h).
+template <class Dot>
+struct FloatCell {
+  const PackedLayer& p;
+  QParams h_q;
+  const float* igates;
+  const FloatStepState& s;
+  float* h_next;
+  uint8_t* h_next_bytes;
+  float* c_next;
+
+  void gate(const typename Dot::Sums& sums, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+            int32_t rs, int g, typename Dot::BlockGates* out) const {
+    Dot::float_gate(sums, r, w_zp, n, rs, g, out);
+  }
+  void finish(const typename Dot::BlockGates& hg, int64_t row, int64_t u, int64_t units) const {
+    const float* ig = igates + row * p.rows + 4 * u;
+    const int64_t at = row * p.hidden_size + u;
+    if (units == kUnitBlock) {
+      Dot::float_epilogue(hg, ig, s.c + at, h_q, h_next + at, h_next_bytes + at, c_next + at);
+      return;
+    }
+    float c[kUnitBlock] = {}, h[kUnitBlock], cn[kUnitBlock];  // staged, as ByteCell's
+    uint8_t hb[kUnitBlock];
+    const size_t n = static_cast<size_t>(units);
+    std::memcpy(c, s.c + at, n * sizeof(float));
+    Dot::float_epilogue(hg, ig, c, h_q, h, hb, cn);
+    std::memcpy(h_next + at, h, n * sizeof(float));
+    std::memcpy(h_next_bytes + at, hb, n);
+    std::memcpy(c_next + at, cn, n * sizeof(float));
+  }
+};
 
 template <class Dot>
 void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellConstants& cc,
                      const uint8_t* igates, const StepState& s, int64_t b_begin, int64_t b_end,
                      int64_t block_begin, int64_t block_end, uint8_t* h_next, uint8_t* c_next) {
   const EpilogueParams e{p, cc, step_multipliers(p.q, s.c_qparams), s.c_qparams};
-  // Batch tiles inner: a block's weights are read from memory once per step
-  // and stay in cache while every tile of the batch passes.
-  for (int64_t block = block_begin; block < block_end; ++block) {
-    for (int64_t b = b_begin; b < b_end; b += Dot::kGemmRows) {
-      step_tile<Dot>(b_end - b, p, hh, e, igates, s, b, block, h_next, c_next);
-    }
-  }
+  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end,
+                   ByteCell<Dot>{e, igates, s, h_next, c_next});
+}
+
+template <class Dot>
+void lstm_step_float_tiled(const PackedLayer& p, const LinearRequant& hh, QParams h_q,
+                           const float* igates, const FloatStepState& s, int64_t b_begin,
+                           int64_t b_end, int64_t block_begin, int64_t block_end, float* h_next,
+                           uint8_t* h_next_bytes, float* c_next) {
+  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end,
+                   FloatCell<Dot>{p, h_q, igates, s, h_next, h_next_bytes, c_next});
 }
 
 template <class Dot>
 KernelSet make_kernel_set(const char* name) {
-  return KernelSet{name, linear_tiled<Dot>, lstm_step_tiled<Dot>, Dot::quantize_bytes,
+  return KernelSet{name,
+                   linear_tiled<Dot, uint8_t>,
+                   lstm_step_tiled<Dot>,
+                   linear_tiled<Dot, float>,
+                   lstm_step_float_tiled<Dot>,
+                   Dot::quantize_bytes,
                    Dot::dequantize_bytes};
 }
 

@@ -39,18 +39,35 @@ inline void store_bytes8(__m256 v, uint8_t* p) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
 }
 
-// Requantized outputs of packed rows [n, n + 8) from their int32 sums: FBGEMM's
-// (float(raw) + bias_term) * multiplier with raw = acc + offset - w_zp * row_sum.
-inline __m256 linear_output8(__m256i acc, const LinearRequant& r, const int8_t* w_zp,
-                             int64_t n, int32_t x_row_sum) {
+// float(raw) + bias_term of FBGEMM's requantization for packed rows
+// [n, n + 8), raw = acc + offset - w_zp * row_sum.
+inline __m256 linear_sum8(__m256i acc, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+                          int32_t x_row_sum) {
   __m256i raw = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.offset + n)));
   if (x_row_sum != 0) {
     const __m256i zp = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w_zp + n)));
     raw = _mm256_sub_epi32(raw, _mm256_mullo_epi32(zp, _mm256_set1_epi32(x_row_sum)));
   }
-  const __m256 x = _mm256_add_ps(_mm256_cvtepi32_ps(raw), _mm256_loadu_ps(r.bias_term + n));
-  return quantize8(x, _mm256_loadu_ps(r.multiplier + n),
+  return _mm256_add_ps(_mm256_cvtepi32_ps(raw), _mm256_loadu_ps(r.bias_term + n));
+}
+
+// Requantized outputs of those rows: FBGEMM's (float(raw) + bias_term) * multiplier, rounded.
+inline __m256 linear_output8(__m256i acc, const LinearRequant& r, const int8_t* w_zp,
+                             int64_t n, int32_t x_row_sum) {
+  return quantize8(linear_sum8(acc, r, w_zp, n, x_row_sum), _mm256_loadu_ps(r.multiplier + n),
                    _mm256_set1_ps(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
+}
+
+// The same unrounded: the accurate mode's float linear.
+inline __m256 linear_float8(__m256i acc, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+                            int32_t x_row_sum) {
+  return _mm256_mul_ps(linear_sum8(acc, r, w_zp, n, x_row_sum), _mm256_loadu_ps(r.multiplier + n));
+}
+
+// float_cell.h's clamp on 8 lanes: max returns its second operand, lo, when
+// a lane is NaN, as the scalar reference does.
+inline __m256 clamp8(__m256 v, float lo, float hi) {
+  return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
 }
 
 // The fused element-wise part of a step for 8 hidden units of one batch row.
@@ -142,6 +159,37 @@ struct X86Epilogue {
                            int32_t x_row_sum, int gate, BlockGates* out) {
     for (int half = 0; half < 2; ++half) {
       out->q[half][gate] = linear_output8(s.q[half], r, w_zp, n + 8 * half, x_row_sum);
+    }
+  }
+  static void store_outputs(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+                            int32_t x_row_sum, float* dst) {
+    for (int half = 0; half < 2; ++half) {
+      _mm256_storeu_ps(dst + 8 * half, linear_float8(s.q[half], r, w_zp, n + 8 * half, x_row_sum));
+    }
+  }
+  static void float_gate(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
+                         int32_t x_row_sum, int gate, BlockGates* out) {
+    for (int half = 0; half < 2; ++half) {
+      out->q[half][gate] = linear_float8(s.q[half], r, w_zp, n + 8 * half, x_row_sum);
+    }
+  }
+  // The accurate mode's cell for the 16 units of a row: hg the float hgates,
+  // ig the row's igates at the block's first row.
+  static void float_epilogue(const BlockGates& hg, const float* ig, const float* c, QParams h_q,
+                             float* h_next, uint8_t* h_next_bytes, float* c_next) {
+    const __m256 inv = _mm256_set1_ps(1.0f / h_q.scale);
+    const __m256 zp = _mm256_set1_ps(static_cast<float>(h_q.zero_point));
+    for (int half = 0; half < 2; ++half) {
+      const int64_t u = 8 * half;
+      __m256 pre[4];
+      for (int g = 0; g < 4; ++g) {
+        pre[g] = _mm256_add_ps(_mm256_loadu_ps(ig + g * kUnitBlock + u), hg.q[half][g]);
+      }
+      __m256 c_new, h;
+      float_cell_update(pre, _mm256_loadu_ps(c + u), clamp8, &c_new, &h);
+      _mm256_storeu_ps(c_next + u, c_new);
+      _mm256_storeu_ps(h_next + u, h);
+      store_bytes8(quantize8(h, inv, zp), h_next_bytes + u);
     }
   }
   static void epilogue(const EpilogueParams& e, const BlockGates& g, const uint8_t* ig,

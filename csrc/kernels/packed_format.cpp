@@ -11,9 +11,11 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
-// Packing writes version 7 and reads 5 (a model saved before split gates)
-// and 6 (before projections: version 7 without kFlagProjection) too.
-constexpr uint32_t kVersion = 7;
+// Packing writes version 8 and reads 5 (a model saved before split gates),
+// 6 (before projections: version 7 without kFlagProjection) and 7 (before
+// the accurate mode: version 8 without kFlagAccurate) too.
+constexpr uint32_t kVersion = 8;
+constexpr uint32_t kVersion7 = 7;
 constexpr uint32_t kVersion6 = 6;
 constexpr uint32_t kVersion5 = 5;
 constexpr uint32_t kFlagPerChannel = 1u;
@@ -24,8 +26,10 @@ constexpr uint32_t kFlagWeightZeroPoints = 4u;
 constexpr uint32_t kFlagSplitGates = 8u;
 // A projection W_hr (nn.LSTM's proj_size), its section after the -128 lists.
 constexpr uint32_t kFlagProjection = 16u;
-constexpr uint32_t kKnownFlags =
-    kFlagPerChannel | kFlagHasBias | kFlagWeightZeroPoints | kFlagSplitGates | kFlagProjection;
+// The accurate mode (float gates and cell): the header's list holds hidden only.
+constexpr uint32_t kFlagAccurate = 32u;
+constexpr uint32_t kKnownFlags = kFlagPerChannel | kFlagHasBias | kFlagWeightZeroPoints |
+                                 kFlagSplitGates | kFlagProjection | kFlagAccurate;
 constexpr size_t kAlign = 64;
 
 struct Header {
@@ -338,6 +342,9 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
   } else {
     if (available < sizeof(Header)) return "is shorter than its header";
     std::memcpy(&h, data, sizeof(h));
+    if ((h.version == kVersion6 || h.version == kVersion7) && (h.flags & kFlagAccurate) != 0) {
+      return "has unknown flags";  // none before version 8
+    }
     if (h.version == kVersion6) {
       if ((h.flags & kFlagProjection) != 0) return "has unknown flags";  // none in version 6
       h.proj_size = h.min_weights_hr = 0;  // what version 6 leaves of its slot is not read
@@ -349,8 +356,11 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
     return "was packed by an older qlstm (packing version < 5): load its module's state_dict "
            "into a new qlstm.nn.LSTM, or convert the model again, to pack it anew";
   }
-  if (h.version > kVersion) return "was packed by a newer qlstm (packing version > 7)";
+  if (h.version > kVersion) return "was packed by a newer qlstm (packing version > 8)";
   if ((h.flags & ~kKnownFlags) != 0) return "has unknown flags";
+  if ((h.flags & kFlagAccurate) != 0 && (h.flags & (kFlagSplitGates | kFlagProjection)) != 0) {
+    return "has the accurate mode with split gates or a projection, which it does not support";
+  }
   if (h.input_size < 1 || h.input_size > kMaxInnerDim || h.hidden_size < 1 ||
       h.hidden_size > kMaxInnerDim) {
     return "has input or hidden size out of range";
@@ -396,7 +406,7 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   h.version = kVersion;
   h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.ih.bias ? kFlagHasBias : 0u) |
             (L.zero_points ? kFlagWeightZeroPoints : 0u) | (q.split_gates ? kFlagSplitGates : 0u) |
-            (w.proj_size > 0 ? kFlagProjection : 0u);
+            (w.proj_size > 0 ? kFlagProjection : 0u) | (q.accurate ? kFlagAccurate : 0u);
   h.input_size = w.input_size;
   h.hidden_size = w.hidden_size;
   h.min_weights_ih = L.ih.min_count;
@@ -404,7 +414,7 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   // The header's list holds the gate and state qparams; projection has its own field.
   QParams list[kMaxCellQParams];
   cell_qparams_to_list(q, list);
-  for (int i = 0; i < num_cell_qparams(q.split_gates); ++i) {
+  for (int i = 0; i < num_cell_qparams(q.split_gates, false, q.accurate); ++i) {
     h.scales[i] = list[i].scale;
     h.zero_points[i] = list[i].zero_point;
   }
@@ -486,14 +496,15 @@ const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out
   p.has_bias = (h.flags & kFlagHasBias) != 0;
   const bool split_gates = (h.flags & kFlagSplitGates) != 0;
   const bool projection = p.proj_size > 0;
-  const int n = num_cell_qparams(split_gates);
+  const bool accurate = (h.flags & kFlagAccurate) != 0;
+  const int n = num_cell_qparams(split_gates, false, accurate);
   QParams list[kMaxCellQParams];
   for (int i = 0; i < n; ++i) list[i] = QParams{h.scales[i], h.zero_points[i]};
   if (projection) list[n] = QParams{h.projection_scale, h.projection_zero_point};
-  for (int i = 0; i < num_cell_qparams(split_gates, projection); ++i) {
+  for (int i = 0; i < num_cell_qparams(split_gates, projection, accurate); ++i) {
     if (!valid_qparams(list[i])) return "holds an invalid scale or zero point";
   }
-  p.q = cell_qparams_from_list(list, split_gates, projection);
+  p.q = cell_qparams_from_list(list, split_gates, projection, accurate);
   for (int g = 0; g < kNumGates; ++g) p.gate_tables[g] = data + L.gate_tables[g];
   p.tanh_cell = data + L.tanh_cell;
   if (const char* e = view_matrix(data, L.ih, rows, p.per_channel, p.has_bias, zero_points, &p.ih)) {

@@ -48,6 +48,10 @@ struct CellQParams {
   QParams projection;  // with has_projection only
   bool split_gates;
   bool has_projection;
+  // The accurate mode (float gates and cell) keeps only hidden, the qparams
+  // of the h bytes that the recurrent product and the next layer multiply;
+  // every other field holds the same.
+  bool accurate;
 
   // What the layer's h comes in: its projection's output, or hidden.
   QParams h() const { return has_projection ? projection : hidden; }
@@ -57,20 +61,24 @@ struct CellQParams {
 inline constexpr int kNumGateQParams = 0 QLSTM_FOR_EACH_GATE_QPARAM(QLSTM_COUNT);
 inline constexpr int kNumStateQParams = 0 QLSTM_FOR_EACH_STATE_QPARAM(QLSTM_COUNT);
 #undef QLSTM_COUNT
-// Length of the flat list: 7, or 16 with split gates, one more with a projection.
+// Length of the flat list: 7, or 16 with split gates, one more with a
+// projection; 1 (hidden) in the accurate mode, which has neither.
 inline constexpr int kNumCellQParams = kNumGateQParams + kNumStateQParams;
 inline constexpr int kNumSplitCellQParams = kNumGateQParams * kNumGates + kNumStateQParams;
 inline constexpr int kMaxCellQParams = kNumSplitCellQParams + 1;
-inline constexpr int num_cell_qparams(bool split_gates, bool projection = false) {
-  return (split_gates ? kNumSplitCellQParams : kNumCellQParams) + (projection ? 1 : 0);
+inline constexpr int num_cell_qparams(bool split_gates, bool projection = false,
+                                      bool accurate = false) {
+  return accurate ? 1 : (split_gates ? kNumSplitCellQParams : kNumCellQParams) + (projection ? 1 : 0);
 }
 
 // The flat list's order: each gate qparam (once, or per gate in gate order:
 // igates_input, igates_forget, igates_cell, igates_output, hgates_input, ...),
 // then the state qparams, then projection when there is one. list has
 // num_cell_qparams(split_gates, projection) entries.
-CellQParams cell_qparams_from_list(const QParams* list, bool split_gates, bool projection = false);
+CellQParams cell_qparams_from_list(const QParams* list, bool split_gates, bool projection = false,
+                                   bool accurate = false);
 void cell_qparams_to_list(const CellQParams& q, QParams* list);
-std::string cell_qparam_name(int index, bool split_gates, bool projection = false);
+std::string cell_qparam_name(int index, bool split_gates, bool projection = false,
+                             bool accurate = false);
 
 }  // namespace qlstm

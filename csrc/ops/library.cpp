@@ -14,7 +14,7 @@ TORCH_LIBRARY(qlstm, m) {
       "pack_lstm_layer(Tensor w_ih, Tensor w_ih_scales, Tensor w_ih_zero_points, Tensor w_hh, "
       "Tensor w_hh_scales, Tensor w_hh_zero_points, Tensor? b_ih, Tensor? b_hh, float[] scales, "
       "int[] zero_points, bool per_channel, Tensor? w_hr=None, Tensor? w_hr_scales=None, "
-      "Tensor? w_hr_zero_points=None) -> Tensor",
+      "Tensor? w_hr_zero_points=None, str mode=\"torch\") -> Tensor",
       pt2);
   m.def(
       "unpack_lstm_layer(Tensor params) -> (Tensor w_ih, Tensor w_ih_scales, "
@@ -50,8 +50,10 @@ TORCH_LIBRARY(qlstm, m) {
   m.def("dequantize(Tensor input, float scale, int zero_point) -> Tensor", pt2);
   // The order of a packed layer's seven intermediate qparams, or sixteen with
   // split gates, and projection after them with a projection (pack_lstm_layer's
-  // scales and zero_points, unpack_lstm_layer's outputs).
-  m.def("cell_qparam_names(bool split_gates=False, bool projection=False) -> str[]");
+  // scales and zero_points, unpack_lstm_layer's outputs); hidden alone in the
+  // accurate mode.
+  m.def("cell_qparam_names(bool split_gates=False, bool projection=False, bool accurate=False) "
+        "-> str[]");
   // The kernel set: which one runs (in this thread), switching it for the
   // process or for this thread, the ones this CPU runs, and the benchmarks'
   // probe of its single-core peak.

@@ -29,6 +29,7 @@ struct CheckedLstm {
   std::vector<PackedLayer> layers;
   int64_t T, B, D, H, num_layers;
   int64_t S;  // the size of h: proj_size, or H without a projection
+  bool accurate;  // the layers' mode: all the same
   std::vector<int64_t> batch_sizes;  // empty: every sequence has T steps
 
   Steps steps() const { return Steps{T, B, batch_sizes.empty() ? nullptr : batch_sizes.data()}; }
@@ -59,6 +60,13 @@ CheckedLstm checked_lstm(const char* op, const at::Tensor& input, int64_t featur
                       " (0: no projection)");
   }
   c.S = proj_size > 0 ? proj_size : c.H;
+  c.accurate = c.layers[0].q.accurate;
+  for (size_t i = 1; i < c.layers.size(); ++i) {
+    TORCH_CHECK_VALUE(c.layers[i].q.accurate == c.accurate, "qlstm: params[", i, "] was packed ",
+                      "in mode \"", c.layers[i].q.accurate ? "accurate" : "torch",
+                      "\", expected every layer in params[0]'s mode \"",
+                      c.accurate ? "accurate" : "torch", "\"");
+  }
   for (size_t i = 0; i < c.layers.size(); ++i) {
     // S now is a packed layer's, at most kMaxInnerDim: D * S cannot wrap.
     const bool first = i < static_cast<size_t>(c.D);
@@ -69,12 +77,21 @@ CheckedLstm checked_lstm(const char* op, const at::Tensor& input, int64_t featur
                       : proj_size > 0 ? " (num_directions * proj_size)"
                                       : " (num_directions * hidden_size)");
   }
-  // The input's copy, the projections of one direction, two layer outputs and the states.
+  // The input's copy, the projections of one direction, two layer outputs and
+  // the states; the accurate mode's are floats.
+  const int64_t width = c.accurate ? 4 : 1;
   check_memory(op, {{input.numel(), input.element_size()},
-                    {rows, c.layers[0].rows},
-                    {2, rows, c.D, c.S},
-                    {8, num_layers, c.D, c.B, c.H}});
+                    {rows, c.layers[0].rows, width},
+                    {2, rows, c.D, c.S, width},
+                    {8, num_layers, c.D, c.B, c.H, width}});
   return c;
+}
+
+// What the ops with uint8 states say of accurate-mode layers, whose states are float.
+void check_torch_mode(bool accurate, const char* op) {
+  TORCH_CHECK_VALUE(!accurate, "qlstm: params hold layers packed in mode \"accurate\", whose h ",
+                    "and c are float32: ", op, " takes uint8 states (mode \"torch\"); run them ",
+                    "with quantized_lstm_float or quantized_lstm_packed");
 }
 
 // h_n's and c_n's shapes: [num_layers * D, B, S] and [num_layers * D, B, H].
@@ -102,14 +119,20 @@ State uint8_state(const c10::optional<at::Tensor>& s, const char* name, const Ch
 
 // A float32 initial state, each layer-direction quantized with its own hidden
 // (or cell) qparams, which is what that layer-direction's final state comes in.
+c10::optional<at::Tensor> checked_float_state(const c10::optional<at::Tensor>& s, const char* name,
+                                              const CheckedLstm& c, bool cell) {
+  if (!s.has_value()) return c10::nullopt;
+  check_cpu(*s, name);
+  check_dtype(*s, name, at::kFloat);
+  check_shape(*s, name, state_shape(c, cell));
+  return s->contiguous();
+}
+
 State float_state(const c10::optional<at::Tensor>& s, const char* name, const CheckedLstm& c,
                   bool cell) {
   State st{c10::nullopt, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
   if (!s.has_value()) return st;
-  check_cpu(*s, name);
-  check_dtype(*s, name, at::kFloat);
-  check_shape(*s, name, state_shape(c, cell));
-  const at::Tensor f = s->contiguous();
+  const at::Tensor f = *checked_float_state(s, name, c, cell);
   at::Tensor bytes = at::empty(f.sizes(), at::kByte);
   const int64_t n = c.B * (cell ? c.H : c.S);
   for (size_t i = 0; i < c.layers.size(); ++i) {
@@ -168,6 +191,51 @@ LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& x, QParams x_q, const S
   return run;
 }
 
+// The accurate mode's run_lstm: float output rows ([steps.rows()][D * H]) and
+// float h_n and c_n, each layer-direction's own. A layer's input is the
+// previous layer's h quantized with the qparams of its forward direction's hidden.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> run_lstm_float_cell(
+    const CheckedLstm& c, const at::Tensor& x, QParams x_q, const c10::optional<at::Tensor>& h0_arg,
+    const c10::optional<at::Tensor>& c0_arg) {
+  const c10::optional<at::Tensor> h0 = checked_float_state(h0_arg, "h0", c, /*cell=*/false);
+  const c10::optional<at::Tensor> c0 = checked_float_state(c0_arg, "c0", c, /*cell=*/true);
+  const KernelSet& k = current_kernels();
+  const Parallel par = aten_parallel();
+  const int64_t rows = x.size(0), n = c.B * c.H, width = c.D * c.H;
+  at::Tensor output = at::empty({rows, width}, at::kFloat);
+  at::Tensor h_n = at::empty(state_shape(c, false), at::kFloat);
+  at::Tensor c_n = at::empty(state_shape(c, true), at::kFloat);
+  at::Tensor layer_in = x;
+  QParams layer_in_q = x_q;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const bool last = l + 1 == c.num_layers;
+    at::Tensor next_in = last ? at::Tensor() : at::empty({rows, width}, at::kByte);
+    const QParams next_q = c.layers[l * c.D].q.hidden;
+    for (int64_t d = 0; d < c.D; ++d) {
+      const int64_t idx = l * c.D + d;
+      const FloatInitialState init{h0 ? h0->const_data_ptr<float>() + idx * n : nullptr,
+                                   c0 ? c0->const_data_ptr<float>() + idx * n : nullptr};
+      const FloatDirectionResult r = run_direction_float(
+          k, c.layers[idx], layer_in.const_data_ptr<uint8_t>(), layer_in_q, c.steps(),
+          /*reverse=*/d == 1, init, last ? output.data_ptr<float>() : nullptr,
+          last ? nullptr : next_in.data_ptr<uint8_t>(), next_q, width, d * c.H, par);
+      std::copy(r.h.begin(), r.h.end(), h_n.data_ptr<float>() + idx * n);
+      std::copy(r.c.begin(), r.c.end(), c_n.data_ptr<float>() + idx * n);
+    }
+    if (!last) {
+      layer_in = next_in;
+      layer_in_q = next_q;
+    }
+  }
+  return {output, h_n, c_n};
+}
+
+// The accurate mode's input: float32, which the call quantizes.
+void check_float_input(bool floating, const char* name) {
+  TORCH_CHECK_TYPE(floating, "qlstm: ", name, " must be a Float tensor for layers packed in mode "
+                   "\"accurate\" (they output float32), got Byte");
+}
+
 // A [T, B, I] (or [B, T, I]) input as contiguous time-major rows, [T * B, I].
 at::Tensor time_major_rows(const at::Tensor& input, bool batch_first) {
   const at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
@@ -191,6 +259,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
   const int64_t T = input.size(batch_first ? 1 : 0), B = input.size(batch_first ? 0 : 1);
   const CheckedLstm c = checked_lstm("this quantized_lstm call", input, input.size(2), T, B, T * B,
                                      params, hidden_size, num_layers, bidirectional, proj_size);
+  check_torch_mode(c.accurate, "quantized_lstm");
   const State h0 = uint8_state(h0_arg, "h0", c, /*cell=*/false, h0_scale, h0_zero_point);
   const State c0 = uint8_state(c0_arg, "c0", c, /*cell=*/true, c0_scale, c0_zero_point);
   const LstmRun run = run_lstm(c, time_major_rows(input, batch_first), x_q, h0, c0);
@@ -270,9 +339,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
   const CheckedLstm c = checked_lstm("this quantized_lstm_float call", input, input.size(2), T, B,
                                      T * B, params, hidden_size, num_layers, bidirectional,
                                      proj_size);
+  const at::Tensor rows = time_major_rows(input, batch_first);
+  if (c.accurate) {
+    check_float_input(floating, "input");
+    auto [y, h_n, c_n] = run_lstm_float_cell(c, quantized(rows, x_q), x_q, h0_arg, c0_arg);
+    // Contiguous, as the default mode's dequantized output (and the fake kernel's).
+    return {sequence_output(y, c, batch_first).contiguous(), h_n, c_n};
+  }
   const State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
   const State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
-  const at::Tensor rows = time_major_rows(input, batch_first);
   const auto [y_rows, h_n, c_n] = run_float_states(c, floating ? quantized(rows, x_q) : rows, x_q, h0, c0);
   at::Tensor y = sequence_output(y_rows, c, batch_first);
   if (floating) y = dequantized(y.contiguous(), run_output_q(c));
@@ -316,13 +391,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_packed_cpu(
   CheckedLstm c = checked_lstm("this quantized_lstm_packed call", data, data.size(1), T, B, rows,
                                params, hidden_size, num_layers, bidirectional, proj_size);
   c.batch_sizes.assign(bs, bs + T);
+  const bool floating = data.scalar_type() == at::kFloat;
+  if (c.accurate) {
+    check_float_input(floating, "data");
+    return run_lstm_float_cell(c, quantized(data, x_q), x_q, h0_arg, c0_arg);
+  }
   State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
   State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
   for (size_t i = 0; i < c.layers.size(); ++i) {
     h0.qparams[i] = c.layers[i].q.h();
     c0.qparams[i] = c.layers[i].q.cell;
   }
-  const bool floating = data.scalar_type() == at::kFloat;
   const at::Tensor x = floating ? quantized(data, x_q) : data.contiguous();
   auto [y, h_n, c_n] = run_float_states(c, x, x_q, h0, c0);
   return {floating ? dequantized(y, run_output_q(c)) : y, h_n, c_n};
@@ -336,6 +415,7 @@ std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
   const QParams x_q = checked_qparams("input", input_scale, input_zero_point);
   at::Tensor blob;
   const PackedLayer p = checked_packed_layer(params, "params", &blob);
+  check_torch_mode(p.q.accurate, "quantized_lstm_cell");
   TORCH_CHECK_VALUE(p.proj_size == 0, "qlstm: params must be a layer without a projection "
                     "(quantized_lstm_cell is nn.LSTMCell's step, which has none), got one with "
                     "proj_size ", p.proj_size, "; run such a layer with quantized_lstm_float");

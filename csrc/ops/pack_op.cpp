@@ -86,10 +86,10 @@ at::Tensor row_zero_points(const at::Tensor& zps, int64_t rows, bool per_channel
   return z;
 }
 
-std::vector<std::string> cell_qparam_names(bool split_gates, bool projection) {
+std::vector<std::string> cell_qparam_names(bool split_gates, bool projection, bool accurate) {
   std::vector<std::string> names;
-  for (int i = 0; i < num_cell_qparams(split_gates, projection); ++i) {
-    names.push_back(cell_qparam_name(i, split_gates, projection));
+  for (int i = 0; i < num_cell_qparams(split_gates, projection, accurate); ++i) {
+    names.push_back(cell_qparam_name(i, split_gates, projection, accurate));
   }
   return names;
 }
@@ -97,7 +97,7 @@ std::vector<std::string> cell_qparam_names(bool split_gates, bool projection) {
 // "igates, hgates, ..., hidden": the order pack_lstm_layer takes them in.
 std::string cell_qparam_list(bool split_gates, bool projection) {
   std::string s;
-  for (const std::string& name : cell_qparam_names(split_gates, projection)) {
+  for (const std::string& name : cell_qparam_names(split_gates, projection, false)) {
     s += (s.empty() ? "" : ", ") + name;
   }
   return s;
@@ -145,7 +145,13 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
                                at::IntArrayRef zero_points, bool per_channel,
                                const c10::optional<at::Tensor>& w_hr,
                                const c10::optional<at::Tensor>& w_hr_scales,
-                               const c10::optional<at::Tensor>& w_hr_zero_points) {
+                               const c10::optional<at::Tensor>& w_hr_zero_points,
+                               c10::string_view mode) {
+  TORCH_CHECK_VALUE(mode == "torch" || mode == "accurate",
+                    "qlstm: mode must be \"torch\" or \"accurate\", got \"", mode, "\"");
+  const bool accurate = mode == "accurate";
+  TORCH_CHECK_VALUE(!accurate || !w_hr.has_value(), "qlstm: the accurate mode does not support a "
+                    "projection (proj_size) yet: pack with mode=\"torch\", or pass w_hr=None");
   TORCH_CHECK_VALUE(w_hr.has_value() == w_hr_scales.has_value() &&
                         w_hr.has_value() == w_hr_zero_points.has_value(),
                     "qlstm: w_hr, w_hr_scales and w_hr_zero_points must be all given (a layer with "
@@ -161,9 +167,17 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
   // Seven qparams, or sixteen with split gates (per-gate igates, hgates,
   // gates); one more, projection, with a projection.
   const int extra = projection ? 1 : 0;
-  const bool split_gates = scales.size() == static_cast<size_t>(kNumSplitCellQParams + extra);
-  TORCH_CHECK_VALUE((scales.size() == static_cast<size_t>(kNumCellQParams + extra) || split_gates) &&
-                        zero_points.size() == scales.size(),
+  const bool split_gates =
+      !accurate && scales.size() == static_cast<size_t>(kNumSplitCellQParams + extra);
+  // The accurate mode keeps one: hidden, the qparams its h bytes come in.
+  TORCH_CHECK_VALUE(!accurate || (scales.size() == 1 && zero_points.size() == 1),
+                    "qlstm: in the accurate mode scales and zero_points must each hold 1 value "
+                    "(hidden: the qparams of h as the recurrent product multiplies it), got ",
+                    scales.size(), " and ", zero_points.size());
+  TORCH_CHECK_VALUE(accurate ||
+                        ((scales.size() == static_cast<size_t>(kNumCellQParams + extra) ||
+                          split_gates) &&
+                         zero_points.size() == scales.size()),
                     "qlstm: scales and zero_points must each hold ", kNumCellQParams + extra,
                     " values (", cell_qparam_list(false, projection), ") or, with split gates, ",
                     kNumSplitCellQParams + extra, " (", cell_qparam_list(true, projection),
@@ -195,10 +209,11 @@ at::Tensor pack_lstm_layer_cpu(const at::Tensor& w_ih, const at::Tensor& w_ih_sc
   QParams list[kMaxCellQParams];
   for (size_t i = 0; i < scales.size(); ++i) {
     const int index = static_cast<int>(i);
-    list[i] = checked_qparams(cell_qparam_name(index, split_gates, projection).c_str(), scales[i],
-                              zero_points[i]);
+    list[i] = checked_qparams(
+        cell_qparam_name(index, split_gates, projection, accurate).c_str(), scales[i],
+        zero_points[i]);
   }
-  const CellQParams q = cell_qparams_from_list(list, split_gates, projection);
+  const CellQParams q = cell_qparams_from_list(list, split_gates, projection, accurate);
 
   const LayerWeights lw{
       I, H, P,
@@ -240,7 +255,7 @@ unpack_lstm_layer_cpu(const at::Tensor& params) {
   unpack_layer_weights(p, out(w_ih, s_ih, z_ih, b_ih.data_ptr<float>()),
                        out(w_hh, s_hh, z_hh, b_hh.data_ptr<float>()),
                        out(w_hr, s_hr, z_hr, nullptr));
-  const int n = num_cell_qparams(p.q.split_gates, p.q.has_projection);
+  const int n = num_cell_qparams(p.q.split_gates, p.q.has_projection, p.q.accurate);
   QParams list[kMaxCellQParams];
   cell_qparams_to_list(p.q, list);
   at::Tensor scales = at::empty({n}, at::kDouble);

@@ -29,8 +29,9 @@ class LayerData:
     """One observed layer-direction: float weights (nn.LSTM layout), their
     observers (one for the whole matrix, or one per gate when the gates are
     split), and the observed qparams of the intermediates
-    (qlstm.ops.cell_qparam_names order). A layer with a projection also has
-    W_hr ([proj_size, hidden_size], one Linear) and its observer."""
+    (qlstm.ops.cell_qparam_names order; in mode "accurate" hidden only). A
+    layer with a projection also has W_hr ([proj_size, hidden_size], one
+    Linear) and its observer."""
 
     w_ih: Tensor
     w_hh: Tensor
@@ -41,6 +42,23 @@ class LayerData:
     qparams: List[Tuple[float, int]]
     w_hr: Optional[Tensor] = None
     hr_weight_observers: Sequence[Callable[[], torch.nn.Module]] = ()
+    mode: str = "torch"
+
+
+MODES = ("torch", "accurate")
+
+
+def check_mode(mode: object, split_gates: bool = False, proj_size: int = 0) -> str:
+    """mode if it is one of MODES and the accurate mode's limits hold, else an error."""
+    if mode not in MODES:
+        raise ValueError(f"qlstm: mode must be one of {MODES}, got {mode!r}")
+    if mode == "accurate" and split_gates:
+        raise ValueError("qlstm: mode='accurate' has float gates, which need no per-gate qparams: "
+                         "pass split_gates=False")
+    if mode == "accurate" and proj_size > 0:
+        raise ValueError(f"qlstm: mode='accurate' does not support proj_size yet (got proj_size="
+                         f"{proj_size}); quantize this LSTM with mode='torch'")
+    return mode
 
 
 def layer_suffix(index: int, num_directions: int) -> str:

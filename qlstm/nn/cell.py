@@ -14,7 +14,8 @@ class LSTMCell(LSTM):
 
     Built by :func:`qlstm.prepare` / :func:`qlstm.convert` / :func:`qlstm.quantize`
     from an ``nn.LSTMCell`` (through :class:`qlstm.nn.ObservedLSTMCell`), with the
-    numerics of :class:`qlstm.nn.LSTM`.
+    numerics of :class:`qlstm.nn.LSTM` (``mode="torch"``, or ``"accurate"``: float
+    input and states only, the float c carried from step to step).
 
     ``forward(input, hx=None) -> (h_1, c_1)`` as ``nn.LSTMCell``: ``input`` is
     ``[B, input_size]`` or unbatched ``[input_size]``. A float input (any
@@ -29,8 +30,9 @@ class LSTMCell(LSTM):
     with int8 weights and qparams, like :class:`qlstm.nn.LSTM`'s.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
-        super().__init__(input_size, hidden_size, 1, bias, False, 0.0, False)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 mode: str = "torch") -> None:
+        super().__init__(input_size, hidden_size, 1, bias, False, 0.0, False, 0, mode)
 
     def _layer_suffix(self, index: int) -> str:
         return ""
@@ -53,7 +55,7 @@ class LSTMCell(LSTM):
             raise TypeError("qlstm: LSTMCell.from_observed expects a qlstm.nn.ObservedLSTMCell, got "
                             f"{type(observed).__module__}.{type(observed).__name__}")
         data = observed.layer_data()
-        module = cls(observed.input_size, observed.hidden_size, observed.bias)
+        module = cls(observed.input_size, observed.hidden_size, observed.bias, observed.mode)
         module._has_input_qparams = True
         module._input_qparams = observed.input_qparams()
         module._set_packed([module._pack_observed(data[0])])
@@ -90,6 +92,8 @@ class LSTMCell(LSTM):
         if len(self._packed) == 0:
             raise RuntimeError("qlstm: this LSTMCell holds no weights; build it with "
                                "LSTMCell.from_observed or load a state_dict")
+        if self._accurate:
+            self._check_accurate_types(input, hx)
         if (input.dtype == torch.float32 and input.dim() == 2 and input.size(1) == self.input_size
                 and self._has_input_qparams
                 and (hx is None or (hx[0].dtype == torch.float32 and hx[0].dim() == 2

@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import ops
-from ._layer_data import LayerData, layer_suffix, quantize_weight
+from ._layer_data import LayerData, check_mode, layer_suffix, quantize_weight
 from .observed import ObservedLSTM, layer_data_of_quantizable
 
 _WEIGHT_NAME = re.compile(r"(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?")
@@ -36,8 +36,11 @@ class LSTM(torch.nn.Module):
     Built from an observed LSTM by :meth:`from_observed`, either PyTorch's
     ``torch.ao.nn.quantizable.LSTM`` (PyTorch's eager flow) or
     :class:`qlstm.nn.ObservedLSTM` (:func:`qlstm.prepare` / :func:`qlstm.convert`).
-    Its numerics are those of ``torch.ao.nn.quantized.LSTM``; its forward is one
-    call of ``torch.ops.qlstm.quantized_lstm``.
+    Its numerics (``mode="torch"``) are those of ``torch.ao.nn.quantized.LSTM``;
+    with ``mode="accurate"`` (from :func:`qlstm.quantize` or :func:`qlstm.prepare`
+    with that mode) the gates and the cell are float32 and only the matrix
+    products are int8 (docs/numerics.md): float input, output and states. Its
+    forward is one call of a ``torch.ops.qlstm`` op.
 
     ``forward(input, hx=None) -> (output, (h_n, c_n))`` as nn.LSTM, ``proj_size``
     included (h, ``h_n`` and each direction's output of proj_size; only
@@ -74,6 +77,7 @@ class LSTM(torch.nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         proj_size: int = 0,
+        mode: str = "torch",
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
@@ -84,6 +88,9 @@ class LSTM(torch.nn.Module):
                 or not 0 <= proj_size < hidden_size):
             raise ValueError(f"qlstm: proj_size must be an int in [0, hidden_size) = [0, "
                              f"{hidden_size}) (0: no projection), got {proj_size!r}")
+        # "torch" (torch.ao.nn.quantized.LSTM's numerics) or "accurate" (float cell).
+        self.mode = check_mode(mode, proj_size=proj_size)
+        self._accurate = self.mode == "accurate"
         self.input_size = input_size
         self.hidden_size = hidden_size
         # nn.LSTM's LSTMP: h = W_hr (o * tanh(c)), of proj_size (0: none).
@@ -216,11 +223,17 @@ class LSTM(torch.nn.Module):
                 if not isinstance(u[field], Tensor):
                     raise TypeError(f"qlstm: {prefix}qparams_{field}{s} must be a tensor, got "
                                     f"{type(u[field]).__name__}")
+            if (u["scales"].numel() == 1) != self._accurate:
+                other = "torch" if self._accurate else "accurate"
+                raise ValueError(
+                    f"qlstm: {prefix}qparams_scales{s} holds {u['scales'].numel()} values, a "
+                    f"mode '{other}' LSTM's, and this module is mode '{self.mode}': load it into "
+                    f"a qlstm.nn.LSTM(..., mode='{other}')")
             return self._pack(
                 u["w_ih"], u["w_ih_scales"], u["w_ih_zero_points"], u["w_hh"], u["w_hh_scales"],
                 u["w_hh_zero_points"], u.get("b_ih"), u.get("b_hh"), u["scales"].tolist(),
                 u["zero_points"].tolist(), u.get("w_hr"), u.get("w_hr_scales"),
-                u.get("w_hr_zero_points"))
+                u.get("w_hr_zero_points"), self.mode)
         except (ValueError, TypeError, RuntimeError) as e:
             error_msgs.append(f"layer {s[1:]}: {e}")
             return None
@@ -230,13 +243,13 @@ class LSTM(torch.nn.Module):
               w_hh_scales: Tensor, w_hh_zero_points: Tensor, b_ih: Optional[Tensor],
               b_hh: Optional[Tensor], scales: List[float], zero_points: List[int],
               w_hr: Optional[Tensor] = None, w_hr_scales: Optional[Tensor] = None,
-              w_hr_zero_points: Optional[Tensor] = None) -> Tensor:
+              w_hr_zero_points: Optional[Tensor] = None, mode: str = "torch") -> Tensor:
         # Per-channel qparams are the only 1-D ones with more than one entry
         # (per tensor: [1]; per gate: [4, 1]).
         return ops.pack_lstm_layer(w_ih, w_ih_scales, w_ih_zero_points, w_hh, w_hh_scales,
                                    w_hh_zero_points, b_ih, b_hh, scales, zero_points,
                                    w_ih_scales.dim() == 1 and w_ih_scales.numel() > 1,
-                                   w_hr, w_hr_scales, w_hr_zero_points)
+                                   w_hr, w_hr_scales, w_hr_zero_points, mode)
 
     def _set_packed(self, packed: List[Tensor]) -> None:
         self._packed = packed
@@ -245,7 +258,8 @@ class LSTM(torch.nn.Module):
         # Read once here rather than from the blobs on every forward.
         self._output_qparams = _h_qparams(last)
         self._hidden_qparams = _h_qparams(first)
-        self._cell_qparams = _qparam(first, "cell")
+        # The accurate mode's c is float: it has no cell qparams.
+        self._cell_qparams = (1.0, 0) if self._accurate else _qparam(first, "cell")
         self._per_channel = first.per_channel
         self._split_gates = first.split_gates
 
@@ -290,7 +304,8 @@ class LSTM(torch.nn.Module):
         first = data[0]
         module = cls(first.w_ih.shape[1], first.w_ih.shape[0] // 4, observed.num_layers,
                      first.b_ih is not None, observed.batch_first, observed.dropout,
-                     observed.bidirectional, 0 if first.w_hr is None else first.w_hr.shape[0])
+                     observed.bidirectional, 0 if first.w_hr is None else first.w_hr.shape[0],
+                     first.mode)
         if input_qparams is not None:
             module._has_input_qparams = True
             module._input_qparams = input_qparams
@@ -306,7 +321,8 @@ class LSTM(torch.nn.Module):
             q = quantize_weight(layer.w_hr, layer.hr_weight_observers)
             hr = (q.int8, q.scales, q.zero_points)
         return self._pack(ih.int8, ih.scales, ih.zero_points, hh.int8, hh.scales, hh.zero_points,
-                          *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams], *hr)
+                          *bias, [s for s, _ in layer.qparams], [z for _, z in layer.qparams], *hr,
+                          layer.mode)
 
     @property
     def packed_layers(self) -> Tuple[Tensor, ...]:
@@ -363,13 +379,15 @@ class LSTM(torch.nn.Module):
         return self._hidden_qparams
 
     @property
-    def cell_qparams(self) -> Tuple[float, int]:
-        """(scale, zero_point) of c_n: layer 0's forward cell state."""
-        return self._cell_qparams
+    def cell_qparams(self) -> Optional[Tuple[float, int]]:
+        """(scale, zero_point) of c_n: layer 0's forward cell state; None in the
+        accurate mode, whose c is float32."""
+        return None if self._accurate else self._cell_qparams
 
     def _weights_repr(self) -> str:
         """The repr's part that says how the packed layers were quantized."""
         s = f", weights={'per-channel' if self._per_channel else 'per-tensor'} int8"
+        s += ", mode='accurate'" if self._accurate else ""
         return s + (", split_gates=True" if self._split_gates else "")
 
     def extra_repr(self) -> str:
@@ -379,7 +397,10 @@ class LSTM(torch.nn.Module):
             s += f", proj_size={self.proj_size}"
         if self._packed:
             s += self._weights_repr()
-            s += f", input_qparams={self.input_qparams}, output_qparams={self.output_qparams}"
+            s += f", input_qparams={self.input_qparams}"
+            if self._accurate:  # float output and states; h enters the products in these
+                return s + f", h_qparams={self.hidden_qparams}"
+            s += f", output_qparams={self.output_qparams}"
             s += f", h_n_qparams={self.hidden_qparams}, c_n_qparams={self.cell_qparams}"
         return s
 
@@ -398,6 +419,17 @@ class LSTM(torch.nn.Module):
             for t, name in ((hx[0], "h0"), (hx[1], "c0")):
                 if not isinstance(t, Tensor):
                     raise TypeError(f"qlstm: {name} must be a tensor, got {type(t).__name__}")
+
+    def _check_accurate_types(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]) -> None:
+        # The accurate mode's op takes float32 only: a quint8 input or state has no place in it.
+        if input.is_quantized or not input.is_floating_point():
+            raise TypeError("qlstm: an LSTM in mode 'accurate' takes a floating-point input, got "
+                            + _dtype_name(input.dtype))
+        if hx is not None:
+            for t, name in ((hx[0], "h0"), (hx[1], "c0")):
+                if t.is_quantized or not t.is_floating_point():
+                    raise TypeError("qlstm: an LSTM in mode 'accurate' takes floating-point "
+                                    "states, got " + name + " of " + _dtype_name(t.dtype))
 
     def _as_uint8(self, t: Tensor, name: str, has_float_qparams: bool,
                   float_qparams: Tuple[float, int]) -> Tuple[Tensor, float, int, bool]:
@@ -555,6 +587,8 @@ class LSTM(torch.nn.Module):
             if isinstance(input, PackedSequence):
                 return self._forward_packed(input, hx)
             self._check_python_types(input, hx)
+        if self._accurate:
+            self._check_accurate_types(input, hx)
         if self._float_interface(input, hx):
             scale, zero_point = self._input_qparams
             if (input.dtype == torch.float32 and input.dim() == 3 and input.size(2) == self.input_size

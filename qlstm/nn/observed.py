@@ -14,7 +14,7 @@ from torch.ao.quantization.observer import (
 )
 
 from ..ops import CELL_QPARAM_NAMES, GATE_NAMES, cell_qparam_names
-from ._layer_data import LayerData, layer_suffix, qparams_of
+from ._layer_data import LayerData, check_mode, layer_suffix, qparams_of
 
 ObserverFactory = Callable[[], torch.nn.Module]
 
@@ -66,6 +66,11 @@ def _quantizable_cell_data(cell: torch.nn.Module) -> LayerData:
                      [cell.hgates[g].qconfig.weight for g in GATE_NAMES], gates + state())
 
 
+def _observe(observers: torch.nn.ModuleDict, name: str, x: Tensor) -> Tensor:
+    """x through its observer; the accurate mode observes h alone."""
+    return observers[name](x) if name in observers else x
+
+
 def _check_no_projection(cell: torch.nn.Module) -> None:
     # PyTorch's quantizable LSTM has no proj_size: made from an nn.LSTM with
     # one, it drops W_hr but keeps W_hh [4H, P], which no h of size H fits.
@@ -102,14 +107,16 @@ class ObservedLSTM(torch.nn.Module):
 
     With ``split_gates=True`` igates, hgates and gates are observed gate by gate
     and weights are quantized gate by gate (as torch.ao.nn.quantizable's
-    split-gates cell does): one qparams per gate instead of one for all four."""
+    split-gates cell does): one qparams per gate instead of one for all four.
+    With ``mode="accurate"`` only the input and h are observed: the accurate
+    mode keeps the gates and the cell in float32."""
 
     _FLOAT_MODULE = torch.nn.LSTM
 
     def __init__(self, lstm: torch.nn.LSTM,
                  activation_observer: ObserverFactory = ACTIVATION_OBSERVERS["histogram"],
                  weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
-                 split_gates: bool = False) -> None:
+                 split_gates: bool = False, mode: str = "torch") -> None:
         super().__init__()
         if type(self) is ObservedLSTM and not isinstance(lstm, torch.nn.LSTM):
             raise TypeError(f"qlstm: ObservedLSTM wraps a torch.nn.LSTM, got {type(lstm).__name__}")
@@ -124,9 +131,10 @@ class ObservedLSTM(torch.nn.Module):
         self.lstm = lstm
         self.weight_observer = weight_observer
         self.split_gates = bool(split_gates)
+        self.mode = check_mode(mode, self.split_gates, self.proj_size)
         self.input_observer = activation_observer()
         directions = self.num_layers * (2 if self.bidirectional else 1)
-        names = cell_qparam_names(self.split_gates, self.proj_size > 0)
+        names = cell_qparam_names(self.split_gates, self.proj_size > 0, self.mode)
         self.observers = torch.nn.ModuleList(
             torch.nn.ModuleDict({n: activation_observer() for n in names}) for _ in range(directions))
 
@@ -154,13 +162,14 @@ class ObservedLSTM(torch.nn.Module):
             # W_hr is one Linear, also with split gates.
             data.append(LayerData(w_ih, w_hh, b_ih, b_hh, weight_observers, weight_observers,
                                   [qparams_of(observer, n) for n, observer in observers.items()],
-                                  self._projection_weight(index), [self.weight_observer]))
+                                  self._projection_weight(index), [self.weight_observer],
+                                  self.mode))
         return data
 
     def _observe_gates(self, observers: torch.nn.ModuleDict, kind: str, x: Tensor) -> Tensor:
         """x (igates, hgates or gates, [..., 4H]) through its observer, or gate by gate."""
         if not self.split_gates:
-            return observers[kind](x)
+            return _observe(observers, kind, x)
         return torch.cat([observers[f"{kind}_{g}"](part)
                           for g, part in zip(GATE_NAMES, x.chunk(len(GATE_NAMES), -1))], -1)
 
@@ -178,9 +187,9 @@ class ObservedLSTM(torch.nn.Module):
             gates = self._observe_gates(obs, "gates", igates[t] + hgates)
             i, f, g, o = gates.chunk(4, 1)
             i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-            fc = obs["fgate_cx"](f * c)
-            ig = obs["igate_cgate"](i * g)
-            c = obs["cell"](fc + ig)
+            fc = _observe(obs, "fgate_cx", f * c)
+            ig = _observe(obs, "igate_cgate", i * g)
+            c = _observe(obs, "cell", fc + ig)
             h = obs["hidden"](o * torch.tanh(c))
             if w_hr is not None:
                 h = obs["projection"](torch.nn.functional.linear(h, w_hr))
@@ -260,10 +269,10 @@ class ObservedLSTMCell(ObservedLSTM):
     def __init__(self, cell: torch.nn.LSTMCell,
                  activation_observer: ObserverFactory = ACTIVATION_OBSERVERS["histogram"],
                  weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER,
-                 split_gates: bool = False) -> None:
+                 split_gates: bool = False, mode: str = "torch") -> None:
         if not isinstance(cell, torch.nn.LSTMCell):
             raise TypeError(f"qlstm: ObservedLSTMCell wraps a torch.nn.LSTMCell, got {type(cell).__name__}")
-        super().__init__(cell, activation_observer, weight_observer, split_gates)
+        super().__init__(cell, activation_observer, weight_observer, split_gates, mode)
 
     def _weights(self, index: int):
         # nn.LSTMCell names its weights without a layer suffix.

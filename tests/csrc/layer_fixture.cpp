@@ -65,7 +65,7 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
       s.per_channel};
   QParams list[kMaxCellQParams];
   for (QParams& qp : list) qp = random_qparams(rng, s.power_of_two_scales);
-  q_ = cell_qparams_from_list(list, s.split_gates, P > 0);
+  q_ = cell_qparams_from_list(list, s.split_gates, P > 0, s.accurate);
   // The activation tables are data to the kernels: random ones test every lookup.
   const std::vector<uint8_t> tables = random_bytes(5 * 256, s.seed + 7);
   const LayerTables t{{tables.data(), tables.data() + 256, tables.data() + 512, tables.data() + 768},
@@ -116,6 +116,20 @@ RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<
   r.out.assign(static_cast<size_t>(T * B * p.h_size()), 0);
   r.final_state = run_direction(k, p, x.data(), x_q, Steps{T, B, nullptr}, reverse, init,
                                 r.out.data(), p.h_size(), 0, nullptr, par);
+  return r;
+}
+
+FloatRunResult run_layer_float(const KernelSet& k, const PackedLayer& p,
+                               const std::vector<uint8_t>& x, QParams x_q, int64_t T, int64_t B,
+                               bool reverse, const FloatInitialState& init, QParams out_q,
+                               const Parallel& par) {
+  FloatRunResult r;
+  const size_t n = static_cast<size_t>(T * B * p.hidden_size);
+  r.out.assign(n, 0.0f);
+  r.out_bytes.assign(n, 0);
+  r.final_state = run_direction_float(k, p, x.data(), x_q, Steps{T, B, nullptr}, reverse, init,
+                                      r.out.data(), r.out_bytes.data(), out_q, p.hidden_size, 0,
+                                      par);
   return r;
 }
 

@@ -31,6 +31,8 @@ struct LayerSpec {
   int64_t proj_size = 0;
   // Every weight of every matrix this value, instead of random ones.
   std::optional<int8_t> all_weights = std::nullopt;
+  // Packed for the accurate mode (float gates and cell; no split gates or projection).
+  bool accurate = false;
 };
 
 // A 64-byte aligned copy of a blob (as pack_layer writes and the ops pass them).
@@ -85,6 +87,18 @@ struct RunResult {
 RunResult run_layer(const KernelSet& k, const PackedLayer& p, const std::vector<uint8_t>& x,
                     QParams x_q, int64_t T, int64_t B, bool reverse, const InitialState& init,
                     const Parallel& par);
+
+// Everything one run_direction_float call produces: the h of every row as
+// floats and quantized with out_q, and the final float h and c.
+struct FloatRunResult {
+  std::vector<float> out;
+  std::vector<uint8_t> out_bytes;
+  FloatDirectionResult final_state;
+};
+FloatRunResult run_layer_float(const KernelSet& k, const PackedLayer& p,
+                               const std::vector<uint8_t>& x, QParams x_q, int64_t T, int64_t B,
+                               bool reverse, const FloatInitialState& init, QParams out_q,
+                               const Parallel& par);
 
 // The set QLSTM_ISA names, if it is set (an unknown name throws).
 std::optional<Isa> forced_isa();

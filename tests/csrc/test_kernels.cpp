@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
 
+#include "float_cell.h"
 #include "layer_fixture.h"
 #include "peak.h"
 
@@ -189,6 +191,104 @@ TEST(Layer, NarrowActivationsAtTheInt16Boundary) {
       }
     }
   }
+}
+
+// The accurate mode: floats compared bit for bit (== would equate -0 and 0).
+std::vector<uint32_t> bits(const std::vector<float>& v) {
+  std::vector<uint32_t> out(v.size());
+  std::memcpy(out.data(), v.data(), v.size() * sizeof(float));
+  return out;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (float& f : v) f = u(rng);
+  return v;
+}
+
+void expect_float_cell_matches_reference(const Case& c, int threads, bool extremes,
+                                         QParams x_q = QParams{0.03f, 17}) {
+  LayerSpec spec = c.spec;
+  spec.accurate = true;
+  const RandomLayer layer(spec);
+  const PackedLayer& p = layer.view();
+  ASSERT_TRUE(p.q.accurate);
+  const size_t state = static_cast<size_t>(c.B * p.hidden_size);
+  const uint32_t seed = spec.seed * 31;
+  const std::vector<uint8_t> x =
+      random_bytes(static_cast<size_t>(c.T * c.B * p.input_size), seed, extremes);
+  const std::vector<float> h0 = random_floats(state, seed + 1, 1.0f);
+  const std::vector<float> c0 = random_floats(state, seed + 2, extremes ? 30.0f : 3.0f);
+  const FloatInitialState init{h0.data(), c0.data()};
+  const QParams out_q{0.0078125f, 128};
+  const FloatRunResult want = run_layer_float(scalar_kernels(), p, x, x_q, c.T, c.B, c.reverse,
+                                              init, out_q, serial_parallel());
+  for (Isa isa : isas_under_test()) {
+    SCOPED_TRACE(isa_name(isa));
+    const KernelSet* k = kernels_for(isa);
+    ASSERT_NE(k, nullptr);
+    const FloatRunResult got = run_layer_float(*k, p, x, x_q, c.T, c.B, c.reverse, init, out_q,
+                                               thread_parallel(threads));
+    EXPECT_EQ(bits(got.out), bits(want.out));
+    EXPECT_EQ(got.out_bytes, want.out_bytes);
+    EXPECT_EQ(bits(got.final_state.h), bits(want.final_state.h));
+    EXPECT_EQ(bits(got.final_state.c), bits(want.final_state.c));
+  }
+}
+
+TEST(FloatCell, SizesAroundVectorWidths) {
+  const int64_t sizes[][2] = {{1, 1}, {3, 5}, {4, 8}, {7, 15}, {16, 16}, {17, 33}, {64, 48}, {130, 129}};
+  const int64_t batches[] = {1, 2, 3, 5, 9};
+  uint32_t seed = 1;
+  for (const auto& s : sizes) {
+    for (int64_t B : batches) {
+      const Case c{LayerSpec{s[0], s[1], seed % 2 == 0, seed % 3 == 0, seed % 5 != 0, seed}, 3, B,
+                   seed % 4 == 1};
+      SCOPED_TRACE(describe(c));
+      expect_float_cell_matches_reference(c, 1, /*extremes=*/false);
+      ++seed;
+    }
+  }
+}
+
+TEST(FloatCell, ExtremeOperandsAndThreads) {
+  // Activations of only 0, 1, 127, 128 and 255, many -128 and 127 weights and
+  // large cell states: gate sums far past the activations' clamps.
+  for (uint32_t seed = 100; seed < 104; ++seed) {
+    const Case c{LayerSpec{37, 21, seed % 3 != 0, seed % 2 == 0, true, seed}, 4, 4, false};
+    SCOPED_TRACE(describe(c));
+    expect_float_cell_matches_reference(c, 1, /*extremes=*/true);
+  }
+  const Case big{LayerSpec{96, 200, true, true, true, 7}, 4, 5, false};
+  for (int threads : {2, 3}) {
+    SCOPED_TRACE("threads=" + std::to_string(threads));
+    expect_float_cell_matches_reference(big, threads, /*extremes=*/false);
+  }
+}
+
+TEST(FloatCell, NaNGateSumsAreAlikeOnEverySet) {
+  // An input scale so small that x_scale * w_scale underflows: infinite bias
+  // terms, NaN products, which every set's clamp must take to the same end.
+  const Case c{LayerSpec{5, 19, true, false, true, 3}, 3, 2, false};
+  expect_float_cell_matches_reference(c, 1, /*extremes=*/false, QParams{1.4e-45f, 0});
+}
+
+TEST(FloatCell, ActivationsAreWithinTheirBound) {
+  // float_cell.h's approximations against libm, over and past the clamp.
+  double worst_tanh = 0, worst_sigmoid = 0;
+  for (int i = -200000; i <= 200000; ++i) {
+    const float x = static_cast<float>(i) * 1e-4f;
+    worst_tanh = std::max(worst_tanh, std::abs(tanh_approx(x, clamp_float) - std::tanh(double{x})));
+    worst_sigmoid = std::max(worst_sigmoid, std::abs(sigmoid_approx(x, clamp_float) -
+                                                     1.0 / (1.0 + std::exp(-double{x}))));
+  }
+  EXPECT_LT(worst_tanh, 5e-7);
+  EXPECT_LT(worst_sigmoid, 5e-7);
+  EXPECT_EQ(tanh_approx(50.0f, clamp_float), 1.0f);
+  EXPECT_EQ(tanh_approx(-50.0f, clamp_float), -1.0f);
+  EXPECT_EQ(tanh_approx(0.0f, clamp_float), 0.0f);
 }
 
 TEST(Layer, EmptyBatchAndSequence) {
