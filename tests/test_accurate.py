@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import pack_sequence
 
 import qlstm
 import quantized_graph as qg
-from helpers import graph_layer, pack, random_bytes, random_model
+from helpers import eager_flow_model, graph_layer, pack, random_bytes, random_model
 
 ISAS = qlstm.available_isas()
 XQ = (0.02, 130)
@@ -78,16 +78,22 @@ def test_threads_split_the_work_and_change_nothing(threads):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_packed_steps_equal_each_sequence_alone(isa):
+@pytest.mark.parametrize("given_state", [True, False])
+def test_packed_steps_equal_each_sequence_alone(isa, given_state):
+    # Without a state, the reverse direction's sequences wait in zeros while
+    # the longer ones step: they must start from the zeros a sequence alone has.
     layers = accurate_model(5, 19, 2, True, True, True, seed=8)
     params = [pack(l) for l in layers]
     gen = torch.Generator().manual_seed(9)
     seqs = [torch.randn(n, 5, generator=gen) for n in (7, 4, 4, 1)]
     packed = pack_sequence(seqs)
     h0, c0 = states(2, 2, len(seqs), 19, seed=10)
+    if not given_state:
+        h0, c0 = torch.zeros_like(h0), torch.zeros_like(c0)
     with qlstm.use_isa(isa):
-        y, h_n, c_n = qlstm.ops.quantized_lstm_packed(packed.data, packed.batch_sizes, *XQ, h0, c0,
-                                                      params, 19, 2, True)
+        y, h_n, c_n = qlstm.ops.quantized_lstm_packed(
+            packed.data, packed.batch_sizes, *XQ, h0 if given_state else None,
+            c0 if given_state else None, params, 19, 2, True)
         at = 0
         for t, size in enumerate(packed.batch_sizes.tolist()):
             for b in range(size):
@@ -258,6 +264,12 @@ def test_observed_lstm_observes_input_and_h_only():
     prepared(torch.randn(4, 2, 6))
     q = qlstm.convert(prepared)
     assert q[0].mode == "accurate" and q[0].cell_qparams is None
+
+
+def test_pytorch_eager_flow_keeps_the_torch_numerics():
+    # Its observers fix the torch numerics: a quantizable LSTM converts to mode "torch".
+    model = eager_flow_model()
+    assert model.lstm.mode == "torch" and "mode=" not in repr(model.lstm)
 
 
 def test_module_errors():
