@@ -22,6 +22,6 @@ cd "$lib"
 LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   QLSTM_FUZZ_EXAMPLES=${QLSTM_FUZZ_EXAMPLES:-150} \
-  python -m pytest tests/test_ops_reference.py tests/test_errors.py tests/test_isa.py \
+  python -m pytest tests/test_ops_reference.py tests/test_errors.py tests/test_isa.py tests/test_accurate.py \
   tests/test_fuzz.py tests/test_tampered.py tests/test_concurrency.py tests/test_hardening.py \
   -p no:cacheprovider -q "$@"

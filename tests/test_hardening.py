@@ -28,18 +28,31 @@ def _list_offsets(blob: torch.Tensor):
 
 
 @pytest.mark.parametrize("isa", qlstm.available_isas())
-def test_rewriting_a_blob_during_calls_stays_inside_the_call_buffers(isa):
+@pytest.mark.parametrize("mode", ["torch", "accurate"])
+def test_rewriting_a_blob_during_calls_stays_inside_the_call_buffers(isa, mode):
     """Another thread rewrites the header sizes, the -128 lists (k = 32767) and
     weights of a blob in use, through numpy (no version counter), while calls
     run: every call either returns or raises a qlstm: error (under ASan: no
-    out-of-bounds access either)."""
-    layers = random_model(24, 20, 1, False, True, True, seed=3)
+    out-of-bounds access either). In both modes: the accurate one's float
+    kernels index with the same copied lists."""
+    layers = random_model(24, 20, 1, False, True, True, seed=3, mode=mode)
     P = pack(layers[0])
     ih, n_ih, hh, n_hh = _list_offsets(P)
     assert n_ih > 0 and n_hh > 0
     x = random_bytes(6, 3, 24, seed=1)
     h0 = random_bytes(1, 3, 20, seed=2)
-    qlstm.ops.quantized_lstm(x, 0.05, 128, h0, 0.02, 128, h0, 0.02, 128, [P], 20, 1, False, False)
+    xf, h0f = torch.randn(6, 3, 24), 0.5 * torch.randn(1, 3, 20)
+
+    def calls_of_the_mode():
+        if mode == "accurate":
+            qlstm.ops.quantized_lstm_float(xf, 0.05, 128, h0f, h0f, [P], 20, 1, False, False)
+            qlstm.ops.quantized_lstm_float(xf[:1], 0.05, 128, None, None, [P], 20, 1, False, False)
+            return
+        qlstm.ops.quantized_lstm(x, 0.05, 128, h0, 0.02, 128, h0, 0.02, 128, [P], 20, 1, False,
+                                 False)
+        qlstm.ops.quantized_lstm_cell(x[0], 0.05, 128, h0[0], 0.02, 128, h0[0], 0.02, 128, P)
+
+    calls_of_the_mode()
     raw = P.numpy()
     original = raw.copy()
     entries = raw[ih:hh + 4 * n_hh].view(np.uint32)
@@ -64,9 +77,7 @@ def test_rewriting_a_blob_during_calls_stays_inside_the_call_buffers(isa):
         with qlstm.use_isa(isa):
             for _ in range(300):
                 try:
-                    qlstm.ops.quantized_lstm(x, 0.05, 128, h0, 0.02, 128, h0, 0.02, 128, [P], 20, 1,
-                                             False, False)
-                    qlstm.ops.quantized_lstm_cell(x[0], 0.05, 128, h0[0], 0.02, 128, h0[0], 0.02, 128, P)
+                    calls_of_the_mode()
                     calls += 1
                 except ValueError as e:
                     assert str(e).startswith("qlstm: "), e
