@@ -181,12 +181,11 @@ struct NeonEpilogue {
       out->q[gate][j] = linear_float4(s.q[j], r, w_zp, n + 4 * j, x_row_sum);
     }
   }
-  // The accurate mode's cell for the 16 units of a row: hg the float hgates,
-  // ig the row's igates at the block's first row.
-  static void float_epilogue(const BlockGates& hg, const float* ig, const float* c, QParams h_q,
-                             float* h_next, uint8_t* h_next_bytes, float* c_next) {
-    const float32x4_t inv = vdupq_n_f32(1.0f / h_q.scale);
-    const float32x4_t zp = vdupq_n_f32(static_cast<float>(h_q.zero_point));
+  // The accurate mode's cell for the 16 units of a row, as X86Epilogue's.
+  static void float_epilogue(const BlockGates& hg, const float* ig, const float* c,
+                             float h_inv_scale, float h_zero_point, float* h_next,
+                             uint8_t* h_next_bytes, float* c_next) {
+    const float32x4_t inv = vdupq_n_f32(h_inv_scale), zp = vdupq_n_f32(h_zero_point);
     float32x4_t hq[4];
     for (int j = 0; j < 4; ++j) {
       const int64_t u = 4 * j;

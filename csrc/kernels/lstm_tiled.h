@@ -346,7 +346,7 @@ struct ByteCell {
 template <class Dot>
 struct FloatCell {
   const PackedLayer& p;
-  QParams h_q;
+  float h_inv_scale, h_zero_point;  // h's qparams as its quantization takes them
   const float* igates;
   const FloatStepState& s;
   float* h_next;
@@ -361,14 +361,15 @@ struct FloatCell {
     const float* ig = igates + row * p.rows + 4 * u;
     const int64_t at = row * p.hidden_size + u;
     if (units == kUnitBlock) {
-      Dot::float_epilogue(hg, ig, s.c + at, h_q, h_next + at, h_next_bytes + at, c_next + at);
+      Dot::float_epilogue(hg, ig, s.c + at, h_inv_scale, h_zero_point, h_next + at,
+                          h_next_bytes + at, c_next + at);
       return;
     }
     float c[kUnitBlock] = {}, h[kUnitBlock], cn[kUnitBlock];  // staged, as ByteCell's
     uint8_t hb[kUnitBlock];
     const size_t n = static_cast<size_t>(units);
     std::memcpy(c, s.c + at, n * sizeof(float));
-    Dot::float_epilogue(hg, ig, c, h_q, h, hb, cn);
+    Dot::float_epilogue(hg, ig, c, h_inv_scale, h_zero_point, h, hb, cn);
     std::memcpy(h_next + at, h, n * sizeof(float));
     std::memcpy(h_next_bytes + at, hb, n);
     std::memcpy(c_next + at, cn, n * sizeof(float));
@@ -390,7 +391,8 @@ void lstm_step_float_tiled(const PackedLayer& p, const LinearRequant& hh, QParam
                            int64_t b_end, int64_t block_begin, int64_t block_end, float* h_next,
                            uint8_t* h_next_bytes, float* c_next) {
   step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end,
-                   FloatCell<Dot>{p, h_q, igates, s, h_next, h_next_bytes, c_next});
+                   FloatCell<Dot>{p, 1.0f / h_q.scale, static_cast<float>(h_q.zero_point),
+                                  igates, s, h_next, h_next_bytes, c_next});
 }
 
 template <class Dot>

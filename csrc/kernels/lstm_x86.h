@@ -174,11 +174,12 @@ struct X86Epilogue {
     }
   }
   // The accurate mode's cell for the 16 units of a row: hg the float hgates,
-  // ig the row's igates at the block's first row.
-  static void float_epilogue(const BlockGates& hg, const float* ig, const float* c, QParams h_q,
-                             float* h_next, uint8_t* h_next_bytes, float* c_next) {
-    const __m256 inv = _mm256_set1_ps(1.0f / h_q.scale);
-    const __m256 zp = _mm256_set1_ps(static_cast<float>(h_q.zero_point));
+  // ig the row's igates at the block's first row; h's bytes are quantized
+  // with 1 / scale and the zero point of its qparams, formed once per call.
+  static void float_epilogue(const BlockGates& hg, const float* ig, const float* c,
+                             float h_inv_scale, float h_zero_point, float* h_next,
+                             uint8_t* h_next_bytes, float* c_next) {
+    const __m256 inv = _mm256_set1_ps(h_inv_scale), zp = _mm256_set1_ps(h_zero_point);
     for (int half = 0; half < 2; ++half) {
       const int64_t u = 8 * half;
       __m256 pre[4];
