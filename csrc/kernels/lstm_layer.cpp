@@ -105,19 +105,20 @@ void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
 
 namespace {
 
-// The projection's output qparams for each gate slot of LinearRequant: W_hr's
-// rows are not gates, and all of them share one.
-struct ProjectionOutput {
+// One output qparams in every gate slot of LinearRequant: W_hr's rows are not
+// gates and share the projection's; the accurate mode's float linears have
+// scale 1, so that the multiplier is the input's scale times the weight's.
+struct EveryGateOutput {
   QParams q[kNumGates];
-  explicit ProjectionOutput(QParams projection) {
-    for (QParams& slot : q) slot = projection;
+  explicit EveryGateOutput(QParams output) {
+    for (QParams& slot : q) slot = output;
   }
 };
 
 }  // namespace
 
 Projection::Projection(const PackedLayer& p)
-    : p_(p), hr_(p.hr, p.q.hidden, ProjectionOutput(p.q.projection).q) {}
+    : p_(p), hr_(p.hr, p.q.hidden, EveryGateOutput(p.q.projection).q) {}
 
 void Projection::run(const KernelSet& k, const uint8_t* hidden, int64_t batch, uint8_t* h,
                      const Parallel& par) {
@@ -238,15 +239,6 @@ namespace {
 // The accurate mode's igates buffer: about L2-sized (1 MB on Zen 4, 512 KB on Zen 2-3).
 constexpr int64_t kFloatIgatesChunkBytes = int64_t{1} << 19;
 
-// The accurate mode's linears end in floats: every gate slot has scale 1, so
-// that LinearRequant's multiplier is the input's scale times the weight's.
-struct FloatOutput {
-  QParams q[kNumGates];
-  FloatOutput() {
-    for (QParams& slot : q) slot = QParams{1.0f, 0};
-  }
-};
-
 }  // namespace
 
 FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& p,
@@ -256,7 +248,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
                                          int64_t out_offset, const Parallel& par) {
   const int64_t H = p.hidden_size, N = p.rows, T = steps.T, B = steps.B, I = p.input_size;
   const QParams h_q = p.q.hidden;
-  const FloatOutput unit;
+  const EveryGateOutput unit(QParams{1.0f, 0});  // float outputs
   std::vector<int64_t> first_row(static_cast<size_t>(T) + 1, 0);
   for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
   // The igates of a chunk of consecutive steps at a time (one step at least):

@@ -117,8 +117,7 @@ State uint8_state(const c10::optional<at::Tensor>& s, const char* name, const Ch
   return st;
 }
 
-// A float32 initial state, each layer-direction quantized with its own hidden
-// (or cell) qparams, which is what that layer-direction's final state comes in.
+// A float32 state argument, checked and contiguous, or none.
 c10::optional<at::Tensor> checked_float_state(const c10::optional<at::Tensor>& s, const char* name,
                                               const CheckedLstm& c, bool cell) {
   if (!s.has_value()) return c10::nullopt;
@@ -128,6 +127,8 @@ c10::optional<at::Tensor> checked_float_state(const c10::optional<at::Tensor>& s
   return s->contiguous();
 }
 
+// A float32 initial state, each layer-direction quantized with its own hidden
+// (or cell) qparams, which is what that layer-direction's final state comes in.
 State float_state(const c10::optional<at::Tensor>& s, const char* name, const CheckedLstm& c,
                   bool cell) {
   State st{c10::nullopt, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
