@@ -64,7 +64,7 @@ def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "his
     itself) for an :class:`ObservedLSTM` / :class:`ObservedLSTMCell`.
     ``observer`` is ``"histogram"`` (default), ``"minmax"`` or an observer
     factory (``Observer.with_args(...)``) producing quint8; weights default to
-    per-channel symmetric int8. ``split_gates=True`` observes igates, hgates
+    per-channel symmetric int8 in [-127, 127]. ``split_gates=True`` observes igates, hgates
     and gates (and quantizes per-tensor weights) gate by gate, as
     ``torch.ao.nn.quantizable.LSTM(split_gates=True)`` does. Run calibration
     batches through the result, then :func:`convert` it."""

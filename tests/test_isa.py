@@ -72,6 +72,28 @@ def test_extreme_operands_match_scalar(isa, activation):
         assert torch.equal(e, g)
 
 
+@pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("B", [1, 4])
+def test_minus128_weights_in_one_panel_of_a_pass_match_scalar(isa, B):
+    # A single row multiplies two panels per pass (gates i and f, then g and
+    # o, in W_hh): -128 weights in the forget gate's rows only must still be
+    # corrected, though the pass's first panel has none. Bytes on both sides
+    # of 128 keep avx2 on its exact sequence.
+    runnable(isa)
+    layer = random_model(37, 29, 1, False, True, True, seed=11)[0]
+    for w in (layer.w_ih, layer.w_hh):
+        w.clamp_(-127, 127)
+        w[29 + 3, :9] = -128
+        w[29 + 20, -5:] = -128
+    packed = [pack(layer)]
+    x, h0 = random_bytes(3, B, 37, seed=1), random_bytes(1, B, 29, seed=2)
+    c0 = random_bytes(1, B, 29, seed=3)
+    expected = run_lstm("scalar", x, h0, c0, packed, 1, False)
+    got = run_lstm(isa, x, h0, c0, packed, 1, False)
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+
+
 @pytest.mark.parametrize("isa", ["scalar"] + ALL_ISAS)
 def test_cell_matches_scalar(isa):
     runnable(isa)

@@ -85,6 +85,20 @@ def test_prepare_convert_steps_and_observed_outputs_are_float():
     assert y.shape == (8, 30, 20) and h.shape == (2, 8, 20)
 
 
+def test_flow2_weights_are_symmetric_without_minus128():
+    # Each row's largest weight maps to +-127: no -128, which avx2's exact
+    # sequence would correct per activation row.
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(24, 40, num_layers=2, bidirectional=True)
+    quantized = qlstm.quantize(model, [torch.randn(6, 3, 24)])
+    for blob in quantized._packed:
+        layer = qlstm.ops.unpack_lstm_layer(blob)
+        for w in (layer.w_ih, layer.w_hh):
+            assert int(w.min()) == -127 or int(w.max()) == 127
+            assert int(w.min()) >= -127
+            assert bool(((w == 127) | (w == -127)).any(dim=1).all())
+
+
 def test_flow2_equals_the_ops_on_quantized_input():
     quantized = qlstm.quantize(float_model(), sine_batches(2))
     m = quantized[0]

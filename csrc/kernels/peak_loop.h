@@ -37,6 +37,9 @@ double peak_chains(double seconds, std::index_sequence<J...>, std::index_sequenc
       panels[j][i] = static_cast<int8_t>(7 * i + 13 * j + 1);
     }
   }
+  // The compiler must not see the panels' values: folded into constants, the
+  // weights would become memory operands of the multiply.
+  __asm__ volatile("" : : "r"(panels) : "memory");
   const typename Dot::W w[kWeights] = {Dot::load(panels[K])...};
   // Chains that start equal and meet the same operands stay equal, and the
   // compiler would compute them once: each starts from its own product.

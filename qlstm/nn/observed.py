@@ -23,9 +23,11 @@ ACTIVATION_OBSERVERS = {
     "histogram": HistogramObserver.with_args(dtype=torch.quint8, reduce_range=False),
     "minmax": MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=False),
 }
-#: Per-channel symmetric int8 weights.
+#: Per-channel symmetric int8 weights in [-127, 127], as TFLite and onnxruntime
+#: quantize them: no -128 weight, which costs the avx2 kernels' exact (8-bit
+#: activation) sequence a correction per weight and activation row.
 DEFAULT_WEIGHT_OBSERVER = PerChannelMinMaxObserver.with_args(
-    dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-127, quant_max=127)
 
 
 #: The module of torch.ao.nn.quantizable's LSTM cell whose output observer
