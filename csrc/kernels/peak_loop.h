@@ -71,7 +71,8 @@ double peak_chains(double seconds, std::index_sequence<J...>, std::index_sequenc
 // compiler would compute once; such policies need kWeights == kChains. The
 // activation bytes change every iteration, so nothing leaves the loop.
 // Both counts must leave every accumulator in a register (the disassembly
-// of the loop has no loads or stores).
+// of the loop has no stores; weights may be L1 memory operands, as in the
+// kernels, where registers run out).
 template <class Dot, int kChains, int kWeights>
 double peak_loop(double seconds) {
   static_assert(kWeights >= 1 && kWeights <= kChains, "weights are shared by chains");
