@@ -59,6 +59,18 @@ def test_lstm_op_matches_model_on_every_kernel_set(I, H, bidirectional, num_laye
                 assert_equal((first[0].transpose(0, 1),) + tuple(first[1:]), expected, isa)
 
 
+def test_sequences_longer_than_an_igates_chunk_match_model():
+    # H = 16: 2048 rows of float igates make a chunk (512 KB), 157 steps of
+    # 13, so 200 steps cross a chunk's end in both directions.
+    layers = accurate_model(5, 16, 1, True, True, True, seed=8)
+    x = torch.randn(200, 13, 5, generator=torch.Generator().manual_seed(9))
+    h0, c0 = states(1, 2, 13, 16, seed=10)
+    expected = qg.accurate_lstm(x, XQ, h0, c0, layers, 1, True)
+    got = qlstm.ops.quantized_lstm_float(x, *XQ, h0, c0, [pack(l) for l in layers], 16, 1, True,
+                                         False)
+    assert_equal(got, expected)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threads_split_the_work_and_change_nothing(threads):
     # Large enough that two threads split the input projection and the steps.

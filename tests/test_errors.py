@@ -154,7 +154,7 @@ def test_absurd_sizes_fail_before_allocating(setup):
     with pytest.raises(ValueError, match=r"qlstm: this quantized_lstm call would need \d+ bytes, "
                                          r"more than this machine's \d+ bytes of memory"):
         call(huge, params)
-    wraps = torch.zeros(1, 1, 4, dtype=torch.uint8).expand(2 ** 31, 2 ** 28, 4)
+    wraps = torch.zeros(1, 1, 4, dtype=torch.uint8).expand(2 ** 31, 2 ** 29, 4)
     with pytest.raises(ValueError, match="qlstm: this quantized_lstm call would need more than 2\\^63 bytes"):
         call(wraps, params)
     with pytest.raises(ValueError, match="qlstm: quantize's input would need"):

@@ -31,6 +31,19 @@ def test_lstm_op_matches_model(I, H, bidirectional, num_layers, bias, per_channe
             torch.testing.assert_close(g, e, rtol=0, atol=0)
 
 
+def test_sequences_longer_than_an_igates_chunk_match_model():
+    # H = 16 has 64 gate rows: 8192 rows of igates make a chunk (512 KB), 134
+    # steps of 61, so 150 steps cross a chunk's end in both directions.
+    layers = random_model(5, 16, 1, True, True, True, seed=8)
+    T, B = 150, 61
+    x = random_bytes(T, B, 5, seed=9)
+    expected = qg.lstm(x, (0.05, 128), None, (1.0, 0), None, (1.0, 0), layers, 1, True)
+    got = qlstm.ops.quantized_lstm(x, 0.05, 128, None, 1.0, 0, None, 1.0, 0,
+                                   [pack(l) for l in layers], 16, 1, True, False)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
 def test_batch_first_and_non_contiguous_inputs():
     layers = random_model(9, 11, 2, True, True, True, seed=3)
     params = [pack(l) for l in layers]

@@ -93,6 +93,69 @@ void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q,
   run_linear(k, p.ih, ih.r, x, rows, igates, par);
 }
 
+int64_t igates_chunk_rows(int64_t B, int64_t N, int64_t value_bytes) {
+  // About L2-sized (1 MB on Zen 4, 512 KB on Zen 2-3).
+  constexpr int64_t kChunkBytes = int64_t{1} << 19;
+  return std::max<int64_t>(B, kChunkBytes / (N * value_bytes));
+}
+
+namespace {
+
+// A direction's input projection, a chunk of consecutive steps at a time (one
+// step at least), each projected when the time loop reaches a step outside
+// the chunk before: the chunk stays in cache while its steps read it, and a
+// long sequence needs no buffer of its own length.
+template <class Out>
+class IgatesChunks {
+ public:
+  IgatesChunks(const KernelSet& k, const PackedMatrix& ih, const LinearRequant& r,
+               const uint8_t* x, const Steps& steps, bool reverse, const Parallel& par)
+      : k_(k), ih_(ih), r_(r), x_(x), T_(steps.T), reverse_(reverse), par_(par),
+        first_row_(static_cast<size_t>(steps.T) + 1, 0),
+        chunk_rows_(igates_chunk_rows(steps.B, ih.rows, sizeof(Out))) {
+    for (int64_t t = 0; t < T_; ++t) first_row_[t + 1] = first_row_[t] + steps.at(t);
+    buffer_.resize(static_cast<size_t>(std::min(first_row_[T_], chunk_rows_) * ih.rows));
+  }
+
+  // The row of x (and of the output) where step t's rows begin.
+  int64_t first_row(int64_t t) const { return first_row_[t]; }
+
+  // Step t's igates rows, [steps.at(t)][ih.rows].
+  const Out* at(int64_t t) {
+    if (t < lo_ || t >= hi_) project_from(t);
+    return buffer_.data() + rows_of(lo_, t) * ih_.rows;
+  }
+
+ private:
+  int64_t rows_of(int64_t lo, int64_t hi) const { return first_row_[hi] - first_row_[lo]; }
+
+  // The chunk runs from t in the direction of the time loop.
+  void project_from(int64_t t) {
+    lo_ = t;
+    hi_ = t + 1;
+    if (reverse_) {
+      while (lo_ > 0 && rows_of(lo_ - 1, hi_) <= chunk_rows_) --lo_;
+    } else {
+      while (hi_ < T_ && rows_of(lo_, hi_ + 1) <= chunk_rows_) ++hi_;
+    }
+    run_linear(k_, ih_, r_, x_ + first_row_[lo_] * ih_.K, rows_of(lo_, hi_), buffer_.data(), par_);
+  }
+
+  const KernelSet& k_;
+  const PackedMatrix& ih_;
+  const LinearRequant& r_;
+  const uint8_t* x_;
+  const int64_t T_;
+  const bool reverse_;
+  const Parallel& par_;
+  std::vector<int64_t> first_row_;
+  const int64_t chunk_rows_;
+  std::vector<Out> buffer_;
+  int64_t lo_ = 0, hi_ = 0;  // the steps whose igates the buffer holds
+};
+
+}  // namespace
+
 void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
               const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
               uint8_t* hidden, uint8_t* c_next, const Parallel& par) {
@@ -175,13 +238,10 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
                               QParams x_q, const Steps& steps, bool reverse,
                               const InitialState& init, uint8_t* out, int64_t out_width,
                               int64_t out_offset, const uint8_t* out_table, const Parallel& par) {
-  const int64_t H = p.hidden_size, S = p.h_size(), N = p.rows, T = steps.T, B = steps.B;
+  const int64_t H = p.hidden_size, S = p.h_size(), T = steps.T, B = steps.B;
   // The projection of every row there is, padding none.
-  const int64_t rows = steps.rows();
-  std::vector<uint8_t> igates(static_cast<size_t>(rows * N));
-  run_input_projection(k, p, x_q, x, rows, igates.data(), par);
-  std::vector<int64_t> first_row(static_cast<size_t>(T) + 1, 0);
-  for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
+  const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
+  IgatesChunks<uint8_t> igates(k, p.ih, ih.r, x, steps, reverse, par);
 
   DirectionResult res;
   const size_t h_bytes = static_cast<size_t>(B * S), c_bytes = static_cast<size_t>(B * H);
@@ -217,7 +277,7 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
     // The sequences with a step t are the first bt: the others keep their state.
     const int64_t bt = steps.at(t);
     const StepState state{res.h.data(), res.c.data(), res.c_q};
-    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.data() + first_row[t] * N, state, bt,
+    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.at(t), state, bt,
              projection ? hidden.data() : h_next.data(), c_next.data(), par);
     if (projection) projection->run(k, hidden.data(), bt, h_next.data(), par);
     std::copy(res.h.begin() + bt * S, res.h.end(), h_next.begin() + bt * S);
@@ -228,48 +288,22 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
     res.c_q = p.q.cell;
     for (int64_t b = 0; b < bt; ++b) {
       map_bytes(out_table, res.h.data() + b * S, S,
-                out + (first_row[t] + b) * out_width + out_offset);
+                out + (igates.first_row(t) + b) * out_width + out_offset);
     }
   }
   return res;
 }
-
-namespace {
-
-// The accurate mode's igates buffer: about L2-sized (1 MB on Zen 4, 512 KB on Zen 2-3).
-constexpr int64_t kFloatIgatesChunkBytes = int64_t{1} << 19;
-
-}  // namespace
 
 FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& p,
                                          const uint8_t* x, QParams x_q, const Steps& steps,
                                          bool reverse, const FloatInitialState& init, float* out,
                                          uint8_t* out_bytes, QParams out_q, int64_t out_width,
                                          int64_t out_offset, const Parallel& par) {
-  const int64_t H = p.hidden_size, N = p.rows, T = steps.T, B = steps.B, I = p.input_size;
+  const int64_t H = p.hidden_size, T = steps.T, B = steps.B;
   const QParams h_q = p.q.hidden;
   const EveryGateOutput unit(QParams{1.0f, 0});  // float outputs
-  std::vector<int64_t> first_row(static_cast<size_t>(T) + 1, 0);
-  for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
-  // The igates of a chunk of consecutive steps at a time (one step at least):
-  // floats are 4 bytes a gate, and a chunk stays in cache while its steps read it.
-  const int64_t chunk_rows = std::max<int64_t>(B, kFloatIgatesChunkBytes / (N * 4));
-  std::vector<float> igates(static_cast<size_t>(std::min(steps.rows(), chunk_rows) * N));
   const LinearRequantStorage ih(p.ih, x_q, unit.q);
-  int64_t chunk_lo = 0, chunk_hi = 0;  // the steps whose igates the buffer holds
-  auto rows_of = [&](int64_t lo, int64_t hi) { return first_row[hi] - first_row[lo]; };
-  auto project_chunk_from = [&](int64_t t) {
-    // The chunk runs from t in the direction of the time loop.
-    chunk_lo = t;
-    chunk_hi = t + 1;
-    if (reverse) {
-      while (chunk_lo > 0 && rows_of(chunk_lo - 1, chunk_hi) <= chunk_rows) --chunk_lo;
-    } else {
-      while (chunk_hi < T && rows_of(chunk_lo, chunk_hi + 1) <= chunk_rows) ++chunk_hi;
-    }
-    run_linear(k, p.ih, ih.r, x + first_row[chunk_lo] * I, rows_of(chunk_lo, chunk_hi),
-               igates.data(), par);
-  };
+  IgatesChunks<float> igates(k, p.ih, ih.r, x, steps, reverse, par);
 
   const size_t n = static_cast<size_t>(B * H);
   auto initial = [n](const float* s) {
@@ -289,8 +323,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
     const int64_t bt = steps.at(t);
-    if (t < chunk_lo || t >= chunk_hi) project_chunk_from(t);
-    const float* ig = igates.data() + rows_of(chunk_lo, t) * N;
+    const float* ig = igates.at(t);
     const FloatStepState state{h_bytes.data(), res.c.data()};
     parallel_grid(bt, /*row_chunk=*/8, padded_hidden(H) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
                   [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
@@ -309,7 +342,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
     res.c.swap(c_next);
     h_bytes.swap(h_bytes_next);
     for (int64_t b = 0; b < bt; ++b) {
-      const int64_t at = (first_row[t] + b) * out_width + out_offset;
+      const int64_t at = (igates.first_row(t) + b) * out_width + out_offset;
       if (out) std::copy(res.h.begin() + b * H, res.h.begin() + (b + 1) * H, out + at);
       if (out_bytes) {
         if (out_q == h_q) {

@@ -47,6 +47,11 @@ void run_linear(const KernelSet& k, const PackedMatrix& m, const LinearRequant& 
 void run_input_projection(const KernelSet& k, const PackedLayer& p, QParams x_q, const uint8_t* x,
                           int64_t rows, uint8_t* igates, const Parallel& par);
 
+// Rows of igates (N values of value_bytes each) that run_direction and
+// run_direction_float project at a time: a chunk of consecutive steps, at
+// least one step of B rows.
+int64_t igates_chunk_rows(int64_t B, int64_t N, int64_t value_bytes);
+
 // One step for the whole batch; hh must have been prepared for s.h's qparams.
 // Writes the new c and hidden = o * tanh(c) ([batch][H] each): the new h, or
 // with a projection what project_hidden takes.

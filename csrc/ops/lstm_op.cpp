@@ -77,11 +77,12 @@ CheckedLstm checked_lstm(const char* op, const at::Tensor& input, int64_t featur
                       : proj_size > 0 ? " (num_directions * proj_size)"
                                       : " (num_directions * hidden_size)");
   }
-  // The input's copy, the projections of one direction, two layer outputs and
+  // The input's copy, one direction's chunk of igates, two layer outputs and
   // the states; the accurate mode's are floats.
   const int64_t width = c.accurate ? 4 : 1;
+  const int64_t N = c.layers[0].rows;
   check_memory(op, {{input.numel(), input.element_size()},
-                    {rows, c.layers[0].rows, width},
+                    {std::min(rows, igates_chunk_rows(B, N, width)), N, width},
                     {2, rows, c.D, c.S, width},
                     {8, num_layers, c.D, c.B, c.H, width}});
   return c;
