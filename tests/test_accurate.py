@@ -36,7 +36,7 @@ def assert_equal(got, expected, what=""):
 
 
 @pytest.mark.parametrize("I,H", SIZES)
-@pytest.mark.parametrize("bidirectional,num_layers", [(False, 1), (True, 2), (False, 3)])
+@pytest.mark.parametrize("bidirectional,num_layers", [(False, 1), (True, 2), (False, 3), (True, 4)])
 @pytest.mark.parametrize("bias,per_channel,wzp", [(True, True, False), (False, False, True),
                                                   (True, False, False)])
 def test_lstm_op_matches_model_on_every_kernel_set(I, H, bidirectional, num_layers, bias,

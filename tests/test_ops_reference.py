@@ -31,6 +31,32 @@ def test_lstm_op_matches_model(I, H, bidirectional, num_layers, bias, per_channe
             torch.testing.assert_close(g, e, rtol=0, atol=0)
 
 
+def test_four_layers_match_model_through_each_op():
+    # The layers between the first and the last alternate between two buffers
+    # of the call: the third overwrites the first's output. Each op runs them.
+    layers = random_model(7, 9, 4, True, True, True, seed=21)
+    params = [pack(l) for l in layers]
+    x = random_bytes(5, 3, 7, seed=22)
+    expected = qg.lstm(x, (0.05, 128), None, (1.0, 0), None, (1.0, 0), layers, 4, True)
+    got = qlstm.ops.quantized_lstm(x, 0.05, 128, None, 1.0, 0, None, 1.0, 0, params, 9, 4, True,
+                                   False)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+    y_bytes = qlstm.ops.quantized_lstm_float(x, 0.05, 128, None, None, params, 9, 4, True, False)[0]
+    torch.testing.assert_close(y_bytes, expected[0], rtol=0, atol=0)
+    # A float input that quantizes back to x gives the output dequantized in
+    # the last layer's forward h qparams.
+    x_float = (x.float() - 128) * 0.05
+    y_float = qlstm.ops.quantized_lstm_float(x_float, 0.05, 128, None, None, params, 9, 4, True,
+                                             False)[0]
+    scale, zero_point = layers[-2].h_q
+    torch.testing.assert_close(y_float, (expected[0].float() - zero_point) * scale, rtol=0, atol=0)
+    y_first = qlstm.ops.quantized_lstm_float(x_float.transpose(0, 1), 0.05, 128, None, None,
+                                             params, 9, 4, True, True)[0]
+    assert y_first.is_contiguous()
+    torch.testing.assert_close(y_first, y_float.transpose(0, 1), rtol=0, atol=0)
+
+
 def test_sequences_longer_than_an_igates_chunk_match_model():
     # H = 16 has 64 gate rows: 8192 rows of igates make a chunk (512 KB), 134
     # steps of 61, so 150 steps cross a chunk's end in both directions.

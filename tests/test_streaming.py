@@ -91,3 +91,24 @@ def test_float_states_are_each_layers_own():
             scale, zero_point = qp[name]
             q = torch.round(state[layer] / scale) + zero_point
             assert torch.equal(qlstm.ops.dequantize(q.to(torch.uint8), scale, zero_point), state[layer])
+
+
+@pytest.mark.parametrize("mode", ["torch", "accurate"])
+def test_plain_float_calls_skip_the_checks_and_equal_the_checked_path(mode):
+    # forward's shortcut for float32 [T, B, I] and float32 states: one op call
+    # without the argument checks, with the checked path's results.
+    torch.manual_seed(5)
+    m = qlstm.quantize(torch.nn.LSTM(4, 10, 2).eval(), [torch.randn(T, 3, 4)], mode=mode)
+    checked = []
+    check = m._check_python_types
+    m._check_python_types = lambda *args: (checked.append(args), check(*args))[1]
+    x, h, c = torch.randn(T, 3, 4), torch.randn(2, 3, 10) * 0.3, torch.randn(2, 3, 10) * 0.3
+    for hx in (None, (h, c)):
+        fast = m(x, hx)
+        assert not checked
+        slow = m(x, None if hx is None else [h, c]) if hx is not None else m(x.double(), None)
+        assert checked
+        checked.clear()
+        y, (h_n, c_n) = slow
+        assert torch.equal(fast[0], y.float()) and torch.equal(fast[1][0], h_n.float())
+        assert torch.equal(fast[1][1], c_n.float())

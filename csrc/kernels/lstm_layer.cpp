@@ -6,18 +6,29 @@
 
 namespace qlstm {
 
+namespace {
+
+// The next n values of T from a buffer of 4-byte values; new[] aligns for each.
+template <class T>
+T* take(unsigned char*& at, int64_t n) {
+  static_assert(sizeof(T) == 4, "every requantization array holds 4-byte values");
+  T* p = reinterpret_cast<T*>(at);
+  at += sizeof(T) * static_cast<size_t>(n);
+  return p;
+}
+
+}  // namespace
+
 LinearRequantStorage::LinearRequantStorage(const PackedMatrix& m, QParams input,
                                            const QParams output[kNumGates])
-    : offset(m.rows),
-      min_weights_start(m.panels() + 1),
-      min_weights(static_cast<size_t>(m.min_count)),
-      bias_term(m.rows),
-      multiplier(m.rows) {
-  r.offset = offset.data();
-  r.min_weights_start = min_weights_start.data();
-  r.min_weights = min_weights.data();
-  r.bias_term = bias_term.data();
-  r.multiplier = multiplier.data();
+    : storage(new unsigned char[4 * static_cast<size_t>(3 * m.rows + m.panels() + 1 +
+                                                         m.min_count)]) {
+  unsigned char* at = storage.get();
+  r.offset = take<int32_t>(at, m.rows);
+  r.bias_term = take<float>(at, m.rows);
+  r.multiplier = take<float>(at, m.rows);
+  r.min_weights_start = take<int32_t>(at, m.panels() + 1);
+  r.min_weights = take<uint32_t>(at, m.min_count);
   prepare_linear_requant(m, input, output, &r);
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "kernel_set.h"
@@ -24,10 +25,10 @@ Parallel serial_parallel();
 
 // Requantization constants of one linear for one call, owned here so that the
 // kernels see plain arrays and nothing is allocated inside the time loop.
+// Every array is 4-byte values, carved from one allocation (a call prepares
+// two or three of these, and at small sizes the allocations show).
 struct LinearRequantStorage {
-  std::vector<int32_t> offset, min_weights_start;
-  std::vector<uint32_t> min_weights;
-  std::vector<float> bias_term, multiplier;
+  std::unique_ptr<unsigned char[]> storage;
   LinearRequant r{};
 
   LinearRequantStorage(const PackedMatrix& m, QParams input, const QParams output[kNumGates]);

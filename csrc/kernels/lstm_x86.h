@@ -70,44 +70,56 @@ inline __m256 clamp8(__m256 v, float lo, float hi) {
   return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
 }
 
-// The fused element-wise part of a step for 8 hidden units of one batch row.
-// hg: the requantized hgates of each gate; ig: igates at the units' gate-i row.
-inline void epilogue8(const EpilogueParams& e, const __m256 hg[4], const uint8_t* ig,
-                    const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
+// The fused element-wise part of a step for N groups of 8 hidden units of one
+// batch row, group j at units 8 j. hg[j]: the requantized hgates of each gate;
+// ig: igates at the units' gate-i row. A group is one long chain of
+// conversions and table gathers; the groups go through it stage by stage, so
+// that the core overlaps their latencies instead of waiting out each chain.
+template <int N>
+inline void epilogue8(const EpilogueParams& e, const __m256 (&hg)[N][4], const uint8_t* ig,
+                      const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
   const CellQParams& q = e.p.q;
   const CellConstants& cc = e.cc;
   const StepMultipliers& m = e.m;
-  const QParams c_prev = e.c_prev;
-  __m256i gate[4];
+  __m256i gate[N][4];
   for (int g = 0; g < 4; ++g) {
-    const __m256 sum = _mm256_add_ps(dequantize8(load_bytes8(ig + g * kUnitBlock), cc.igates[g]),
-                                     dequantize8(hg[g], cc.hgates[g]));
-    gate[g] = _mm256_cvtps_epi32(quantize8(sum, _mm256_set1_ps(cc.inv_gates[g]),
-                                           _mm256_set1_ps(cc.gates_zero_point[g])));
+    const DequantConstants ig_d = cc.igates[g], hg_d = cc.hgates[g];
+    const __m256 inv = _mm256_set1_ps(cc.inv_gates[g]), zp = _mm256_set1_ps(cc.gates_zero_point[g]);
+    for (int j = 0; j < N; ++j) {
+      const __m256 sum = _mm256_add_ps(dequantize8(load_bytes8(ig + g * kUnitBlock + 8 * j), ig_d),
+                                       dequantize8(hg[j][g], hg_d));
+      gate[j][g] = _mm256_cvtps_epi32(quantize8(sum, inv, zp));
+    }
   }
   const __m256i tz = _mm256_set1_epi32(kTanhQParams.zero_point);
-  const __m256i i = _mm256_i32gather_epi32(cc.gates[kInputGate], gate[kInputGate], 4);
-  const __m256i f = _mm256_i32gather_epi32(cc.gates[kForgetGate], gate[kForgetGate], 4);
-  const __m256i gg = _mm256_i32gather_epi32(cc.gates[kCellGate], gate[kCellGate], 4);
-  const __m256i o = _mm256_i32gather_epi32(cc.gates[kOutputGate], gate[kOutputGate], 4);
-  const __m256i c_centered = _mm256_sub_epi32(
-      _mm256_cvtps_epi32(load_bytes8(c)), _mm256_set1_epi32(c_prev.zero_point));
-  // Products of two bytes are exact in float.
-  const __m256 fc = quantize8(_mm256_cvtepi32_ps(_mm256_mullo_epi32(f, c_centered)),
-                              m.fgate_cx, q.fgate_cx.zero_point);
-  const __m256 igc = quantize8(
-      _mm256_cvtepi32_ps(_mm256_mullo_epi32(i, _mm256_sub_epi32(gg, tz))), m.igate_cgate,
-      q.igate_cgate.zero_point);
-  const __m256 c_new = quantize8(
-      _mm256_add_ps(dequantize8(fc, q.fgate_cx), dequantize8(igc, q.igate_cgate)), m.inv_cell,
-      q.cell.zero_point);
-  const __m256i tc = _mm256_i32gather_epi32(cc.tanh_cell, _mm256_cvtps_epi32(c_new), 4);
-  const __m256 h = quantize8(_mm256_cvtepi32_ps(_mm256_mullo_epi32(o, _mm256_sub_epi32(tc, tz))),
-                             m.hidden, q.hidden.zero_point);
-  store_bytes8(c_new, c_next);
-  store_bytes8(h, h_next);
+  const __m256i c_zp = _mm256_set1_epi32(e.c_prev.zero_point);
+  __m256 c_new[N];
+  __m256i o[N];
+  for (int j = 0; j < N; ++j) {
+    const __m256i i = _mm256_i32gather_epi32(cc.gates[kInputGate], gate[j][kInputGate], 4);
+    const __m256i f = _mm256_i32gather_epi32(cc.gates[kForgetGate], gate[j][kForgetGate], 4);
+    const __m256i gg = _mm256_i32gather_epi32(cc.gates[kCellGate], gate[j][kCellGate], 4);
+    o[j] = _mm256_i32gather_epi32(cc.gates[kOutputGate], gate[j][kOutputGate], 4);
+    const __m256i c_centered = _mm256_sub_epi32(_mm256_cvtps_epi32(load_bytes8(c + 8 * j)), c_zp);
+    // Products of two bytes are exact in float.
+    const __m256 fc = quantize8(_mm256_cvtepi32_ps(_mm256_mullo_epi32(f, c_centered)),
+                                m.fgate_cx, q.fgate_cx.zero_point);
+    const __m256 igc = quantize8(
+        _mm256_cvtepi32_ps(_mm256_mullo_epi32(i, _mm256_sub_epi32(gg, tz))), m.igate_cgate,
+        q.igate_cgate.zero_point);
+    c_new[j] = quantize8(
+        _mm256_add_ps(dequantize8(fc, q.fgate_cx), dequantize8(igc, q.igate_cgate)), m.inv_cell,
+        q.cell.zero_point);
+  }
+  for (int j = 0; j < N; ++j) {
+    const __m256i tc = _mm256_i32gather_epi32(cc.tanh_cell, _mm256_cvtps_epi32(c_new[j]), 4);
+    const __m256 h = quantize8(
+        _mm256_cvtepi32_ps(_mm256_mullo_epi32(o[j], _mm256_sub_epi32(tc, tz))), m.hidden,
+        q.hidden.zero_point);
+    store_bytes8(c_new[j], c_next + 8 * j);
+    store_bytes8(h, h_next + 8 * j);
+  }
 }
-
 
 // The x86 part of every x86 Dot policy: a panel's sums as two registers,
 // rows 0-7 and 8-15, the 8-lane epilogue, and quantize.h's conversions.
@@ -195,10 +207,7 @@ struct X86Epilogue {
   }
   static void epilogue(const EpilogueParams& e, const BlockGates& g, const uint8_t* ig,
                        const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
-    for (int half = 0; half < 2; ++half) {
-      const int64_t u = 8 * half;
-      epilogue8(e, g.q[half], ig + u, c + u, h_next + u, c_next + u);
-    }
+    epilogue8<2>(e, g.q, ig, c, h_next, c_next);
   }
 };
 

@@ -100,20 +100,33 @@ std::vector<int64_t> state_shape(const CheckedLstm& c, bool cell) {
   return {c.num_layers * c.D, c.B, cell ? c.H : c.S};
 }
 
-// A uint8 initial state: checked, contiguous, and the qparams of each of its
-// layer-directions. None means zeros quantized with (1.0, 0), as PyTorch does.
+// The bytes a call reads: a uint8 argument's own (contiguous), or what the
+// call quantized from a float one into a buffer of its own, which costs less
+// than a tensor (the per-call cost of streaming); or none.
+struct Bytes {
+  at::Tensor tensor;
+  std::vector<uint8_t> owned;
+
+  const uint8_t* data() const {
+    return tensor.defined() ? tensor.const_data_ptr<uint8_t>()
+                            : owned.empty() ? nullptr : owned.data();
+  }
+};
+
+// An initial state and the qparams of each of its layer-directions. None
+// means zeros quantized with (1.0, 0), as PyTorch does.
 struct State {
-  c10::optional<at::Tensor> bytes;  // [num_layers * D][B][H]
-  std::vector<QParams> qparams;     // one per layer-direction
+  Bytes bytes;                   // [num_layers * D][B][H], or none
+  std::vector<QParams> qparams;  // one per layer-direction
 };
 
 State uint8_state(const c10::optional<at::Tensor>& s, const char* name, const CheckedLstm& c,
                   bool cell, double scale, int64_t zero_point) {
-  State st{s, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
+  State st{Bytes{}, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
   if (!s.has_value()) return st;
   check_activation(*s, name, 3);
   check_shape(*s, name, state_shape(c, cell));
-  st.bytes = s->contiguous();
+  st.bytes.tensor = s->contiguous();
   std::fill(st.qparams.begin(), st.qparams.end(), checked_qparams(name, scale, zero_point));
   return st;
 }
@@ -132,46 +145,57 @@ c10::optional<at::Tensor> checked_float_state(const c10::optional<at::Tensor>& s
 // (or cell) qparams, which is what that layer-direction's final state comes in.
 State float_state(const c10::optional<at::Tensor>& s, const char* name, const CheckedLstm& c,
                   bool cell) {
-  State st{c10::nullopt, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
+  State st{Bytes{}, std::vector<QParams>(c.layers.size(), QParams{1.0f, 0})};
   if (!s.has_value()) return st;
   const at::Tensor f = *checked_float_state(s, name, c, cell);
-  at::Tensor bytes = at::empty(f.sizes(), at::kByte);
   const int64_t n = c.B * (cell ? c.H : c.S);
+  std::vector<uint8_t>& bytes = st.bytes.owned;
+  bytes.resize(static_cast<size_t>(f.numel()));
   for (size_t i = 0; i < c.layers.size(); ++i) {
     st.qparams[i] = cell ? c.layers[i].q.cell : c.layers[i].q.h();
     run_quantize(current_kernels(), f.const_data_ptr<float>() + i * n, n, st.qparams[i],
-                 bytes.data_ptr<uint8_t>() + i * n, aten_parallel());
+                 bytes.data() + i * n, aten_parallel());
   }
-  st.bytes = bytes;
   return st;
 }
 
 InitialState initial_state(const State& h0, const State& c0, size_t index, const CheckedLstm& c) {
   const int64_t h_n = c.B * c.S, c_n = c.B * c.H;
-  return InitialState{h0.bytes ? h0.bytes->const_data_ptr<uint8_t>() + index * h_n : nullptr,
-                      h0.qparams[index],
-                      c0.bytes ? c0.bytes->const_data_ptr<uint8_t>() + index * c_n : nullptr,
-                      c0.qparams[index]};
+  const uint8_t *h = h0.bytes.data(), *cs = c0.bytes.data();
+  return InitialState{h ? h + index * h_n : nullptr, h0.qparams[index],
+                      cs ? cs + index * c_n : nullptr, c0.qparams[index]};
 }
 
-// The output rows ([steps.rows()][D * S], in the last layer's forward h
-// qparams) and every layer-direction's final state in its own qparams.
+// The qparams of the output rows (the last layer's forward h qparams) and
+// every layer-direction's final state in its own qparams.
 struct LstmRun {
-  at::Tensor output;
   QParams output_q;
   std::vector<DirectionResult> finals;
 };
 
-// x: uint8 rows of every step, [steps.rows()][input_size], contiguous.
-LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& x, QParams x_q, const State& h0,
-                 const State& c0) {
+// x: uint8 rows of every step, [steps.rows()][input_size]; out: the last
+// layer's output rows, [steps.rows()][D * S]. The layers between go through
+// buffers of the call.
+LstmRun run_lstm(const CheckedLstm& c, const uint8_t* x, QParams x_q, const State& h0,
+                 const State& c0, uint8_t* out) {
   const KernelSet& k = current_kernels();
   const Parallel par = aten_parallel();
+  const size_t out_bytes = static_cast<size_t>(c.steps().rows() * c.D * c.S);
+  std::vector<uint8_t> inner[2];
   LstmRun run;
-  at::Tensor layer_in = x;
+  const uint8_t* layer_in = x;
   QParams layer_in_q = x_q;
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    at::Tensor layer_out = at::empty({x.size(0), c.D * c.S}, at::kByte);
+    // The buffer this layer's input is not in holds the output of two layers
+    // back: the next layer's output, or freed before the last writes to out.
+    std::vector<uint8_t>& free_buffer = inner[l % 2];
+    uint8_t* layer_out = out;
+    if (l + 1 < c.num_layers) {
+      free_buffer.resize(out_bytes);
+      layer_out = free_buffer.data();
+    } else {
+      std::vector<uint8_t>().swap(free_buffer);
+    }
     // Like ATen's cat of quantized tensors, a bidirectional layer's output
     // takes the qparams of its forward direction.
     const QParams fw_h_q = c.layers[l * c.D].q.h();
@@ -179,16 +203,13 @@ LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& x, QParams x_q, const S
       const size_t idx = static_cast<size_t>(l * c.D + d);
       const PackedLayer& p = c.layers[idx];
       const RequantTable to_fw(p.q.h(), fw_h_q);
-      run.finals.push_back(run_direction(k, p, layer_in.const_data_ptr<uint8_t>(), layer_in_q,
-                                         c.steps(), /*reverse=*/d == 1,
-                                         initial_state(h0, c0, idx, c),
-                                         layer_out.data_ptr<uint8_t>(), c.D * c.S, d * c.S,
-                                         to_fw.get(), par));
+      run.finals.push_back(run_direction(k, p, layer_in, layer_in_q, c.steps(),
+                                         /*reverse=*/d == 1, initial_state(h0, c0, idx, c),
+                                         layer_out, c.D * c.S, d * c.S, to_fw.get(), par));
     }
     layer_in = layer_out;
     layer_in_q = fw_h_q;
   }
-  run.output = layer_in;
   run.output_q = layer_in_q;
   return run;
 }
@@ -197,30 +218,36 @@ LstmRun run_lstm(const CheckedLstm& c, const at::Tensor& x, QParams x_q, const S
 // float h_n and c_n, each layer-direction's own. A layer's input is the
 // previous layer's h quantized with the qparams of its forward direction's hidden.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> run_lstm_float_cell(
-    const CheckedLstm& c, const at::Tensor& x, QParams x_q, const c10::optional<at::Tensor>& h0_arg,
+    const CheckedLstm& c, const uint8_t* x, QParams x_q, const c10::optional<at::Tensor>& h0_arg,
     const c10::optional<at::Tensor>& c0_arg) {
   const c10::optional<at::Tensor> h0 = checked_float_state(h0_arg, "h0", c, /*cell=*/false);
   const c10::optional<at::Tensor> c0 = checked_float_state(c0_arg, "c0", c, /*cell=*/true);
   const KernelSet& k = current_kernels();
   const Parallel par = aten_parallel();
-  const int64_t rows = x.size(0), n = c.B * c.H, width = c.D * c.H;
+  const int64_t rows = c.steps().rows(), n = c.B * c.H, width = c.D * c.H;
   at::Tensor output = at::empty({rows, width}, at::kFloat);
   at::Tensor h_n = at::empty(state_shape(c, false), at::kFloat);
   at::Tensor c_n = at::empty(state_shape(c, true), at::kFloat);
-  at::Tensor layer_in = x;
+  std::vector<uint8_t> inner[2];
+  const uint8_t* layer_in = x;
   QParams layer_in_q = x_q;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const bool last = l + 1 == c.num_layers;
-    at::Tensor next_in = last ? at::Tensor() : at::empty({rows, width}, at::kByte);
+    uint8_t* next_in = nullptr;  // as run_lstm's buffers
+    if (!last) {
+      inner[l % 2].resize(static_cast<size_t>(rows * width));
+      next_in = inner[l % 2].data();
+    } else {
+      std::vector<uint8_t>().swap(inner[l % 2]);
+    }
     const QParams next_q = c.layers[l * c.D].q.hidden;
     for (int64_t d = 0; d < c.D; ++d) {
       const int64_t idx = l * c.D + d;
       const FloatInitialState init{h0 ? h0->const_data_ptr<float>() + idx * n : nullptr,
                                    c0 ? c0->const_data_ptr<float>() + idx * n : nullptr};
       const FloatDirectionResult r = run_direction_float(
-          k, c.layers[idx], layer_in.const_data_ptr<uint8_t>(), layer_in_q, c.steps(),
-          /*reverse=*/d == 1, init, last ? output.data_ptr<float>() : nullptr,
-          last ? nullptr : next_in.data_ptr<uint8_t>(), next_q, width, d * c.H, par);
+          k, c.layers[idx], layer_in, layer_in_q, c.steps(), /*reverse=*/d == 1, init,
+          last ? output.data_ptr<float>() : nullptr, next_in, next_q, width, d * c.H, par);
       std::copy(r.h.begin(), r.h.end(), h_n.data_ptr<float>() + idx * n);
       std::copy(r.c.begin(), r.c.end(), c_n.data_ptr<float>() + idx * n);
     }
@@ -264,7 +291,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
   check_torch_mode(c.accurate, "quantized_lstm");
   const State h0 = uint8_state(h0_arg, "h0", c, /*cell=*/false, h0_scale, h0_zero_point);
   const State c0 = uint8_state(c0_arg, "c0", c, /*cell=*/true, c0_scale, c0_zero_point);
-  const LstmRun run = run_lstm(c, time_major_rows(input, batch_first), x_q, h0, c0);
+  const at::Tensor x = time_major_rows(input, batch_first);
+  at::Tensor y = at::empty({x.size(0), c.D * c.S}, at::kByte);
+  const LstmRun run = run_lstm(c, x.const_data_ptr<uint8_t>(), x_q, h0, c0, y.data_ptr<uint8_t>());
   // Like ATen's stack of quantized tensors, h_n and c_n take layer 0's qparams
   // (a bidirectional layer's directions stacked into the forward one's first).
   at::Tensor h_n = at::empty(state_shape(c, false), at::kByte);
@@ -278,33 +307,44 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_cpu(
     stack_final_state(r.c.data(), r.c_q, c.D == 2 ? fw.q.cell : r.c_q, c.layers[0].q.cell, nc,
                       c_n.data_ptr<uint8_t>() + idx * nc);
   }
-  return {sequence_output(run.output, c, batch_first), h_n, c_n};
+  return {sequence_output(y, c, batch_first), h_n, c_n};
 }
 
-at::Tensor dequantized(const at::Tensor& bytes, QParams q) {
-  at::Tensor out = at::empty(bytes.sizes(), at::kFloat);
-  run_dequantize(current_kernels(), bytes.const_data_ptr<uint8_t>(), bytes.numel(), q,
-                 out.data_ptr<float>(), aten_parallel());
-  return out;
-}
-
-at::Tensor quantized(const at::Tensor& floats, QParams q) {
-  const at::Tensor f = floats.contiguous();
-  at::Tensor out = at::empty(f.sizes(), at::kByte);
-  run_quantize(current_kernels(), f.const_data_ptr<float>(), f.numel(), q, out.data_ptr<uint8_t>(),
+// The input rows a call reads: a float32 input quantized with q, or a uint8
+// one's own bytes (already in q).
+Bytes input_bytes(const at::Tensor& rows, bool floating, QParams q) {
+  Bytes b;
+  if (!floating) {
+    b.tensor = rows.contiguous();
+    return b;
+  }
+  const at::Tensor f = rows.contiguous();
+  b.owned.resize(static_cast<size_t>(f.numel()));
+  run_quantize(current_kernels(), f.const_data_ptr<float>(), f.numel(), q, b.owned.data(),
                aten_parallel());
-  return out;
+  return b;
 }
-
-// The qparams of the output: the last layer's forward hidden state's.
-QParams run_output_q(const CheckedLstm& c) { return c.layers[(c.num_layers - 1) * c.D].q.h(); }
 
 // run_lstm on uint8 rows with float states: h_n and c_n dequantized from each
-// layer-direction's own qparams. Returns the uint8 output rows, h_n, c_n.
+// layer-direction's own qparams. Returns the output rows (uint8, or
+// dequantized into float32 with `float_output`), h_n, c_n.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> run_float_states(const CheckedLstm& c,
-                                                                const at::Tensor& x, QParams x_q,
-                                                                const State& h0, const State& c0) {
-  const LstmRun run = run_lstm(c, x, x_q, h0, c0);
+                                                                const uint8_t* x, QParams x_q,
+                                                                const State& h0, const State& c0,
+                                                                bool float_output) {
+  const int64_t rows = c.steps().rows(), width = c.D * c.S;
+  LstmRun run;
+  at::Tensor y;
+  if (float_output) {
+    std::vector<uint8_t> bytes(static_cast<size_t>(rows * width));
+    run = run_lstm(c, x, x_q, h0, c0, bytes.data());
+    y = at::empty({rows, width}, at::kFloat);
+    run_dequantize(current_kernels(), bytes.data(), rows * width, run.output_q,
+                   y.data_ptr<float>(), aten_parallel());
+  } else {
+    y = at::empty({rows, width}, at::kByte);
+    run = run_lstm(c, x, x_q, h0, c0, y.data_ptr<uint8_t>());
+  }
   at::Tensor h_n = at::empty(state_shape(c, false), at::kFloat);
   at::Tensor c_n = at::empty(state_shape(c, true), at::kFloat);
   const int64_t nh = c.B * c.S, nc = c.B * c.H;
@@ -315,7 +355,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_float_states(const CheckedLst
     run_dequantize(current_kernels(), r.c.data(), nc, r.c_q, c_n.data_ptr<float>() + idx * nc,
                    aten_parallel());
   }
-  return {run.output, h_n, c_n};
+  return {y, h_n, c_n};
 }
 
 // The LSTM with float32 states in and out: h0 and c0 are quantized, and h_n
@@ -344,15 +384,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_float_cpu(
   const at::Tensor rows = time_major_rows(input, batch_first);
   if (c.accurate) {
     check_float_input(floating, "input");
-    auto [y, h_n, c_n] = run_lstm_float_cell(c, quantized(rows, x_q), x_q, h0_arg, c0_arg);
+    auto [y, h_n, c_n] =
+        run_lstm_float_cell(c, input_bytes(rows, true, x_q).data(), x_q, h0_arg, c0_arg);
     // Contiguous, as the default mode's dequantized output (and the fake kernel's).
     return {sequence_output(y, c, batch_first).contiguous(), h_n, c_n};
   }
   const State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
   const State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
-  const auto [y_rows, h_n, c_n] = run_float_states(c, floating ? quantized(rows, x_q) : rows, x_q, h0, c0);
+  const auto [y_rows, h_n, c_n] =
+      run_float_states(c, input_bytes(rows, floating, x_q).data(), x_q, h0, c0, floating);
   at::Tensor y = sequence_output(y_rows, c, batch_first);
-  if (floating) y = dequantized(y.contiguous(), run_output_q(c));
+  // A float output is contiguous, as the fake kernel's.
+  if (floating) y = y.contiguous();
   return {y, h_n, c_n};
 }
 
@@ -396,7 +439,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_packed_cpu(
   const bool floating = data.scalar_type() == at::kFloat;
   if (c.accurate) {
     check_float_input(floating, "data");
-    return run_lstm_float_cell(c, quantized(data, x_q), x_q, h0_arg, c0_arg);
+    return run_lstm_float_cell(c, input_bytes(data, true, x_q).data(), x_q, h0_arg, c0_arg);
   }
   State h0 = float_state(h0_arg, "h0", c, /*cell=*/false);
   State c0 = float_state(c0_arg, "c0", c, /*cell=*/true);
@@ -404,9 +447,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> quantized_lstm_packed_cpu(
     h0.qparams[i] = c.layers[i].q.h();
     c0.qparams[i] = c.layers[i].q.cell;
   }
-  const at::Tensor x = floating ? quantized(data, x_q) : data.contiguous();
-  auto [y, h_n, c_n] = run_float_states(c, x, x_q, h0, c0);
-  return {floating ? dequantized(y, run_output_q(c)) : y, h_n, c_n};
+  return run_float_states(c, input_bytes(data, floating, x_q).data(), x_q, h0, c0, floating);
 }
 
 std::tuple<at::Tensor, at::Tensor> quantized_lstm_cell_cpu(
