@@ -257,7 +257,8 @@ def format_row(row: Dict[str, float], peak: float) -> str:
     for c in COLUMNS:
         if c in row:
             cells.append(f"{LABELS[c]} {row[c]:9.3f}" + ("" if c in QLSTM_COLUMNS else f" ({row[c] / row['qlstm']:5.2f}x)"))
-    cells.append(f"{row['qlstm_macs_per_s'] / peak * 100:5.1f}% of peak")
+    # Of the peak of the cores the row's threads use, as the table gives it.
+    cells.append(f"{row['qlstm_macs_per_s'] / (peak * row['threads']) * 100:5.1f}% of peak")
     return " | ".join(cells)
 
 
