@@ -106,7 +106,8 @@ def test_plain_float_calls_skip_the_checks_and_equal_the_checked_path(mode):
     for hx in (None, (h, c)):
         fast = m(x, hx)
         assert not checked
-        slow = m(x, None if hx is None else [h, c]) if hx is not None else m(x.double(), None)
+        # The same call through the checked path: a list of states, or a float64 input.
+        slow = m(x, [h, c]) if hx is not None else m(x.double(), None)
         assert checked
         checked.clear()
         y, (h_n, c_n) = slow

@@ -166,6 +166,30 @@ InitialState initial_state(const State& h0, const State& c0, size_t index, const
                       cs ? cs + index * c_n : nullptr, c0.qparams[index]};
 }
 
+// The outputs of the layers between the first and the last: two buffers in
+// turn, so that the one a layer reads (the previous layer's) stays whole while
+// it writes the other; the last layer writes to the caller's rows, and the
+// buffer it does not read is freed first, so at most two layer outputs live.
+class InnerLayerOutputs {
+ public:
+  explicit InnerLayerOutputs(size_t bytes) : bytes_(bytes) {}
+
+  // Layer l's output buffer, or nullptr for the last layer.
+  uint8_t* of_layer(int64_t l, int64_t num_layers) {
+    std::vector<uint8_t>& buffer = buffers_[l % 2];
+    if (l + 1 == num_layers) {
+      std::vector<uint8_t>().swap(buffer);
+      return nullptr;
+    }
+    buffer.resize(bytes_);
+    return buffer.data();
+  }
+
+ private:
+  size_t bytes_;
+  std::vector<uint8_t> buffers_[2];
+};
+
 // The qparams of the output rows (the last layer's forward h qparams) and
 // every layer-direction's final state in its own qparams.
 struct LstmRun {
@@ -174,28 +198,18 @@ struct LstmRun {
 };
 
 // x: uint8 rows of every step, [steps.rows()][input_size]; out: the last
-// layer's output rows, [steps.rows()][D * S]. The layers between go through
-// buffers of the call.
+// layer's output rows, [steps.rows()][D * S].
 LstmRun run_lstm(const CheckedLstm& c, const uint8_t* x, QParams x_q, const State& h0,
                  const State& c0, uint8_t* out) {
   const KernelSet& k = current_kernels();
   const Parallel par = aten_parallel();
-  const size_t out_bytes = static_cast<size_t>(c.steps().rows() * c.D * c.S);
-  std::vector<uint8_t> inner[2];
+  InnerLayerOutputs inner(static_cast<size_t>(c.steps().rows() * c.D * c.S));
   LstmRun run;
   const uint8_t* layer_in = x;
   QParams layer_in_q = x_q;
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    // The buffer this layer's input is not in holds the output of two layers
-    // back: the next layer's output, or freed before the last writes to out.
-    std::vector<uint8_t>& free_buffer = inner[l % 2];
-    uint8_t* layer_out = out;
-    if (l + 1 < c.num_layers) {
-      free_buffer.resize(out_bytes);
-      layer_out = free_buffer.data();
-    } else {
-      std::vector<uint8_t>().swap(free_buffer);
-    }
+    uint8_t* const between = inner.of_layer(l, c.num_layers);
+    uint8_t* const layer_out = between ? between : out;
     // Like ATen's cat of quantized tensors, a bidirectional layer's output
     // takes the qparams of its forward direction.
     const QParams fw_h_q = c.layers[l * c.D].q.h();
@@ -228,18 +242,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> run_lstm_float_cell(
   at::Tensor output = at::empty({rows, width}, at::kFloat);
   at::Tensor h_n = at::empty(state_shape(c, false), at::kFloat);
   at::Tensor c_n = at::empty(state_shape(c, true), at::kFloat);
-  std::vector<uint8_t> inner[2];
+  InnerLayerOutputs inner(static_cast<size_t>(rows * width));
   const uint8_t* layer_in = x;
   QParams layer_in_q = x_q;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const bool last = l + 1 == c.num_layers;
-    uint8_t* next_in = nullptr;  // as run_lstm's buffers
-    if (!last) {
-      inner[l % 2].resize(static_cast<size_t>(rows * width));
-      next_in = inner[l % 2].data();
-    } else {
-      std::vector<uint8_t>().swap(inner[l % 2]);
-    }
+    uint8_t* const next_in = inner.of_layer(l, c.num_layers);
     const QParams next_q = c.layers[l * c.D].q.hidden;
     for (int64_t d = 0; d < c.D; ++d) {
       const int64_t idx = l * c.D + d;
