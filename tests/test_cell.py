@@ -84,6 +84,29 @@ def test_stepping_the_cell_equals_the_lstm_over_the_sequence():
     assert torch.equal(state[0], h_n[0]) and torch.equal(state[1], c_n[0])
 
 
+def test_plain_float_steps_skip_the_checks_and_equal_the_checked_path():
+    # forward's shortcut for a float32 [B, I] input and float32 [B, H] states:
+    # one op call without the argument checks, with the checked path's results.
+    _, cell = quantized_cell()
+    checked = []
+    check = cell._check_python_types
+    cell._check_python_types = lambda *args: (checked.append(args), check(*args))[1]
+    x, h, c = torch.randn(4, I), torch.randn(4, H) * 0.3, torch.randn(4, H) * 0.3
+    for hx in (None, (h, c)):
+        fast = cell(x, hx)
+        assert not checked and fast[0].shape == fast[1].shape == (4, H)
+        # The same step through the checked path: a list of states, or a float64 input.
+        slow = cell(x, [h, c]) if hx is not None else cell(x.double(), None)
+        assert checked
+        checked.clear()
+        assert torch.equal(fast[0], slow[0].float()) and torch.equal(fast[1], slow[1].float())
+    # An unbatched step and float64 states take the checked path.
+    for args in ((x[0], None), (x, (h.double(), c.double()))):
+        cell(*args)
+        assert checked
+        checked.clear()
+
+
 def test_accuracy_against_float_and_unbatched_and_dtypes():
     float_cell, cell = quantized_cell()
     x = torch.randn(8, I)

@@ -113,3 +113,75 @@ def test_plain_float_calls_skip_the_checks_and_equal_the_checked_path(mode):
         y, (h_n, c_n) = slow
         assert torch.equal(fast[0], y.float()) and torch.equal(fast[1][0], h_n.float())
         assert torch.equal(fast[1][1], c_n.float())
+
+
+def plain_call_module():
+    torch.manual_seed(6)
+    m = qlstm.quantize(torch.nn.LSTM(4, 10, 2).eval(), [torch.randn(T, 3, 4)])
+    x, h, c = torch.randn(T, 3, 4), torch.randn(2, 3, 10) * 0.3, torch.randn(2, 3, 10) * 0.3
+    return m, x, (h, c)
+
+
+def test_plain_float_calls_leave_torch_function_to_the_checked_path():
+    # The shortcut calls the op below Python's __torch_function__ handling, so
+    # it declines under a torch function mode and for a tensor subclass: both
+    # then see the op through the checked path, with the shortcut's results.
+    from torch.overrides import TorchFunctionMode
+
+    m, x, hx = plain_call_module()
+    expected = m(x, hx)
+    seen = []
+
+    class Seen(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Seen():
+        y, (h_n, c_n) = m(x, hx)
+    assert any("quantized_lstm_float" in f for f in seen)
+    assert torch.equal(y, expected[0]) and torch.equal(h_n, expected[1][0])
+
+    class Sub(torch.Tensor):
+        funcs = []
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            cls.funcs.append(str(func))
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    for args in ((x.as_subclass(Sub), hx), (x, (hx[0].as_subclass(Sub), hx[1]))):
+        Sub.funcs.clear()
+        y, (h_n, c_n) = m(*args)
+        assert any("quantized_lstm_float" in f for f in Sub.funcs)
+        assert torch.equal(y.as_subclass(torch.Tensor), expected[0])
+        assert torch.equal(c_n.as_subclass(torch.Tensor), expected[1][1])
+
+
+def test_plain_float_calls_keep_the_ops_errors_profiler_and_autograd():
+    m, x, (h, c) = plain_call_module()
+    scale, zero_point = m._input_qparams
+
+    def checked_path(*args):
+        raise AssertionError("a plain float call took the checked path")
+
+    m._check_python_types = checked_path
+    # The op's own error, as a torch.ops call gives it: h0 of batch 2 for an input of batch 3.
+    bad = (h[:, :2].contiguous(), c)
+    with pytest.raises(ValueError) as direct:
+        torch.ops.qlstm.quantized_lstm_float(x, scale, zero_point, *bad, m._packed, 10, 2,
+                                             False, False, 0)
+    with pytest.raises(ValueError) as through_module:
+        m(x, bad)
+    assert type(through_module.value) is type(direct.value)
+    assert str(through_module.value) == str(direct.value)
+    assert str(direct.value).startswith("qlstm:")
+    # The dispatcher still records the op for the profiler.
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        m(x, (h, c))
+    assert any(e.name == "qlstm::quantized_lstm_float" for e in prof.events())
+    # And runs its autograd kernel: an input that requires grad gets a backward that raises.
+    y, _ = m(x.requires_grad_(), (h, c))
+    assert y.requires_grad
+    with pytest.raises(RuntimeError, match="qlstm: the qlstm ops are inference-only"):
+        y.sum().backward()

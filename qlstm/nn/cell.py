@@ -5,6 +5,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .. import _C
 from .lstm import LSTM
 from .observed import ObservedLSTMCell
 
@@ -85,9 +86,26 @@ class LSTMCell(LSTM):
                              + "-d for a " + ("batched" if batched else "unbatched")
                              + " input, got shape " + str(list(t.shape)))
 
+    @torch.jit.unused
+    def _plain_float_step(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]
+                          ) -> Optional[Tuple[Tensor, Tensor]]:
+        """forward's (h, c) when it is one quantized_lstm_float step on a float32
+        [B, I] tensor and no states or two 2-d float32 ones, as LSTM's
+        _plain_float_call takes a sequence; else None."""
+        if not self._has_input_qparams:
+            return None
+        scale, zero_point = self._input_qparams
+        return _C.plain_float_lstm(input, hx, scale, zero_point, self._packed, self.input_size,
+                                   self.hidden_size, 1, False, False, 0, True)
+
     def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tuple[Tensor, Tensor]:
         if not torch.jit.is_scripting():
+            if len(self._packed) != 0 and not torch.compiler.is_compiling():
+                # Streaming's common step, with the fewest Python steps before the op.
+                plain = self._plain_float_step(input, hx)
+                if plain is not None:
+                    return plain
             self._check_python_types(input, hx)
         if len(self._packed) == 0:
             raise RuntimeError("qlstm: this LSTMCell holds no weights; build it with "

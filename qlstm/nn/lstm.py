@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from .. import ops
+from .. import _C, ops
 from ._layer_data import LayerData, check_mode, layer_suffix, quantize_weight
 from .observed import ObservedLSTM, layer_data_of_quantizable
 
@@ -421,19 +421,19 @@ class LSTM(torch.nn.Module):
                     raise TypeError(f"qlstm: {name} must be a tensor, got {type(t).__name__}")
 
     @torch.jit.unused
-    def _plain_float_call(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]) -> bool:
-        """Whether forward is one quantized_lstm_float call on the arguments as
-        they are: a float32 [T, B, I] tensor (not a subclass), observed input
-        qparams, and no states or a tuple of two 3-d float32 tensors. Anything
+    def _plain_float_call(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]
+                          ) -> Optional[Tuple[Tensor, Tuple[Tensor, Tensor]]]:
+        """forward's result when it is one quantized_lstm_float call on the
+        arguments as they are, else None: a float32 [T, B, I] tensor (not a
+        subclass), observed input qparams, and no states or a tuple of two 3-d
+        float32 tensors, outside a torch function mode and a JIT trace. Anything
         else takes forward's checked path."""
-        f32 = torch.float32
-        if not (type(input) is Tensor and input.dtype is f32 and input.dim() == 3
-                and input.shape[2] == self.input_size and self._has_input_qparams):
-            return False
-        return hx is None or (type(hx) is tuple and len(hx) == 2
-                              and type(hx[0]) is Tensor and type(hx[1]) is Tensor
-                              and hx[0].dtype is f32 and hx[1].dtype is f32
-                              and hx[0].dim() == 3 and hx[1].dim() == 3)
+        if not self._has_input_qparams:
+            return None
+        scale, zero_point = self._input_qparams
+        return _C.plain_float_lstm(input, hx, scale, zero_point, self._packed, self.input_size,
+                                   self.hidden_size, self.num_layers, self.bidirectional,
+                                   self.batch_first, self.proj_size, False)
 
     def _check_accurate_types(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]) -> None:
         # The accurate mode's op takes float32 only: a quint8 input or state has no place in it.
@@ -599,12 +599,11 @@ class LSTM(torch.nn.Module):
             raise RuntimeError("qlstm: this LSTM holds no weights; build it with LSTM.from_observed "
                                "or load a state_dict")
         if not torch.jit.is_scripting():
-            if not torch.compiler.is_compiling() and self._plain_float_call(input, hx):
+            if not torch.compiler.is_compiling():
                 # Streaming's common call, with the fewest Python steps before the op.
-                h0p, c0p = (None, None) if hx is None else hx
-                scale, zero_point = self._input_qparams
-                y, h_n, c_n = self._float_op(input, scale, zero_point, h0p, c0p)
-                return y, (h_n, c_n)
+                plain = self._plain_float_call(input, hx)
+                if plain is not None:
+                    return plain
             if isinstance(input, PackedSequence):
                 return self._forward_packed(input, hx)
             self._check_python_types(input, hx)
