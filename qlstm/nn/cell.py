@@ -5,7 +5,6 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .. import _C
 from .lstm import LSTM
 from .observed import ObservedLSTMCell
 
@@ -92,11 +91,7 @@ class LSTMCell(LSTM):
         """forward's (h, c) when it is one quantized_lstm_float step on a float32
         [B, I] tensor and no states or two 2-d float32 ones, as LSTM's
         _plain_float_call takes a sequence; else None."""
-        if not self._has_input_qparams:
-            return None
-        scale, zero_point = self._input_qparams
-        return _C.plain_float_lstm(input, hx, scale, zero_point, self._packed, self.input_size,
-                                   self.hidden_size, 1, False, False, 0, True)
+        return self._plain_op_call(input, hx, True)
 
     def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
                 ) -> Tuple[Tensor, Tensor]:

@@ -428,12 +428,17 @@ class LSTM(torch.nn.Module):
         subclass), observed input qparams, and no states or a tuple of two 3-d
         float32 tensors, outside a torch function mode and a JIT trace. Anything
         else takes forward's checked path."""
+        return self._plain_op_call(input, hx, False)
+
+    @torch.jit.unused
+    def _plain_op_call(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]], one_step: bool):
+        # qlstm._C.plain_float_lstm with this module's op arguments; one_step: LSTMCell's [B, *] step.
         if not self._has_input_qparams:
             return None
         scale, zero_point = self._input_qparams
         return _C.plain_float_lstm(input, hx, scale, zero_point, self._packed, self.input_size,
                                    self.hidden_size, self.num_layers, self.bidirectional,
-                                   self.batch_first, self.proj_size, False)
+                                   self.batch_first, self.proj_size, one_step)
 
     def _check_accurate_types(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]]) -> None:
         # The accurate mode's op takes float32 only: a quint8 input or state has no place in it.
