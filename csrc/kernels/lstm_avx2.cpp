@@ -34,6 +34,7 @@ struct DotAvx2Narrow : TwoHalves256 {
   static constexpr bool kNegatesWeights = false;
   // 2 * 128 * -128 = -32768 is the int16 minimum; 129 against two -128 weights is not.
   static constexpr uint8_t kMaxActivation = 128;
+  static constexpr int kGemvSplits = 1;
 
   static Act act(uint32_t four_bytes) {
     return Act{_mm256_set1_epi32(static_cast<int>(four_bytes))};
@@ -57,6 +58,11 @@ struct DotAvx2 : TwoHalves256 {
   // 3 rows x 2 accumulators + 2 weights + 2 activations + 2 constants + 2
   // temporaries of the 16 registers (4 rows spill).
   static constexpr int kGemmRows = 3;
+  static constexpr int kGemmPanels = 1;
+  // A single row: 2 panels. The products do not wait on the accumulators,
+  // and vpaddd adds in a cycle, so one accumulator per panel keeps up.
+  static constexpr int kGemvPanels = 2;
+  static constexpr int kGemvSplits = 1;
 
   static Act act(uint32_t four_bytes) {
     const __m256i centered = _mm256_xor_si256(_mm256_set1_epi32(static_cast<int>(four_bytes)),

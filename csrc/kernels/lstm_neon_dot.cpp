@@ -26,6 +26,9 @@ struct DotNeonDot : NeonEpilogue {
   using Act = int8x16_t;
   // 4 rows x 4 accumulators + 4 weights + 4 activations of the 32 registers.
   static constexpr int kGemmRows = 4;
+  static constexpr int kGemmPanels = 1;
+  static constexpr int kGemvPanels = 2;
+  static constexpr int kGemvSplits = 1;
 
   static W load(const int8_t* w) {
     const int8x16x4_t v = vld1q_s8_x4(w);

@@ -10,10 +10,19 @@
 //                      4 activation bytes prepared for the multiply
 //   Sums               the panel's 16 finished int32 sums
 //   kGemmRows          activation rows per register tile
+//   kGemmPanels        panels per pass for a tile of rows (a divisor of 4)
+//   kGemvPanels        panels per pass for a single activation row (a divisor
+//                      of 4, the panels of a unit block)
+//   kGemvSplits        accumulators per panel for a single row, each summing
+//                      every kGemvSplits-th group of 4 k: a multiply that adds
+//                      into its accumulator (vpdpbusd) waits for the previous
+//                      one, so one row needs kGemvPanels * kGemvSplits chains
+//                      to cover its latency
 //   kCentered          whether it sums (x - 128) * w instead of x * w
 //   kNegatesWeights    whether a centered sum negates weights as int8 does, so
 //                      that -128 weights need min_weight_corrections
 //   load(w), zero(), act(bytes), madd(acc, act, w), finish(acc, &sums)
+//   add(acc, acc)      (only with kGemvSplits > 1) the sum of two accumulators
 //   add_colsum128(sums, colsum), add16(sums, int32[16])
 //   Narrow (optional)  a cheaper policy with the same W, Acc and Sums that is
 //                      exact only when every activation byte of the rows is
@@ -81,9 +90,11 @@ bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix f
 }
 
 // The int32 sums of R activation rows against P consecutive panels (each
-// panel_bytes long). Several panels per pass give a single row (a GEMV)
-// enough independent work.
-template <class Dot, int R, int P>
+// panel_bytes long), with S accumulators per row and panel over interleaved
+// groups of 4 k, added at the end (int32 sums wrap the same in any order).
+// Several panels per pass, and several accumulators per panel, give a single
+// row (a GEMV) enough independent work.
+template <class Dot, int R, int P, int S = 1>
 void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* panels,
                 int64_t panel_bytes, const PanelFix fix[P], typename Dot::Sums out[R][P]) {
   alignas(64) int32_t corr[R][P][kPanelRows] = {};
@@ -91,25 +102,35 @@ void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* pan
   if constexpr (Dot::kNegatesWeights) {
     any_corr = min_weight_corrections<R, P>(x, x_stride, fix, corr);
   }
-  typename Dot::Acc acc[R][P];
-  for (int r = 0; r < R; ++r) {
-    for (int p = 0; p < P; ++p) acc[r][p] = Dot::zero();
+  typename Dot::Acc acc[S][R][P];
+  for (int s = 0; s < S; ++s) {
+    for (int r = 0; r < R; ++r) {
+      for (int p = 0; p < P; ++p) acc[s][r][p] = Dot::zero();
+    }
   }
-  auto step = [&](int64_t g, const uint32_t* v) {
+  auto step = [&](int64_t g, const uint32_t* v, typename Dot::Acc (&a)[R][P]) {
     typename Dot::W w[P];
     for (int p = 0; p < P; ++p) {
       w[p] = Dot::load(panels + p * panel_bytes + g * kPanelRows * kKGroup);
     }
     for (int r = 0; r < R; ++r) {
-      const typename Dot::Act a = Dot::act(v[r]);
-      for (int p = 0; p < P; ++p) Dot::madd(acc[r][p], a, w[p]);
+      const typename Dot::Act act = Dot::act(v[r]);
+      for (int p = 0; p < P; ++p) Dot::madd(a[r][p], act, w[p]);
     }
   };
-  const int64_t full = K / kKGroup;
-  for (int64_t g = 0; g < full; ++g) {
+  auto group = [&](int64_t g, typename Dot::Acc (&a)[R][P]) {
     uint32_t v[R];
     for (int r = 0; r < R; ++r) std::memcpy(&v[r], x + r * x_stride + g * kKGroup, sizeof(v[r]));
-    step(g, v);
+    step(g, v, a);
+  };
+  const int64_t full = K / kKGroup;
+  int64_t g = 0;
+  for (; g + S <= full; g += S) {
+    for (int s = 0; s < S; ++s) group(g + s, acc[s]);
+  }
+  // Constant trip counts only: an accumulator indexed at run time lives in memory.
+  for (int s = 0; s < S; ++s) {
+    if (g + s < full) group(g + s, acc[s]);
   }
   if (const int64_t tail = K % kKGroup) {
     // The packed weights past K are zero; the activations past K may not be
@@ -118,11 +139,14 @@ void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* pan
     for (int r = 0; r < R; ++r) {
       std::memcpy(&v[r], x + r * x_stride + full * kKGroup, static_cast<size_t>(tail));
     }
-    step(full, v);
+    step(full, v, acc[S - 1]);
   }
   for (int r = 0; r < R; ++r) {
     for (int p = 0; p < P; ++p) {
-      Dot::finish(acc[r][p], &out[r][p]);
+      if constexpr (S > 1) {
+        for (int s = 1; s < S; ++s) Dot::add(acc[0][r][p], acc[s][r][p]);
+      }
+      Dot::finish(acc[0][r][p], &out[r][p]);
       if constexpr (Dot::kCentered) Dot::add_colsum128(out[r][p], fix[p].colsum);
       if constexpr (Dot::kNegatesWeights) {
         if (any_corr) Dot::add16(out[r][p], corr[r][p]);
@@ -152,6 +176,11 @@ bool narrow_rows(const uint8_t* x, int64_t x_stride, int64_t K) {
   }
 }
 
+// Accumulators per panel: a policy's kGemvSplits for a single row, one when a
+// tile of rows already gives the loop its independent work.
+template <class Dot, int R>
+inline constexpr int kSplits = R == 1 ? Dot::kGemvSplits : 1;
+
 // panels_dot with Dot's Narrow form when `narrow` (narrow_rows) says it is exact.
 template <class Dot, int R, int P>
 void panels_dot_best(bool narrow, const uint8_t* x, int64_t x_stride, int64_t K,
@@ -161,17 +190,18 @@ void panels_dot_best(bool narrow, const uint8_t* x, int64_t x_stride, int64_t K,
     static_assert(std::is_same_v<typename Dot::Sums, typename Dot::Narrow::Sums>,
                   "a Narrow form gives the same sums");
     if (narrow) {
-      panels_dot<typename Dot::Narrow, R, P>(x, x_stride, K, panels, panel_bytes, fix, out);
+      using Narrow = typename Dot::Narrow;
+      panels_dot<Narrow, R, P, kSplits<Narrow, R>>(x, x_stride, K, panels, panel_bytes, fix, out);
       return;
     }
   }
-  panels_dot<Dot, R, P>(x, x_stride, K, panels, panel_bytes, fix, out);
+  panels_dot<Dot, R, P, kSplits<Dot, R>>(x, x_stride, K, panels, panel_bytes, fix, out);
 }
 
-// Panels per pass: two for a single row, one when a tile of rows already
-// gives the loop its independent work (and more would spill registers).
-template <int R>
-inline constexpr int kPanelsPerPass = R == 1 ? 2 : 1;
+// Panels per pass: a policy's kGemvPanels for a single row, its kGemmPanels
+// for a tile of rows.
+template <class Dot, int R>
+inline constexpr int kPanelsPerPass = R == 1 ? Dot::kGemvPanels : Dot::kGemmPanels;
 
 template <class Dot, int R, int P, class Out>
 void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
@@ -194,7 +224,7 @@ template <class Dot, int R, class Out>
 void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
                   int64_t panel_begin, int64_t panel_end, Out* out) {
   const int64_t K = m.K;
-  constexpr int P = kPanelsPerPass<R>;
+  constexpr int P = kPanelsPerPass<Dot, R>;
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
   const bool narrow = narrow_rows<Dot, R>(x + row * K, K, K);
@@ -256,7 +286,7 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(h + (b + i) * K, K) : 0;
   const bool narrow = narrow_rows<Dot, R>(h + b * K, K, K);
-  constexpr int P = kPanelsPerPass<R>;
+  constexpr int P = kPanelsPerPass<Dot, R>;
   for (int g = 0; g < 4; g += P) {
     const int64_t panel = 4 * block + g;
     PanelFix fix[P];

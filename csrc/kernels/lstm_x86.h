@@ -1,7 +1,9 @@
-// The x86 vector parts of the tiled kernels (lstm_tiled.h): 8-lane float
+// The x86 vector parts of the tiled kernels (lstm_tiled.h): float
 // requantization, the fused cell epilogue with table gathers, and the sums of
-// a panel held as two 256-bit registers. Each x86 ISA file includes this
-// between its own target pragmas and supplies the multiply of its Dot policy.
+// a panel as registers of 8 or 16 int32 lanes. Written once over a Lanes type
+// (Lanes256 here, Lanes512 in lstm_x86_512.h), so that every x86 set runs the
+// same operations per lane. Each x86 ISA file includes this between its own
+// target pragmas and supplies the multiply of its Dot policy.
 #pragma once
 
 #include <immintrin.h>
@@ -11,178 +13,225 @@
 namespace qlstm {
 namespace {
 
-// quantize_value on 8 lanes: an integer-valued float in [0, 255].
-inline __m256 quantize8(__m256 x, __m256 inv_scale, __m256 zero_point) {
-  const __m256 r = _mm256_round_ps(_mm256_mul_ps(x, inv_scale),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+// 8 float or int32 lanes (AVX2): the operations the generic parts below use.
+struct Lanes256 {
+  using F = __m256;
+  using I = __m256i;
+  static constexpr int kLanes = 8;
+
+  static F set1(float v) { return _mm256_set1_ps(v); }
+  static I set1(int32_t v) { return _mm256_set1_epi32(v); }
+  static F zero() { return _mm256_setzero_ps(); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static I load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  // kLanes int8 or uint8 values widened to int32.
+  static I widen(const int8_t* p) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I widen(const uint8_t* p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  // Integer-valued floats in [0, 255] to kLanes bytes.
+  static void store_bytes(F v, uint8_t* p) {
+    const __m256i i = _mm256_cvtps_epi32(v);
+    const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
+  }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F min(F a, F b) { return _mm256_min_ps(a, b); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F round(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+  static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static I mullo(I a, I b) { return _mm256_mullo_epi32(a, b); }
+  static I times128(I a) { return _mm256_slli_epi32(a, 7); }
+  static F to_float(I a) { return _mm256_cvtepi32_ps(a); }
+  static I to_int(F a) { return _mm256_cvtps_epi32(a); }
+  static I gather(const int32_t* table, I index) { return _mm256_i32gather_epi32(table, index, 4); }
+};
+
+// quantize_value on every lane: an integer-valued float in [0, 255].
+template <class L>
+inline typename L::F quantize(typename L::F x, typename L::F inv_scale, typename L::F zero_point) {
+  const typename L::F r = L::round(L::mul(x, inv_scale));
   // max first: a NaN becomes 0, as fmax(NaN, 0) does in the reference.
-  return _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, zero_point), _mm256_setzero_ps()),
-                       _mm256_set1_ps(255.0f));
+  return L::min(L::max(L::add(r, zero_point), L::zero()), L::set1(255.0f));
 }
 
-inline __m256 dequantize8(__m256 q, DequantConstants d) {
-  return _mm256_fmadd_ps(q, _mm256_set1_ps(d.scale), _mm256_set1_ps(d.offset));
-}
-inline __m256 dequantize8(__m256 q, QParams qp) { return dequantize8(q, dequant_constants(qp)); }
-
-inline __m256 quantize8(__m256 x, float inv_scale, int32_t zero_point) {
-  return quantize8(x, _mm256_set1_ps(inv_scale), _mm256_set1_ps(static_cast<float>(zero_point)));
+template <class L>
+inline typename L::F quantize(typename L::F x, float inv_scale, int32_t zero_point) {
+  return quantize<L>(x, L::set1(inv_scale), L::set1(static_cast<float>(zero_point)));
 }
 
-inline __m256 load_bytes8(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+template <class L>
+inline typename L::F dequantize(typename L::F q, DequantConstants d) {
+  return L::fmadd(q, L::set1(d.scale), L::set1(d.offset));
+}
+template <class L>
+inline typename L::F dequantize(typename L::F q, QParams qp) {
+  return dequantize<L>(q, dequant_constants(qp));
 }
 
-inline void store_bytes8(__m256 v, uint8_t* p) {
-  const __m256i i = _mm256_cvtps_epi32(v);
-  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
+template <class L>
+inline typename L::F load_bytes(const uint8_t* p) {
+  return L::to_float(L::widen(p));
 }
 
 // float(raw) + bias_term of FBGEMM's requantization for packed rows
-// [n, n + 8), raw = acc + offset - w_zp * row_sum.
-inline __m256 linear_sum8(__m256i acc, const LinearRequant& r, const int8_t* w_zp, int64_t n,
-                          int32_t x_row_sum) {
-  __m256i raw = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.offset + n)));
-  if (x_row_sum != 0) {
-    const __m256i zp = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w_zp + n)));
-    raw = _mm256_sub_epi32(raw, _mm256_mullo_epi32(zp, _mm256_set1_epi32(x_row_sum)));
-  }
-  return _mm256_add_ps(_mm256_cvtepi32_ps(raw), _mm256_loadu_ps(r.bias_term + n));
+// [n, n + kLanes), raw = acc + offset - w_zp * row_sum.
+template <class L>
+inline typename L::F linear_sum(typename L::I acc, const LinearRequant& r, const int8_t* w_zp,
+                                int64_t n, int32_t x_row_sum) {
+  typename L::I raw = L::add(acc, L::load(r.offset + n));
+  if (x_row_sum != 0) raw = L::sub(raw, L::mullo(L::widen(w_zp + n), L::set1(x_row_sum)));
+  return L::add(L::to_float(raw), L::load(r.bias_term + n));
 }
 
 // Requantized outputs of those rows: FBGEMM's (float(raw) + bias_term) * multiplier, rounded.
-inline __m256 linear_output8(__m256i acc, const LinearRequant& r, const int8_t* w_zp,
-                             int64_t n, int32_t x_row_sum) {
-  return quantize8(linear_sum8(acc, r, w_zp, n, x_row_sum), _mm256_loadu_ps(r.multiplier + n),
-                   _mm256_set1_ps(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
+template <class L>
+inline typename L::F linear_output(typename L::I acc, const LinearRequant& r, const int8_t* w_zp,
+                                   int64_t n, int32_t x_row_sum) {
+  return quantize<L>(linear_sum<L>(acc, r, w_zp, n, x_row_sum), L::load(r.multiplier + n),
+                     L::set1(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
 }
 
 // The same unrounded: the accurate mode's float linear.
-inline __m256 linear_float8(__m256i acc, const LinearRequant& r, const int8_t* w_zp, int64_t n,
-                            int32_t x_row_sum) {
-  return _mm256_mul_ps(linear_sum8(acc, r, w_zp, n, x_row_sum), _mm256_loadu_ps(r.multiplier + n));
+template <class L>
+inline typename L::F linear_float(typename L::I acc, const LinearRequant& r, const int8_t* w_zp,
+                                  int64_t n, int32_t x_row_sum) {
+  return L::mul(linear_sum<L>(acc, r, w_zp, n, x_row_sum), L::load(r.multiplier + n));
 }
 
-// float_cell.h's clamp on 8 lanes: max returns its second operand, lo, when
-// a lane is NaN, as the scalar reference does.
-inline __m256 clamp8(__m256 v, float lo, float hi) {
-  return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
-}
+// float_cell.h's clamp on every lane: max returns its second operand, lo,
+// when a lane is NaN, as the scalar reference does.
+template <class L>
+struct ClampLanes {
+  typename L::F operator()(typename L::F v, float lo, float hi) const {
+    return L::min(L::max(v, L::set1(lo)), L::set1(hi));
+  }
+};
 
-// The fused element-wise part of a step for N groups of 8 hidden units of one
-// batch row, group j at units 8 j. hg[j]: the requantized hgates of each gate;
-// ig: igates at the units' gate-i row. A group is one long chain of
+// The fused element-wise part of a step for N groups of kLanes hidden units of
+// one batch row, group j at units kLanes j. hg[j]: the requantized hgates of
+// each gate; ig: igates at the units' gate-i row. A group is one long chain of
 // conversions and table gathers; the groups go through it stage by stage, so
 // that the core overlaps their latencies instead of waiting out each chain.
-template <int N>
-inline void epilogue8(const EpilogueParams& e, const __m256 (&hg)[N][4], const uint8_t* ig,
-                      const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
+template <class L, int N>
+inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][4],
+                          const uint8_t* ig, const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
+  using F = typename L::F;
+  using I = typename L::I;
+  constexpr int kLanes = L::kLanes;
   const CellQParams& q = e.p.q;
   const CellConstants& cc = e.cc;
   const StepMultipliers& m = e.m;
-  __m256i gate[N][4];
+  I gate[N][4];
   for (int g = 0; g < 4; ++g) {
     const DequantConstants ig_d = cc.igates[g], hg_d = cc.hgates[g];
-    const __m256 inv = _mm256_set1_ps(cc.inv_gates[g]), zp = _mm256_set1_ps(cc.gates_zero_point[g]);
+    const F inv = L::set1(cc.inv_gates[g]), zp = L::set1(cc.gates_zero_point[g]);
     for (int j = 0; j < N; ++j) {
-      const __m256 sum = _mm256_add_ps(dequantize8(load_bytes8(ig + g * kUnitBlock + 8 * j), ig_d),
-                                       dequantize8(hg[j][g], hg_d));
-      gate[j][g] = _mm256_cvtps_epi32(quantize8(sum, inv, zp));
+      const F sum = L::add(dequantize<L>(load_bytes<L>(ig + g * kUnitBlock + kLanes * j), ig_d),
+                           dequantize<L>(hg[j][g], hg_d));
+      gate[j][g] = L::to_int(quantize<L>(sum, inv, zp));
     }
   }
-  const __m256i tz = _mm256_set1_epi32(kTanhQParams.zero_point);
-  const __m256i c_zp = _mm256_set1_epi32(e.c_prev.zero_point);
-  __m256 c_new[N];
-  __m256i o[N];
+  const I tz = L::set1(kTanhQParams.zero_point);
+  const I c_zp = L::set1(e.c_prev.zero_point);
+  F c_new[N];
+  I o[N];
   for (int j = 0; j < N; ++j) {
-    const __m256i i = _mm256_i32gather_epi32(cc.gates[kInputGate], gate[j][kInputGate], 4);
-    const __m256i f = _mm256_i32gather_epi32(cc.gates[kForgetGate], gate[j][kForgetGate], 4);
-    const __m256i gg = _mm256_i32gather_epi32(cc.gates[kCellGate], gate[j][kCellGate], 4);
-    o[j] = _mm256_i32gather_epi32(cc.gates[kOutputGate], gate[j][kOutputGate], 4);
-    const __m256i c_centered = _mm256_sub_epi32(_mm256_cvtps_epi32(load_bytes8(c + 8 * j)), c_zp);
+    const I i = L::gather(cc.gates[kInputGate], gate[j][kInputGate]);
+    const I f = L::gather(cc.gates[kForgetGate], gate[j][kForgetGate]);
+    const I gg = L::gather(cc.gates[kCellGate], gate[j][kCellGate]);
+    o[j] = L::gather(cc.gates[kOutputGate], gate[j][kOutputGate]);
+    const I c_centered = L::sub(L::widen(c + kLanes * j), c_zp);
     // Products of two bytes are exact in float.
-    const __m256 fc = quantize8(_mm256_cvtepi32_ps(_mm256_mullo_epi32(f, c_centered)),
-                                m.fgate_cx, q.fgate_cx.zero_point);
-    const __m256 igc = quantize8(
-        _mm256_cvtepi32_ps(_mm256_mullo_epi32(i, _mm256_sub_epi32(gg, tz))), m.igate_cgate,
-        q.igate_cgate.zero_point);
-    c_new[j] = quantize8(
-        _mm256_add_ps(dequantize8(fc, q.fgate_cx), dequantize8(igc, q.igate_cgate)), m.inv_cell,
+    const F fc = quantize<L>(L::to_float(L::mullo(f, c_centered)), m.fgate_cx, q.fgate_cx.zero_point);
+    const F igc = quantize<L>(L::to_float(L::mullo(i, L::sub(gg, tz))), m.igate_cgate,
+                              q.igate_cgate.zero_point);
+    c_new[j] = quantize<L>(
+        L::add(dequantize<L>(fc, q.fgate_cx), dequantize<L>(igc, q.igate_cgate)), m.inv_cell,
         q.cell.zero_point);
   }
   for (int j = 0; j < N; ++j) {
-    const __m256i tc = _mm256_i32gather_epi32(cc.tanh_cell, _mm256_cvtps_epi32(c_new[j]), 4);
-    const __m256 h = quantize8(
-        _mm256_cvtepi32_ps(_mm256_mullo_epi32(o[j], _mm256_sub_epi32(tc, tz))), m.hidden,
-        q.hidden.zero_point);
-    store_bytes8(c_new[j], c_next + 8 * j);
-    store_bytes8(h, h_next + 8 * j);
+    const I tc = L::gather(cc.tanh_cell, L::to_int(c_new[j]));
+    const F h = quantize<L>(L::to_float(L::mullo(o[j], L::sub(tc, tz))), m.hidden,
+                            q.hidden.zero_point);
+    L::store_bytes(c_new[j], c_next + kLanes * j);
+    L::store_bytes(h, h_next + kLanes * j);
   }
 }
 
-// The x86 part of every x86 Dot policy: a panel's sums as two registers,
-// rows 0-7 and 8-15, the 8-lane epilogue, and quantize.h's conversions.
+// The x86 part of every x86 Dot policy: a panel's sums as kParts registers of
+// L::kLanes rows, the epilogue on those lanes, and quantize.h's conversions.
+template <class L>
 struct X86Epilogue {
+  static constexpr int kParts = kPanelRows / L::kLanes;
+
   static void quantize_bytes(const float* x, int64_t n, QParams q, uint8_t* out) {
     const float inv = 1.0f / q.scale;
-    const __m256 inv8 = _mm256_set1_ps(inv), zp8 = _mm256_set1_ps(static_cast<float>(q.zero_point));
+    const typename L::F inv_l = L::set1(inv), zp_l = L::set1(static_cast<float>(q.zero_point));
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) store_bytes8(quantize8(_mm256_loadu_ps(x + i), inv8, zp8), out + i);
+    for (; i + L::kLanes <= n; i += L::kLanes) {
+      L::store_bytes(quantize<L>(L::load(x + i), inv_l, zp_l), out + i);
+    }
     for (; i < n; ++i) out[i] = quantize_value(x[i], inv, q.zero_point);
   }
   static void dequantize_bytes(const uint8_t* x, int64_t n, QParams q, float* out) {
-    const __m256i zp8 = _mm256_set1_epi32(q.zero_point);
-    const __m256 scale8 = _mm256_set1_ps(q.scale);
+    const typename L::I zp_l = L::set1(q.zero_point);
+    const typename L::F scale_l = L::set1(q.scale);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i)));
-      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, zp8)), scale8));
+    for (; i + L::kLanes <= n; i += L::kLanes) {
+      L::store(out + i, L::mul(L::to_float(L::sub(L::widen(x + i), zp_l)), scale_l));
     }
     dequantize(x + i, n - i, q, out + i);
   }
 
   struct Sums {
-    __m256i q[2];
+    typename L::I q[kParts];
   };
-  // Requantized hgates of a unit block: [half][gate], 8 units each.
+  // Requantized hgates of a unit block: [part][gate], kLanes units each.
   struct BlockGates {
-    __m256 q[2][4];
+    typename L::F q[kParts][4];
   };
   static void add_colsum128(Sums& s, const int32_t* colsum) {
-    for (int half = 0; half < 2; ++half) {
-      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum + 8 * half));
-      s.q[half] = _mm256_add_epi32(s.q[half], _mm256_slli_epi32(c, 7));
+    for (int part = 0; part < kParts; ++part) {
+      const typename L::I c = L::load(colsum + L::kLanes * part);
+      s.q[part] = L::add(s.q[part], L::times128(c));
     }
   }
   static void add16(Sums& s, const int32_t* v) {
-    for (int half = 0; half < 2; ++half) {
-      s.q[half] = _mm256_add_epi32(
-          s.q[half], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 8 * half)));
+    for (int part = 0; part < kParts; ++part) {
+      s.q[part] = L::add(s.q[part], L::load(v + L::kLanes * part));
     }
   }
   static void store_outputs(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
                             int32_t x_row_sum, uint8_t* dst) {
-    for (int half = 0; half < 2; ++half) {
-      store_bytes8(linear_output8(s.q[half], r, w_zp, n + 8 * half, x_row_sum), dst + 8 * half);
+    for (int part = 0; part < kParts; ++part) {
+      const int64_t at = L::kLanes * part;
+      L::store_bytes(linear_output<L>(s.q[part], r, w_zp, n + at, x_row_sum), dst + at);
     }
   }
   static void requant_gate(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
                            int32_t x_row_sum, int gate, BlockGates* out) {
-    for (int half = 0; half < 2; ++half) {
-      out->q[half][gate] = linear_output8(s.q[half], r, w_zp, n + 8 * half, x_row_sum);
+    for (int part = 0; part < kParts; ++part) {
+      out->q[part][gate] = linear_output<L>(s.q[part], r, w_zp, n + L::kLanes * part, x_row_sum);
     }
   }
   static void store_outputs(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
                             int32_t x_row_sum, float* dst) {
-    for (int half = 0; half < 2; ++half) {
-      _mm256_storeu_ps(dst + 8 * half, linear_float8(s.q[half], r, w_zp, n + 8 * half, x_row_sum));
+    for (int part = 0; part < kParts; ++part) {
+      const int64_t at = L::kLanes * part;
+      L::store(dst + at, linear_float<L>(s.q[part], r, w_zp, n + at, x_row_sum));
     }
   }
   static void float_gate(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
                          int32_t x_row_sum, int gate, BlockGates* out) {
-    for (int half = 0; half < 2; ++half) {
-      out->q[half][gate] = linear_float8(s.q[half], r, w_zp, n + 8 * half, x_row_sum);
+    for (int part = 0; part < kParts; ++part) {
+      out->q[part][gate] = linear_float<L>(s.q[part], r, w_zp, n + L::kLanes * part, x_row_sum);
     }
   }
   // The accurate mode's cell for the 16 units of a row: hg the float hgates,
@@ -191,29 +240,27 @@ struct X86Epilogue {
   static void float_epilogue(const BlockGates& hg, const float* ig, const float* c,
                              float h_inv_scale, float h_zero_point, float* h_next,
                              uint8_t* h_next_bytes, float* c_next) {
-    const __m256 inv = _mm256_set1_ps(h_inv_scale), zp = _mm256_set1_ps(h_zero_point);
-    for (int half = 0; half < 2; ++half) {
-      const int64_t u = 8 * half;
-      __m256 pre[4];
-      for (int g = 0; g < 4; ++g) {
-        pre[g] = _mm256_add_ps(_mm256_loadu_ps(ig + g * kUnitBlock + u), hg.q[half][g]);
-      }
-      __m256 c_new, h;
-      float_cell_update(pre, _mm256_loadu_ps(c + u), clamp8, &c_new, &h);
-      _mm256_storeu_ps(c_next + u, c_new);
-      _mm256_storeu_ps(h_next + u, h);
-      store_bytes8(quantize8(h, inv, zp), h_next_bytes + u);
+    const typename L::F inv = L::set1(h_inv_scale), zp = L::set1(h_zero_point);
+    for (int part = 0; part < kParts; ++part) {
+      const int64_t u = L::kLanes * part;
+      typename L::F pre[4];
+      for (int g = 0; g < 4; ++g) pre[g] = L::add(L::load(ig + g * kUnitBlock + u), hg.q[part][g]);
+      typename L::F c_new, h;
+      float_cell_update(pre, L::load(c + u), ClampLanes<L>{}, &c_new, &h);
+      L::store(c_next + u, c_new);
+      L::store(h_next + u, h);
+      L::store_bytes(quantize<L>(h, inv, zp), h_next_bytes + u);
     }
   }
   static void epilogue(const EpilogueParams& e, const BlockGates& g, const uint8_t* ig,
                        const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
-    epilogue8<2>(e, g.q, ig, c, h_next, c_next);
+    cell_epilogue<L, kParts>(e, g.q, ig, c, h_next, c_next);
   }
 };
 
 // The parts of a 256-bit Dot policy that hold a panel as two registers,
 // one row's 4 k per 32-bit lane.
-struct TwoHalves256 : X86Epilogue {
+struct TwoHalves256 : X86Epilogue<Lanes256> {
   struct W {
     __m256i q[2];
   };
