@@ -2,7 +2,8 @@
 
 At import the best set this CPU supports is chosen, unless the ``QLSTM_ISA``
 environment variable names one: ``scalar`` anywhere; ``avx2``, ``avx_vnni``,
-``avx512_vnni`` on x86-64; ``neon``, ``neon_dot`` on aarch64. Every set gives
+``avx512_vnni``, ``avx512_vnni_vbmi`` on x86-64; ``neon``, ``neon_dot`` on
+aarch64. Every set gives
 bit-identical results.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ from helpers import pack, random_bytes, random_model
 
 # The vector sets of this machine's architecture (a CPU without some of them skips those).
 ALL_ISAS = ["neon", "neon_dot"] if platform.machine() in ("aarch64", "arm64") else [
-    "avx2", "avx_vnni", "avx512_vnni"]
+    "avx2", "avx_vnni", "avx512_vnni", "avx512_vnni_vbmi"]
 
 
 def runnable(name):

@@ -14,6 +14,7 @@ namespace qlstm {
 const KernelSet& avx2_kernels();
 const KernelSet& avx_vnni_kernels();
 const KernelSet& avx512_vnni_kernels();
+const KernelSet& avx512_vnni_vbmi_kernels();
 #elif defined(__aarch64__)
 const KernelSet& neon_kernels();
 const KernelSet& neon_dot_kernels();
@@ -28,6 +29,7 @@ constexpr IsaInfo kIsaNames[] = {{Isa::kScalar, "scalar"},
                                  {Isa::kAvx2, "avx2"},
                                  {Isa::kAvxVnni, "avx_vnni"},
                                  {Isa::kAvx512Vnni, "avx512_vnni"},
+                                 {Isa::kAvx512VnniVbmi, "avx512_vnni_vbmi"},
                                  {Isa::kNeon, "neon"},
                                  {Isa::kNeonDot, "neon_dot"}};
 }  // namespace
@@ -60,6 +62,8 @@ const KernelSet* kernels_for(Isa isa) {
       return &avx_vnni_kernels();
     case Isa::kAvx512Vnni:
       return &avx512_vnni_kernels();
+    case Isa::kAvx512VnniVbmi:
+      return &avx512_vnni_vbmi_kernels();
 #elif defined(__aarch64__)
     case Isa::kNeon:
       return &neon_kernels();
@@ -76,6 +80,9 @@ bool cpu_supports(Isa isa) {
   // libgcc's feature bits also require the OS to save the wider registers.
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512_vnni = avx2 && __builtin_cpu_supports("avx512f") &&
+                           __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   switch (isa) {
     case Isa::kScalar:
       return true;
@@ -84,8 +91,9 @@ bool cpu_supports(Isa isa) {
     case Isa::kAvxVnni:
       return avx2 && __builtin_cpu_supports("avxvnni");
     case Isa::kAvx512Vnni:
-      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+      return avx512_vnni;
+    case Isa::kAvx512VnniVbmi:
+      return avx512_vnni && __builtin_cpu_supports("avx512vbmi");
     default:
       return false;
   }

@@ -14,6 +14,10 @@ struct StepState {
   const uint8_t* h;  // [B][p.h_size()]
   const uint8_t* c;  // [B][H]
   QParams c_qparams;
+  // Walk the unit blocks from the last: successive steps of a time loop
+  // alternate, so that a step starts on the weights the previous one read
+  // last, which are still in cache when W_hh is about the cache's size.
+  bool descending = false;
 };
 
 // State of one step of a layer in the accurate mode (float cell): h as the
@@ -21,6 +25,7 @@ struct StepState {
 struct FloatStepState {
   const uint8_t* h;  // [B][p.hh.K]
   const float* c;    // [B][H]
+  bool descending = false;  // as StepState's
 };
 
 // The kernels of one instruction set. Work is split over rows (timesteps x
@@ -60,7 +65,7 @@ struct KernelSet {
   void (*dequantize)(const uint8_t* x, int64_t n, QParams q, float* out);
 };
 
-enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni, kNeon, kNeonDot };
+enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni, kAvx512VnniVbmi, kNeon, kNeonDot };
 
 const KernelSet& scalar_kernels();
 // The kernels of `isa`, or nullptr when this build has none for it.
@@ -68,11 +73,12 @@ const KernelSet* kernels_for(Isa isa);
 // Whether this CPU (and OS) can run `isa`'s kernels.
 bool cpu_supports(Isa isa);
 const char* isa_name(Isa isa);
-// Parses "scalar", "avx2", "avx_vnni", "avx512_vnni", "neon", "neon_dot";
+// Parses "scalar", "avx2", "avx_vnni", "avx512_vnni", "avx512_vnni_vbmi", "neon", "neon_dot";
 // returns false for an unknown name.
 bool parse_isa(const char* name, Isa* out);
 // All ISAs in order of preference within an architecture, best last.
 inline constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni,
+                                   Isa::kAvx512VnniVbmi,
                                    Isa::kNeon, Isa::kNeonDot};
 // The best ISA this CPU can run that this build has kernels for.
 Isa best_isa();

@@ -287,7 +287,7 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
     const int64_t t = reverse ? T - 1 - s : s;
     // The sequences with a step t are the first bt: the others keep their state.
     const int64_t bt = steps.at(t);
-    const StepState state{res.h.data(), res.c.data(), res.c_q};
+    const StepState state{res.h.data(), res.c.data(), res.c_q, s % 2 == 1};
     run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.at(t), state, bt,
              projection ? hidden.data() : h_next.data(), c_next.data(), par);
     if (projection) projection->run(k, hidden.data(), bt, h_next.data(), par);
@@ -335,7 +335,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
     const int64_t t = reverse ? T - 1 - s : s;
     const int64_t bt = steps.at(t);
     const float* ig = igates.at(t);
-    const FloatStepState state{h_bytes.data(), res.c.data()};
+    const FloatStepState state{h_bytes.data(), res.c.data(), s % 2 == 1};
     parallel_grid(bt, /*row_chunk=*/8, padded_hidden(H) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
                   [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
                     k.lstm_step_float(p, s == 0 && hh0 ? hh0->r : hh.r, h_q, ig, state, b0, b1,

@@ -328,11 +328,14 @@ void step_tile(int64_t rows, const PackedLayer& p, const LinearRequant& hh, cons
 }
 
 // Batch tiles inner: a block's weights are read from memory once per step and
-// stay in cache while every tile of the batch passes.
+// stay in cache while every tile of the batch passes. Blocks in ascending
+// order, or descending (StepState::descending).
 template <class Dot, class Cell>
 void step_blocks(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, int64_t b_begin,
-                 int64_t b_end, int64_t block_begin, int64_t block_end, const Cell& cell) {
-  for (int64_t block = block_begin; block < block_end; ++block) {
+                 int64_t b_end, int64_t block_begin, int64_t block_end, bool descending,
+                 const Cell& cell) {
+  for (int64_t i = block_begin; i < block_end; ++i) {
+    const int64_t block = descending ? block_begin + block_end - 1 - i : i;
     for (int64_t b = b_begin; b < b_end; b += Dot::kGemmRows) {
       step_tile<Dot>(b_end - b, p, hh, h, b, block, cell);
     }
@@ -409,7 +412,7 @@ void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellCo
                      const uint8_t* igates, const StepState& s, int64_t b_begin, int64_t b_end,
                      int64_t block_begin, int64_t block_end, uint8_t* h_next, uint8_t* c_next) {
   const EpilogueParams e{p, cc, step_multipliers(p.q, s.c_qparams), s.c_qparams};
-  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end,
+  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending,
                    ByteCell<Dot>{e, igates, s, h_next, c_next});
 }
 
@@ -418,7 +421,7 @@ void lstm_step_float_tiled(const PackedLayer& p, const LinearRequant& hh, QParam
                            const float* igates, const FloatStepState& s, int64_t b_begin,
                            int64_t b_end, int64_t block_begin, int64_t block_end, float* h_next,
                            uint8_t* h_next_bytes, float* c_next) {
-  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end,
+  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending,
                    FloatCell<Dot>{p, 1.0f / h_q.scale, static_cast<float>(h_q.zero_point),
                                   igates, s, h_next, h_next_bytes, c_next});
 }

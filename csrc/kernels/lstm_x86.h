@@ -1,5 +1,5 @@
 // The x86 vector parts of the tiled kernels (lstm_tiled.h): float
-// requantization, the fused cell epilogue with table gathers, and the sums of
+// requantization, the fused cell epilogue with table lookups, and the sums of
 // a panel as registers of 8 or 16 int32 lanes. Written once over a Lanes type
 // (Lanes256 here, Lanes512 in lstm_x86_512.h), so that every x86 set runs the
 // same operations per lane. Each x86 ISA file includes this between its own
@@ -50,7 +50,10 @@ struct Lanes256 {
   static I times128(I a) { return _mm256_slli_epi32(a, 7); }
   static F to_float(I a) { return _mm256_cvtepi32_ps(a); }
   static I to_int(F a) { return _mm256_cvtps_epi32(a); }
-  static I gather(const int32_t* table, I index) { return _mm256_i32gather_epi32(table, index, 4); }
+  // table[index] from the table widened to int32 or as bytes (CellConstants holds both).
+  static I lookup(const int32_t* table, const uint8_t*, I index) {
+    return _mm256_i32gather_epi32(table, index, 4);
+  }
 };
 
 // quantize_value on every lane: an integer-valued float in [0, 255].
@@ -117,7 +120,7 @@ struct ClampLanes {
 // The fused element-wise part of a step for N groups of kLanes hidden units of
 // one batch row, group j at units kLanes j. hg[j]: the requantized hgates of
 // each gate; ig: igates at the units' gate-i row. A group is one long chain of
-// conversions and table gathers; the groups go through it stage by stage, so
+// conversions and table lookups; the groups go through it stage by stage, so
 // that the core overlaps their latencies instead of waiting out each chain.
 template <class L, int N>
 inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][4],
@@ -143,10 +146,10 @@ inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][
   F c_new[N];
   I o[N];
   for (int j = 0; j < N; ++j) {
-    const I i = L::gather(cc.gates[kInputGate], gate[j][kInputGate]);
-    const I f = L::gather(cc.gates[kForgetGate], gate[j][kForgetGate]);
-    const I gg = L::gather(cc.gates[kCellGate], gate[j][kCellGate]);
-    o[j] = L::gather(cc.gates[kOutputGate], gate[j][kOutputGate]);
+    const I i = L::lookup(cc.gates[kInputGate], cc.gate_bytes[kInputGate], gate[j][kInputGate]);
+    const I f = L::lookup(cc.gates[kForgetGate], cc.gate_bytes[kForgetGate], gate[j][kForgetGate]);
+    const I gg = L::lookup(cc.gates[kCellGate], cc.gate_bytes[kCellGate], gate[j][kCellGate]);
+    o[j] = L::lookup(cc.gates[kOutputGate], cc.gate_bytes[kOutputGate], gate[j][kOutputGate]);
     const I c_centered = L::sub(L::widen(c + kLanes * j), c_zp);
     // Products of two bytes are exact in float.
     const F fc = quantize<L>(L::to_float(L::mullo(f, c_centered)), m.fgate_cx, q.fgate_cx.zero_point);
@@ -157,7 +160,7 @@ inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][
         q.cell.zero_point);
   }
   for (int j = 0; j < N; ++j) {
-    const I tc = L::gather(cc.tanh_cell, L::to_int(c_new[j]));
+    const I tc = L::lookup(cc.tanh_cell, cc.tanh_cell_bytes, L::to_int(c_new[j]));
     const F h = quantize<L>(L::to_float(L::mullo(o[j], L::sub(tc, tz))), m.hidden,
                             q.hidden.zero_point);
     L::store_bytes(c_new[j], c_next + kLanes * j);

@@ -1,6 +1,7 @@
-// 16 float or int32 lanes (AVX-512 F/BW/VL) for lstm_x86.h's generic parts: a
-// whole panel's 16 rows, or a unit block's 16 units, per register. Included by
-// the AVX-512 ISA file only, between its target pragmas.
+// The AVX-512 VNNI Dot policy and its 16 float or int32 lanes (AVX-512
+// F/BW/VL) for lstm_x86.h's generic parts: a whole panel's 16 rows, or a unit
+// block's 16 units, per register. Included by the two AVX-512 ISA files only,
+// between their target pragmas; they differ in the lanes' table lookups.
 #pragma once
 
 #include <immintrin.h>
@@ -50,7 +51,41 @@ struct Lanes512 {
   static I times128(I a) { return _mm512_slli_epi32(a, 7); }
   static F to_float(I a) { return _mm512_maskz_cvtepi32_ps(kAll, a); }
   static I to_int(F a) { return _mm512_maskz_cvtps_epi32(kAll, a); }
-  static I gather(const int32_t* table, I index) { return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), kAll, index, table, 4); }
+  static I lookup(const int32_t* table, const uint8_t*, I index) {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), kAll, index, table, 4);
+  }
+};
+
+// One 512-bit vpdpbusd multiplies a whole panel (16 rows x 4 k) by 4
+// broadcast activation bytes. L: Lanes512 or a type derived from it.
+template <class L>
+struct DotAvx512 : X86Epilogue<L> {
+  using Sums = typename X86Epilogue<L>::Sums;
+  using W = __m512i;
+  using Acc = __m512i;
+  using Act = __m512i;
+  // 8 rows x 2 panels of accumulators + 2 weights + 1 activation: 19 of the 32 registers.
+  static constexpr bool kCentered = false;
+  static constexpr bool kNegatesWeights = false;
+  static constexpr int kGemmRows = 8;
+  static constexpr int kGemmPanels = 2;
+  // A single row: 4 panels x 2 accumulators, 8 vpdpbusd chains in flight.
+  static constexpr int kGemvPanels = 4;
+  static constexpr int kGemvSplits = 2;
+
+  static W load(const int8_t* w) { return _mm512_loadu_si512(w); }
+  static Acc zero() { return _mm512_setzero_si512(); }
+  static Act act(uint32_t four_bytes) { return _mm512_set1_epi32(static_cast<int>(four_bytes)); }
+  // In asm: GCC 12 copies the accumulator of _mm512_dpbusd_epi32 to another
+  // register and back around every vpdpbusd inside the loop, two extra
+  // instructions per multiply. AT&T order: weights (s8), activations (u8), sums.
+  static void madd(Acc& a, Act x, const W& w) {
+    Acc sum = a;  // a local: with an array element as its operand, the array stays in memory
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(x), "vm"(w));
+    a = sum;
+  }
+  static void add(Acc& a, const Acc& b) { a = _mm512_add_epi32(a, b); }
+  static void finish(const Acc& a, Sums* s) { *s = Sums{{a}}; }
 };
 
 }  // namespace

@@ -58,6 +58,7 @@ double peak_macs_per_second(Isa isa, double seconds) {
     case Isa::kAvxVnni:
       return avx_vnni_peak_macs(seconds);
     case Isa::kAvx512Vnni:
+    case Isa::kAvx512VnniVbmi:
       return avx512_vnni_peak_macs(seconds);
 #elif defined(__aarch64__)
     case Isa::kNeon:

@@ -54,12 +54,14 @@ void prepare_linear_requant(const PackedMatrix& m, QParams input,
 void prepare_cell_constants(const PackedLayer& p, CellConstants* c) {
   for (int g = 0; g < kNumGates; ++g) {
     std::copy(p.gate_tables[g], p.gate_tables[g] + 256, c->gates[g]);
+    std::copy(p.gate_tables[g], p.gate_tables[g] + 256, c->gate_bytes[g]);
     c->igates[g] = dequant_constants(p.q.igates[g]);
     c->hgates[g] = dequant_constants(p.q.hgates[g]);
     c->inv_gates[g] = 1.0f / p.q.gates[g].scale;
     c->gates_zero_point[g] = static_cast<float>(p.q.gates[g].zero_point);
   }
   std::copy(p.tanh_cell, p.tanh_cell + 256, c->tanh_cell);
+  std::copy(p.tanh_cell, p.tanh_cell + 256, c->tanh_cell_bytes);
 }
 
 }  // namespace qlstm

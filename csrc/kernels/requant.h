@@ -43,10 +43,14 @@ inline int32_t row_sum(const uint8_t* x, int64_t k) {
 }
 
 // Per-call constants of the cell epilogue, built once before the time loop:
-// the activation tables widened to int32, as vector gathers read them, and
-// each gate's dequantization of igates and hgates and the quantization of its sum.
+// the activation tables widened to int32, as vector gathers read them, and as
+// bytes, as byte permutes read them (copied: the blob's own tables may be
+// rewritten during the call), and each gate's dequantization of igates and
+// hgates and the quantization of its sum.
 struct CellConstants {
   int32_t gates[kNumGates][256], tanh_cell[256];
+  alignas(64) uint8_t gate_bytes[kNumGates][256];
+  alignas(64) uint8_t tanh_cell_bytes[256];
   DequantConstants igates[kNumGates], hgates[kNumGates];
   float inv_gates[kNumGates], gates_zero_point[kNumGates];
 };
