@@ -93,9 +93,10 @@ bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix f
 // panel_bytes long), with S accumulators per row and panel over interleaved
 // groups of 4 k, added at the end (int32 sums wrap the same in any order).
 // Several panels per pass, and several accumulators per panel, give a single
-// row (a GEMV) enough independent work.
+// row (a GEMV) enough independent work. Never inlined: inside its callers'
+// epilogues GCC runs out of registers and spills the accumulators in the loop.
 template <class Dot, int R, int P, int S = 1>
-void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* panels,
+[[gnu::noinline]] void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* panels,
                 int64_t panel_bytes, const PanelFix fix[P], typename Dot::Sums out[R][P]) {
   alignas(64) int32_t corr[R][P][kPanelRows] = {};
   bool any_corr = false;
