@@ -96,8 +96,9 @@ bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix f
 // row (a GEMV) enough independent work. Never inlined: inside its callers'
 // epilogues GCC runs out of registers and spills the accumulators in the loop.
 template <class Dot, int R, int P, int S = 1>
-[[gnu::noinline]] void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K, const int8_t* panels,
-                int64_t panel_bytes, const PanelFix fix[P], typename Dot::Sums out[R][P]) {
+[[gnu::noinline]] void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K,
+                                  const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
+                                  typename Dot::Sums out[R][P]) {
   alignas(64) int32_t corr[R][P][kPanelRows] = {};
   bool any_corr = false;
   if constexpr (Dot::kNegatesWeights) {
