@@ -27,13 +27,14 @@ def run_lstm(isa, x, h0, c0, packed, num_layers, bidirectional):
                                         h0.shape[2], num_layers, bidirectional, False)
 
 
-# Sizes around the vector widths (8, 16 rows; 4 k) and the register tiles.
-SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100), (130, 47)]
+# Sizes around the vector widths (8, 16 rows; 4 k), the register tiles and
+# the epilogue's groups of unit blocks (H = 60: four blocks, the last partial).
+SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100), (130, 47), (20, 60)]
 
 
 @pytest.mark.parametrize("isa", ALL_ISAS)
 @pytest.mark.parametrize("I,H", SIZES)
-@pytest.mark.parametrize("B", [1, 2, 3, 9])
+@pytest.mark.parametrize("B", [1, 2, 3, 5, 9])
 @pytest.mark.parametrize("wzp,split", [(False, False), (True, False), (True, True)])
 def test_lstm_matches_scalar(isa, I, H, B, wzp, split):
     runnable(isa)

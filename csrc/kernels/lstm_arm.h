@@ -80,7 +80,7 @@ inline float32x4_t linear_sum4(int32x4_t acc, const LinearRequant& r, const int8
 inline float32x4_t linear_output4(int32x4_t acc, const LinearRequant& r, const int8_t* w_zp,
                                   int64_t n, int32_t x_row_sum) {
   return quantize4(linear_sum4(acc, r, w_zp, n, x_row_sum), vld1q_f32(r.multiplier + n),
-                   vdupq_n_f32(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
+                   vdupq_n_f32(r.output_zero_point[gate_of_row(n)]));
 }
 
 // The same unrounded: the accurate mode's float linear.
@@ -199,8 +199,17 @@ struct NeonEpilogue {
     }
     vst1q_u8(h_next_bytes, narrow16(hq));
   }
-  static void epilogue(const EpilogueParams& e, const BlockGates& hg, const uint8_t* ig,
-                       const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
+  // One row's 16 units per epilogue: its four 4-lane parts already give the
+  // chain independent work.
+  static constexpr int kCellGroups = 1;
+  template <int G>
+  static void epilogue(const EpilogueParams& e, const BlockGates* hg, const uint8_t* const* ig,
+                       const uint8_t* const* c, uint8_t* const* h_next, uint8_t* const* c_next) {
+    static_assert(G == 1, "one row per epilogue");
+    epilogue_row(e, hg[0], ig[0], c[0], h_next[0], c_next[0]);
+  }
+  static void epilogue_row(const EpilogueParams& e, const BlockGates& hg, const uint8_t* ig,
+                           const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
     const CellQParams& q = e.p.q;
     const StepMultipliers& m = e.m;
     uint8x16_t gate[4];

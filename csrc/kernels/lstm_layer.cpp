@@ -76,6 +76,33 @@ void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_p
   });
 }
 
+// Runs f(row_begin, row_end, block_begin, block_end) over one step's rows x
+// unit blocks: the blocks split into one contiguous range per task, every row
+// in each, and as many tasks as threads while each gets kMinMacsPerTask. Each
+// block's weights are then read once per step, and a task's blocks are the
+// same at every step, so that its share of W_hh can stay in its core's cache
+// from step to step. With fewer blocks than threads, as parallel_grid.
+template <class F>
+void parallel_step(int64_t rows, int64_t blocks, int64_t macs_per_row_block, const F& f,
+                   const Parallel& par) {
+  if (blocks < par.threads) {
+    parallel_grid(rows, /*row_chunk=*/8, blocks, macs_per_row_block, f, par);
+    return;
+  }
+  const int64_t tasks =
+      std::min(par.threads, rows * blocks * macs_per_row_block / kMinMacsPerTask);
+  if (tasks < 2) {
+    f(0, rows, 0, blocks);
+    return;
+  }
+  par.run(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const auto [b0, b1] = part(blocks, tasks, t);
+      f(0, rows, b0, b1);
+    }
+  });
+}
+
 // run_linear over rows x panels with the kernel set's linear of that output type.
 template <class Out, class Linear>
 void run_linear_with(Linear linear, const PackedMatrix& m, const LinearRequant& r,
@@ -170,8 +197,7 @@ class IgatesChunks {
 void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
               const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
               uint8_t* hidden, uint8_t* c_next, const Parallel& par) {
-  parallel_grid(batch, /*row_chunk=*/8, padded_hidden(p.hidden_size) / kUnitBlock,
-                4 * kUnitBlock * p.hh.K,
+  parallel_step(batch, padded_hidden(p.hidden_size) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
                 [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
                   k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, hidden, c_next);
                 }, par);
@@ -336,7 +362,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
     const int64_t bt = steps.at(t);
     const float* ig = igates.at(t);
     const FloatStepState state{h_bytes.data(), res.c.data(), s % 2 == 1};
-    parallel_grid(bt, /*row_chunk=*/8, padded_hidden(H) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
+    parallel_step(bt, padded_hidden(H) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
                   [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
                     k.lstm_step_float(p, s == 0 && hh0 ? hh0->r : hh.r, h_q, ig, state, b0, b1,
                                       u0, u1, h_next.data(), h_bytes_next.data(), c_next.data());

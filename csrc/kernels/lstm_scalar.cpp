@@ -31,7 +31,7 @@ float linear_sum(const uint8_t* x, const PackedMatrix& m, const LinearRequant& r
 uint8_t linear_output(const uint8_t* x, const PackedMatrix& m, const LinearRequant& r, int64_t n,
                       int32_t x_row_sum) {
   return quantize_value(linear_sum(x, m, r, n, x_row_sum), r.multiplier[n],
-                        r.output_zero_point[gate_of_row(n)]);
+                        static_cast<int32_t>(r.output_zero_point[gate_of_row(n)]));
 }
 
 // The same product unrounded: the accurate mode's float linear.

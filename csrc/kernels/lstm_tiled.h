@@ -30,7 +30,9 @@
 // and the vector epilogue of its architecture:
 //   store_outputs(sums, r, w_zp, n, x_row_sum, dst)   16 requantized bytes
 //   BlockGates, requant_gate(sums, r, w_zp, n, x_row_sum, gate, &block_gates)
-//   epilogue(params, block_gates, ig, c, h_next, c_next)   16 units of a row
+//   kCellGroups        unit groups (a row's 16 units of a block) per epilogue
+//   epilogue<G>(params, block_gates[G], ig[G], c[G], h_next[G], c_next[G])
+//                      G <= kCellGroups groups, each a row's 16 units
 //   store_outputs(..., float* dst), float_gate, float_epilogue   the same for the
 //                      accurate mode: unrounded linear outputs, float_cell.h's cell
 //   quantize_bytes, dequantize_bytes   quantize.h's quantize and dequantize
@@ -269,12 +271,32 @@ void linear_tiled(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
   }
 }
 
-// What the element-wise part of a step needs besides its operands.
+// What the element-wise part of a step needs besides its operands. The
+// zero points the vector code adds are floats formed here, once per call:
+// read from the layer inside the epilogue, they would be loaded and converted
+// again after every byte store, since a byte store may alias them.
 struct EpilogueParams {
+  EpilogueParams(const PackedLayer& layer, const CellConstants& constants, QParams c_prev_q)
+      : p(layer), cc(constants), m(step_multipliers(layer.q, c_prev_q)), c_prev(c_prev_q),
+        fgate_cx(dequant_constants(layer.q.fgate_cx)),
+        igate_cgate(dequant_constants(layer.q.igate_cgate)),
+        fgate_cx_zp(static_cast<float>(layer.q.fgate_cx.zero_point)),
+        igate_cgate_zp(static_cast<float>(layer.q.igate_cgate.zero_point)),
+        cell_zp(static_cast<float>(layer.q.cell.zero_point)),
+        hidden_zp(static_cast<float>(layer.q.hidden.zero_point)) {}
+
   const PackedLayer& p;
   const CellConstants& cc;
   StepMultipliers m;
   QParams c_prev;
+  DequantConstants fgate_cx, igate_cgate;
+  float fgate_cx_zp, igate_cgate_zp, cell_zp, hidden_zp;
+};
+
+// The units [u, u + units) of batch row `row` in one unit block: what one
+// epilogue finishes (units < kUnitBlock only in a hidden size's last block).
+struct UnitGroup {
+  int64_t row, u, units;
 };
 
 // The int32 sums of one unit block's four panels (gates i, f, g, o) of
@@ -302,22 +324,41 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
   }
 }
 
-// One unit block of one step for batch rows [b, b + R): the four gates' sums
-// of h * W_hh^T, made into Dot::BlockGates by cell.gate, then cell.finish of
-// each row's 16 units (a Cell is the mode's epilogue: ByteCell or FloatCell).
-template <class Dot, int R, class Cell>
+// cell.finish of G unit groups, kCellGroups at a time: a policy's epilogue
+// interleaves the groups it is given, whose chains of conversions and
+// lookups are independent.
+template <class Dot, int G, class Cell>
+void finish_groups(const Cell& cell, const typename Dot::BlockGates (&hg)[G],
+                   const UnitGroup (&groups)[G]) {
+  constexpr int kChunk = Dot::kCellGroups, kFull = G / kChunk * kChunk;
+  for (int k = 0; k < kFull; k += kChunk) cell.template finish<kChunk>(hg + k, groups + k);
+  if constexpr (kFull < G) cell.template finish<G - kFull>(hg + kFull, groups + kFull);
+}
+
+// Unit blocks `blocks` of one step for batch rows [b, b + R): the four gates'
+// sums of h * W_hh^T, made into Dot::BlockGates by cell.gate, then
+// cell.finish of each row's units (a Cell is the mode's epilogue: ByteCell or
+// FloatCell). A single row takes several blocks, so that its epilogue, too,
+// has independent groups to interleave.
+template <class Dot, int R, int Q, class Cell>
 void step_rows(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, int64_t b,
-               int64_t block, const Cell& cell) {
+               const int64_t (&blocks)[Q], const Cell& cell) {
   const PackedMatrix& m = p.hh;
-  int32_t rs[R];
-  typename Dot::BlockGates hg[R];
-  block_sums<Dot, R>(m, hh, h, b, block, rs,
-                     [&](int i, int g, const typename Dot::Sums& sums) {
-                       cell.gate(sums, hh, m.zero_point, (4 * block + g) * kPanelRows, rs[i], g,
-                                 &hg[i]);
-                     });
-  const int64_t u = block * kUnitBlock, units = std::min(kUnitBlock, p.hidden_size - u);
-  for (int i = 0; i < R; ++i) cell.finish(hg[i], b + i, u, units);
+  typename Dot::BlockGates hg[Q * R];
+  UnitGroup groups[Q * R];
+  for (int q = 0; q < Q; ++q) {
+    const int64_t block = blocks[q], u = block * kUnitBlock;
+    int32_t rs[R];
+    block_sums<Dot, R>(m, hh, h, b, block, rs,
+                       [&](int i, int g, const typename Dot::Sums& sums) {
+                         cell.gate(sums, hh, m.zero_point, (4 * block + g) * kPanelRows, rs[i],
+                                   g, &hg[q * R + i]);
+                       });
+    for (int i = 0; i < R; ++i) {
+      groups[q * R + i] = UnitGroup{b + i, u, std::min(kUnitBlock, p.hidden_size - u)};
+    }
+  }
+  finish_groups<Dot>(cell, hg, groups);
 }
 
 template <class Dot, class Cell, int R = Dot::kGemmRows>
@@ -326,20 +367,31 @@ void step_tile(int64_t rows, const PackedLayer& p, const LinearRequant& hh, cons
   if constexpr (R > 1) {
     if (rows < R) return step_tile<Dot, Cell, R - 1>(rows, p, hh, h, b, block, cell);
   }
-  step_rows<Dot, R>(p, hh, h, b, block, cell);
+  const int64_t blocks[1] = {block};
+  step_rows<Dot, R>(p, hh, h, b, blocks, cell);
 }
 
 // Batch tiles inner: a block's weights are read from memory once per step and
 // stay in cache while every tile of the batch passes. Blocks in ascending
-// order, or descending (StepState::descending).
+// order, or descending (StepState::descending); a single batch row takes
+// kCellGroups blocks at a time.
 template <class Dot, class Cell>
 void step_blocks(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, int64_t b_begin,
                  int64_t b_end, int64_t block_begin, int64_t block_end, bool descending,
                  const Cell& cell) {
-  for (int64_t i = block_begin; i < block_end; ++i) {
-    const int64_t block = descending ? block_begin + block_end - 1 - i : i;
+  auto block_at = [&](int64_t i) { return descending ? block_begin + block_end - 1 - i : i; };
+  int64_t i = block_begin;
+  if (b_end - b_begin == 1) {
+    constexpr int Q = Dot::kCellGroups;
+    for (; i + Q <= block_end; i += Q) {
+      int64_t blocks[Q];
+      for (int q = 0; q < Q; ++q) blocks[q] = block_at(i + q);
+      step_rows<Dot, 1>(p, hh, h, b_begin, blocks, cell);
+    }
+  }
+  for (; i < block_end; ++i) {
     for (int64_t b = b_begin; b < b_end; b += Dot::kGemmRows) {
-      step_tile<Dot>(b_end - b, p, hh, h, b, block, cell);
+      step_tile<Dot>(b_end - b, p, hh, h, b, block_at(i), cell);
     }
   }
 }
@@ -357,21 +409,37 @@ struct ByteCell {
             int32_t rs, int g, typename Dot::BlockGates* out) const {
     Dot::requant_gate(sums, r, w_zp, n, rs, g, out);
   }
-  void finish(const typename Dot::BlockGates& hg, int64_t row, int64_t u, int64_t units) const {
-    const uint8_t* ig = igates + row * e.p.rows + 4 * u;
-    const int64_t at = row * e.p.hidden_size + u;
-    if (units == kUnitBlock) {
-      Dot::epilogue(e, hg, ig, s.c + at, h_next + at, c_next + at);
+  template <int G>
+  void finish(const typename Dot::BlockGates* hg, const UnitGroup* groups) const {
+    const uint8_t* ig[G];
+    const uint8_t* c[G];
+    uint8_t *h[G], *cn[G];
+    bool whole = true;
+    for (int k = 0; k < G; ++k) {
+      const int64_t at = groups[k].row * e.p.hidden_size + groups[k].u;
+      ig[k] = igates + groups[k].row * e.p.rows + 4 * groups[k].u;
+      c[k] = s.c + at;
+      h[k] = h_next + at;
+      cn[k] = c_next + at;
+      whole &= groups[k].units == kUnitBlock;
+    }
+    if (whole) {
+      Dot::template epilogue<G>(e, hg, ig, c, h, cn);
       return;
     }
-    // The last units of a hidden size that is not a multiple of the block:
-    // staged, so that no element past the state rows is read or written.
-    uint8_t c[kUnitBlock] = {}, h[kUnitBlock], cn[kUnitBlock];
-    const size_t n = static_cast<size_t>(units);
-    std::memcpy(c, s.c + at, n);
-    Dot::epilogue(e, hg, ig, c, h, cn);
-    std::memcpy(h_next + at, h, n);
-    std::memcpy(c_next + at, cn, n);
+    for (int k = 0; k < G; ++k) {
+      // The last units of a hidden size that is not a multiple of the block:
+      // staged, so that no element past the state rows is read or written.
+      uint8_t cs[kUnitBlock] = {}, hs[kUnitBlock], cns[kUnitBlock];
+      const size_t n = static_cast<size_t>(groups[k].units);
+      std::memcpy(cs, c[k], n);
+      const uint8_t* c1[1] = {cs};
+      uint8_t* h1[1] = {hs};
+      uint8_t* cn1[1] = {cns};
+      Dot::template epilogue<1>(e, hg + k, ig + k, c1, h1, cn1);
+      std::memcpy(h[k], hs, n);
+      std::memcpy(cn[k], cns, n);
+    }
   }
 };
 
@@ -390,17 +458,21 @@ struct FloatCell {
             int32_t rs, int g, typename Dot::BlockGates* out) const {
     Dot::float_gate(sums, r, w_zp, n, rs, g, out);
   }
-  void finish(const typename Dot::BlockGates& hg, int64_t row, int64_t u, int64_t units) const {
-    const float* ig = igates + row * p.rows + 4 * u;
-    const int64_t at = row * p.hidden_size + u;
-    if (units == kUnitBlock) {
+  template <int G>
+  void finish(const typename Dot::BlockGates* hg, const UnitGroup* groups) const {
+    for (int k = 0; k < G; ++k) finish_one(hg[k], groups[k]);
+  }
+  void finish_one(const typename Dot::BlockGates& hg, const UnitGroup& group) const {
+    const float* ig = igates + group.row * p.rows + 4 * group.u;
+    const int64_t at = group.row * p.hidden_size + group.u;
+    if (group.units == kUnitBlock) {
       Dot::float_epilogue(hg, ig, s.c + at, h_inv_scale, h_zero_point, h_next + at,
                           h_next_bytes + at, c_next + at);
       return;
     }
     float c[kUnitBlock] = {}, h[kUnitBlock], cn[kUnitBlock];  // staged, as ByteCell's
     uint8_t hb[kUnitBlock];
-    const size_t n = static_cast<size_t>(units);
+    const size_t n = static_cast<size_t>(group.units);
     std::memcpy(c, s.c + at, n * sizeof(float));
     Dot::float_epilogue(hg, ig, c, h_inv_scale, h_zero_point, h, hb, cn);
     std::memcpy(h_next + at, h, n * sizeof(float));
@@ -413,7 +485,7 @@ template <class Dot>
 void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellConstants& cc,
                      const uint8_t* igates, const StepState& s, int64_t b_begin, int64_t b_end,
                      int64_t block_begin, int64_t block_end, uint8_t* h_next, uint8_t* c_next) {
-  const EpilogueParams e{p, cc, step_multipliers(p.q, s.c_qparams), s.c_qparams};
+  const EpilogueParams e(p, cc, s.c_qparams);
   step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending,
                    ByteCell<Dot>{e, igates, s, h_next, c_next});
 }

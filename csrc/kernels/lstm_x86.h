@@ -47,6 +47,10 @@ struct Lanes256 {
   static I add(I a, I b) { return _mm256_add_epi32(a, b); }
   static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
   static I mullo(I a, I b) { return _mm256_mullo_epi32(a, b); }
+  // a * b for a in [0, 255] and b in [-32768, 32767] per lane: vpmaddwd sees
+  // each lane as two int16 and sums a * b + 0 * (b's high half), exactly,
+  // where vpmulld takes two uops on Intel cores.
+  static I mul_byte(I a, I b) { return _mm256_madd_epi16(a, b); }
   static I times128(I a) { return _mm256_slli_epi32(a, 7); }
   static F to_float(I a) { return _mm256_cvtepi32_ps(a); }
   static I to_int(F a) { return _mm256_cvtps_epi32(a); }
@@ -65,17 +69,8 @@ inline typename L::F quantize(typename L::F x, typename L::F inv_scale, typename
 }
 
 template <class L>
-inline typename L::F quantize(typename L::F x, float inv_scale, int32_t zero_point) {
-  return quantize<L>(x, L::set1(inv_scale), L::set1(static_cast<float>(zero_point)));
-}
-
-template <class L>
 inline typename L::F dequantize(typename L::F q, DequantConstants d) {
   return L::fmadd(q, L::set1(d.scale), L::set1(d.offset));
-}
-template <class L>
-inline typename L::F dequantize(typename L::F q, QParams qp) {
-  return dequantize<L>(q, dequant_constants(qp));
 }
 
 template <class L>
@@ -98,7 +93,7 @@ template <class L>
 inline typename L::F linear_output(typename L::I acc, const LinearRequant& r, const int8_t* w_zp,
                                    int64_t n, int32_t x_row_sum) {
   return quantize<L>(linear_sum<L>(acc, r, w_zp, n, x_row_sum), L::load(r.multiplier + n),
-                     L::set1(static_cast<float>(r.output_zero_point[gate_of_row(n)])));
+                     L::set1(r.output_zero_point[gate_of_row(n)]));
 }
 
 // The same unrounded: the accurate mode's float linear.
@@ -117,18 +112,18 @@ struct ClampLanes {
   }
 };
 
-// The fused element-wise part of a step for N groups of kLanes hidden units of
-// one batch row, group j at units kLanes j. hg[j]: the requantized hgates of
-// each gate; ig: igates at the units' gate-i row. A group is one long chain of
-// conversions and table lookups; the groups go through it stage by stage, so
-// that the core overlaps their latencies instead of waiting out each chain.
+// The fused element-wise part of a step for N groups of kLanes hidden units:
+// hg[j] the requantized hgates of group j's gates, ig[j] its igates at the
+// gate-i row, c[j] its cell state, h_next[j] and c_next[j] where its outputs
+// go. A group is one long chain of conversions and table lookups; the groups
+// go through it stage by stage, so that the core overlaps their latencies
+// instead of waiting out each chain.
 template <class L, int N>
-inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][4],
-                          const uint8_t* ig, const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
+inline void cell_epilogue(const EpilogueParams& e, const typename L::F* const (&hg)[N],
+                          const uint8_t* const (&ig)[N], const uint8_t* const (&c)[N],
+                          uint8_t* const (&h_next)[N], uint8_t* const (&c_next)[N]) {
   using F = typename L::F;
   using I = typename L::I;
-  constexpr int kLanes = L::kLanes;
-  const CellQParams& q = e.p.q;
   const CellConstants& cc = e.cc;
   const StepMultipliers& m = e.m;
   I gate[N][4];
@@ -136,7 +131,7 @@ inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][
     const DequantConstants ig_d = cc.igates[g], hg_d = cc.hgates[g];
     const F inv = L::set1(cc.inv_gates[g]), zp = L::set1(cc.gates_zero_point[g]);
     for (int j = 0; j < N; ++j) {
-      const F sum = L::add(dequantize<L>(load_bytes<L>(ig + g * kUnitBlock + kLanes * j), ig_d),
+      const F sum = L::add(dequantize<L>(load_bytes<L>(ig[j] + g * kUnitBlock), ig_d),
                            dequantize<L>(hg[j][g], hg_d));
       gate[j][g] = L::to_int(quantize<L>(sum, inv, zp));
     }
@@ -150,21 +145,21 @@ inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][
     const I f = L::lookup(cc.gates[kForgetGate], cc.gate_bytes[kForgetGate], gate[j][kForgetGate]);
     const I gg = L::lookup(cc.gates[kCellGate], cc.gate_bytes[kCellGate], gate[j][kCellGate]);
     o[j] = L::lookup(cc.gates[kOutputGate], cc.gate_bytes[kOutputGate], gate[j][kOutputGate]);
-    const I c_centered = L::sub(L::widen(c + kLanes * j), c_zp);
-    // Products of two bytes are exact in float.
-    const F fc = quantize<L>(L::to_float(L::mullo(f, c_centered)), m.fgate_cx, q.fgate_cx.zero_point);
-    const F igc = quantize<L>(L::to_float(L::mullo(i, L::sub(gg, tz))), m.igate_cgate,
-                              q.igate_cgate.zero_point);
-    c_new[j] = quantize<L>(
-        L::add(dequantize<L>(fc, q.fgate_cx), dequantize<L>(igc, q.igate_cgate)), m.inv_cell,
-        q.cell.zero_point);
+    const I c_centered = L::sub(L::widen(c[j]), c_zp);
+    // Products of a table's byte and a centered byte: exact in int32 and in float.
+    const F fc = quantize<L>(L::to_float(L::mul_byte(f, c_centered)), L::set1(m.fgate_cx),
+                             L::set1(e.fgate_cx_zp));
+    const F igc = quantize<L>(L::to_float(L::mul_byte(i, L::sub(gg, tz))), L::set1(m.igate_cgate),
+                              L::set1(e.igate_cgate_zp));
+    c_new[j] = quantize<L>(L::add(dequantize<L>(fc, e.fgate_cx), dequantize<L>(igc, e.igate_cgate)),
+                           L::set1(m.inv_cell), L::set1(e.cell_zp));
   }
   for (int j = 0; j < N; ++j) {
     const I tc = L::lookup(cc.tanh_cell, cc.tanh_cell_bytes, L::to_int(c_new[j]));
-    const F h = quantize<L>(L::to_float(L::mullo(o[j], L::sub(tc, tz))), m.hidden,
-                            q.hidden.zero_point);
-    L::store_bytes(c_new[j], c_next + kLanes * j);
-    L::store_bytes(h, h_next + kLanes * j);
+    const F h = quantize<L>(L::to_float(L::mul_byte(o[j], L::sub(tc, tz))), L::set1(m.hidden),
+                            L::set1(e.hidden_zp));
+    L::store_bytes(c_new[j], c_next[j]);
+    L::store_bytes(h, h_next[j]);
   }
 }
 
@@ -173,6 +168,9 @@ inline void cell_epilogue(const EpilogueParams& e, const typename L::F (&hg)[N][
 template <class L>
 struct X86Epilogue {
   static constexpr int kParts = kPanelRows / L::kLanes;
+  // Rows per epilogue: four 16-lane groups' gates take 16 of AVX-512's 32
+  // registers; AVX2's 16 registers hold one row's two 8-lane halves.
+  static constexpr int kCellGroups = L::kLanes == 16 ? 4 : 1;
 
   static void quantize_bytes(const float* x, int64_t n, QParams q, uint8_t* out) {
     const float inv = 1.0f / q.scale;
@@ -255,9 +253,25 @@ struct X86Epilogue {
       L::store_bytes(quantize<L>(h, inv, zp), h_next_bytes + u);
     }
   }
-  static void epilogue(const EpilogueParams& e, const BlockGates& g, const uint8_t* ig,
-                       const uint8_t* c, uint8_t* h_next, uint8_t* c_next) {
-    cell_epilogue<L, kParts>(e, g.q, ig, c, h_next, c_next);
+  // G rows' unit blocks: kParts groups of kLanes units each.
+  template <int G>
+  static void epilogue(const EpilogueParams& e, const BlockGates* hg, const uint8_t* const* ig,
+                       const uint8_t* const* c, uint8_t* const* h_next, uint8_t* const* c_next) {
+    constexpr int N = G * kParts;
+    const typename L::F* hg_n[N];
+    const uint8_t *ig_n[N], *c_n[N];
+    uint8_t *h_n[N], *cn_n[N];
+    for (int k = 0; k < G; ++k) {
+      for (int part = 0; part < kParts; ++part) {
+        const int j = k * kParts + part, at = L::kLanes * part;
+        hg_n[j] = hg[k].q[part];
+        ig_n[j] = ig[k] + at;
+        c_n[j] = c[k] + at;
+        h_n[j] = h_next[k] + at;
+        cn_n[j] = c_next[k] + at;
+      }
+    }
+    cell_epilogue<L, N>(e, hg_n, ig_n, c_n, h_n, cn_n);
   }
 };
 

@@ -48,6 +48,7 @@ struct Lanes512 {
   static I add(I a, I b) { return _mm512_add_epi32(a, b); }
   static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
   static I mullo(I a, I b) { return _mm512_mullo_epi32(a, b); }
+  static I mul_byte(I a, I b) { return _mm512_madd_epi16(a, b); }  // as Lanes256's
   static I times128(I a) { return _mm512_slli_epi32(a, 7); }
   static F to_float(I a) { return _mm512_maskz_cvtepi32_ps(kAll, a); }
   static I to_int(F a) { return _mm512_maskz_cvtps_epi32(kAll, a); }

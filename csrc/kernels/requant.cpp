@@ -8,7 +8,7 @@ void prepare_linear_requant(const PackedMatrix& m, QParams input,
                             const QParams output[kNumGates], LinearRequant* r) {
   const int64_t rows = m.rows;
   const int32_t xz = input.zero_point, k = static_cast<int32_t>(m.K);
-  for (int g = 0; g < kNumGates; ++g) r->output_zero_point[g] = output[g].zero_point;
+  for (int g = 0; g < kNumGates; ++g) r->output_zero_point[g] = static_cast<float>(output[g].zero_point);
   // Copied once, each entry read once: a k past the matrix (a blob rewritten
   // after it was validated) becomes K - 1, wrong but inside the activations.
   const uint32_t last_k = static_cast<uint32_t>(m.K - 1);

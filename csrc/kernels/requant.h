@@ -14,12 +14,13 @@ namespace qlstm {
 // time: offset[n] folds the zero-point corrections, bias_term and multiplier
 // are FBGEMM's float requantization constants. Each gate's rows have their
 // own output qparams (equal unless the gates are split): the multiplier folds
-// the scale in, output_zero_point[gate_of_row(n)] is the zero point.
+// the scale in, output_zero_point[gate_of_row(n)] is the zero point, as the
+// float (an integer in [0, 255]) that the quantization adds.
 struct LinearRequant {
   int32_t* offset;     // [rows]
   float* bias_term;    // [rows]
   float* multiplier;   // [rows]
-  int32_t output_zero_point[kNumGates];
+  float output_zero_point[kNumGates];
   // A copy of the matrix's -128 list ([m.min_count]) whose k are all < K, and
   // where each panel's entries start in it ([panels + 1]). Kernels index
   // activations with these, never with the blob's own list, which another
