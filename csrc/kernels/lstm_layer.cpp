@@ -42,6 +42,11 @@ namespace {
 
 // Enough multiply-accumulates per task to pay for handing it to a thread.
 constexpr int64_t kMinMacsPerTask = int64_t{1} << 17;
+// A step's tasks meet once per step: each needs more work than a fork and
+// join of the threads costs (about 3 us on 2 cores of a shared VM, where a
+// batch-1 step of size 256, 262K multiply-accumulates, ran slower on 2 threads
+// than on 1).
+constexpr int64_t kMinMacsPerStepTask = int64_t{1} << 18;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -78,7 +83,7 @@ void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_p
 
 // Runs f(row_begin, row_end, block_begin, block_end) over one step's rows x
 // unit blocks: the blocks split into one contiguous range per task, every row
-// in each, and as many tasks as threads while each gets kMinMacsPerTask. Each
+// in each, and as many tasks as threads while each gets kMinMacsPerStepTask. Each
 // block's weights are then read once per step, and a task's blocks are the
 // same at every step, so that its share of W_hh can stay in its core's cache
 // from step to step. With fewer blocks than threads, as parallel_grid.
@@ -90,7 +95,7 @@ void parallel_step(int64_t rows, int64_t blocks, int64_t macs_per_row_block, con
     return;
   }
   const int64_t tasks =
-      std::min(par.threads, rows * blocks * macs_per_row_block / kMinMacsPerTask);
+      std::min(par.threads, rows * blocks * macs_per_row_block / kMinMacsPerStepTask);
   if (tasks < 2) {
     f(0, rows, 0, blocks);
     return;
