@@ -1,0 +1,123 @@
+"""qlstm against onnxruntime's int8 LSTM on a noisy machine: the two timed in
+alternating rounds at each shape, the minimum over rounds reported.
+
+    python benchmarks/bench_alternating.py                       # the default shapes, 1 and all threads
+    python benchmarks/bench_alternating.py --sizes 512 --shapes 200x1 50x8 --threads 2 --rounds 5
+
+bench_lstm.py times each column once, as a median: on a shared VM whose speed
+drifts from one minute to the next, a row's ratio then compares two different
+machines. Here each round times qlstm (`qlstm.quantize`'s module, float
+sequence in and out) and then onnxruntime int8 on the same input, each for at
+least --budget seconds, and the table takes each one's fastest call over all
+rounds: the time the shape takes when nothing else interferes. Needs
+onnxruntime. Writes results/lstm_alternating.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from typing import Callable, List, Optional, Tuple
+
+import torch
+
+import qlstm
+from bench_lstm import HERE, OrtLSTM, cpu_model, have_onnxruntime, write_table
+
+DEFAULT_SHAPES = ["50x1", "200x1", "50x8", "50x64"]
+
+
+def fastest_ms(fn: Callable[[], object], budget_s: float, min_calls: int = 5) -> float:
+    """The fastest of at least min_calls calls of fn() made within budget_s, after two warm-up calls."""
+    fn()
+    fn()
+    best, calls, start = float("inf"), 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < budget_s:
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        calls += 1
+    return best * 1e3
+
+
+def parse_shape(text: str) -> Tuple[int, int]:
+    """'TxB' (sequence length x batch) as (T, B)."""
+    try:
+        T, B = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is TxB, e.g. 50x8; got {text!r}") from None
+    if T < 1 or B < 1:
+        raise argparse.ArgumentTypeError(f"a shape's T and B are at least 1; got {text!r}")
+    return T, B
+
+
+def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int], rounds: int,
+        budget_s: float) -> List[Tuple[int, int, int, int, float, float]]:
+    """(threads, size, T, B, qlstm ms, onnxruntime int8 ms) for every combination."""
+    rows = []
+    workdir = tempfile.mkdtemp()
+    for size in sizes:
+        torch.manual_seed(size)
+        model = torch.nn.LSTM(size, size).eval()
+        calibration = [torch.randn(50, 4, size) for _ in range(2)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = qlstm.quantize(model, calibration)
+            ort = OrtLSTM(model, workdir)
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            ort_run = ort.session(True, threads)
+            for T, B in shapes:
+                x = torch.randn(T, B, size)
+                xn = x.numpy()
+                q_ms, o_ms = float("inf"), float("inf")
+                with torch.no_grad():
+                    for _ in range(rounds):
+                        q_ms = min(q_ms, fastest_ms(lambda: q(x), budget_s))
+                        o_ms = min(o_ms, fastest_ms(lambda: ort_run(xn), budget_s))
+                rows.append((threads, size, T, B, q_ms, o_ms))
+                print(f"{threads}t size {size:>4} T {T:>3} B {B:>2}: qlstm {q_ms:9.4f} ms, "
+                      f"onnxruntime int8 {o_ms:9.4f} ms, {o_ms / q_ms:.2f}x", flush=True)
+    return rows
+
+
+def markdown(rows: List[Tuple[int, int, int, int, float, float]], header: str) -> str:
+    lines = [header, "",
+             "| threads | size | T x B | qlstm ms | onnxruntime int8 ms | qlstm / onnxruntime speed |",
+             "|---|---|---|---|---|---|"]
+    for threads, size, T, B, q_ms, o_ms in rows:
+        lines.append(f"| {threads} | {size} | {T} x {B} | {q_ms:.4f} | {o_ms:.4f} | {o_ms / q_ms:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024],
+                   help="input = hidden sizes")
+    p.add_argument("--shapes", type=parse_shape, nargs="+",
+                   default=[parse_shape(s) for s in DEFAULT_SHAPES], help="TxB, e.g. 50x8")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="thread counts (default: 1 and all)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--budget", type=float, default=0.3, help="seconds per library per round")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = p.parse_args(argv)
+    if not have_onnxruntime():
+        p.error("needs onnxruntime (pip install -r requirements-bench.txt)")
+    if args.rounds < 1 or args.budget <= 0 or min(args.sizes) < 1:
+        p.error("--rounds and --sizes are at least 1, --budget is positive")
+    threads = args.threads or sorted({1, torch.get_num_threads()})
+    header = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, qlstm kernel set "
+              f"{qlstm.isa()}, single-core peak {qlstm.peak_macs_per_second(0.5) / 1e9:.1f} GMAC/s; "
+              f"minimum of {args.rounds} alternating rounds of {args.budget} s.")
+    print(header, flush=True)
+    rows = run(args.sizes, args.shapes, threads, args.rounds, args.budget)
+    write_table(args.out, "lstm_alternating.md", markdown(rows, header))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
