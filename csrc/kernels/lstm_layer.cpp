@@ -276,10 +276,77 @@ int64_t Steps::rows() const {
   return n;
 }
 
+namespace {
+
+// W_hh up to this size (about half of a core's L2 on Zen 2 to 4) is cheap
+// enough for every thread to read in full at each step.
+constexpr int64_t kMaxWeightsPerSequenceSplit = int64_t{1} << 19;
+
+// How many parts of the batch run_direction hands to the threads, each with
+// the whole time loop, or 1 to split each step instead. A sequence's steps
+// depend on its own state only, so parts of the batch need no meeting per
+// step, where a split step forks and joins its threads once a step (about
+// 3 us on 2 cores of a shared VM: a fifth of a step at size 256, batch 8).
+// Each part multiplies all of W_hh at every step, so only while W_hh is small.
+int64_t sequence_parts(const PackedLayer& p, const Steps& steps, const Parallel& par) {
+  if (par.threads < 2 || steps.B < 2 || p.hh.rows * p.hh.K > kMaxWeightsPerSequenceSplit) return 1;
+  const int64_t macs = steps.rows() * p.ih.rows * (p.ih.K + p.hh.K);
+  return std::max<int64_t>(1, std::min({par.threads, steps.B, macs / kMinMacsPerStepTask}));
+}
+
+DirectionResult run_direction_in_parts(int64_t parts, const KernelSet& k, const PackedLayer& p,
+                                       const uint8_t* x, QParams x_q, const Steps& steps,
+                                       bool reverse, const InitialState& init, uint8_t* out,
+                                       int64_t out_width, int64_t out_offset,
+                                       const uint8_t* out_table, const Parallel& par) {
+  const int64_t H = p.hidden_size, S = p.h_size(), K = p.ih.K, T = steps.T;
+  std::vector<int64_t> first_row(static_cast<size_t>(T) + 1, 0);
+  for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
+  std::vector<DirectionResult> results(static_cast<size_t>(parts));
+  par.run(parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      // Sequences [b0, b1): their rows of each step, gathered, run alone and scattered back.
+      const auto [b0, b1] = part(steps.B, parts, i);
+      std::vector<int64_t> sizes(static_cast<size_t>(T));
+      int64_t rows = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        sizes[t] = std::clamp<int64_t>(steps.at(t) - b0, 0, b1 - b0);
+        rows += sizes[t];
+      }
+      std::vector<uint8_t> xs(static_cast<size_t>(rows * K)), outs(static_cast<size_t>(rows * S));
+      for (int64_t t = 0, at = 0; t < T; at += sizes[t], ++t) {
+        std::copy_n(x + (first_row[t] + b0) * K, sizes[t] * K, xs.begin() + at * K);
+      }
+      const InitialState init_part{init.h ? init.h + b0 * S : nullptr, init.h_q,
+                                   init.c ? init.c + b0 * H : nullptr, init.c_q};
+      results[i] = run_direction(k, p, xs.data(), x_q, Steps{T, b1 - b0, sizes.data()}, reverse,
+                                 init_part, outs.data(), S, 0, out_table, serial_parallel());
+      for (int64_t t = 0, at = 0; t < T; at += sizes[t], ++t) {
+        for (int64_t j = 0; j < sizes[t]; ++j) {
+          std::copy_n(outs.begin() + (at + j) * S, S,
+                      out + (first_row[t] + b0 + j) * out_width + out_offset);
+        }
+      }
+    }
+  });
+  DirectionResult res{{}, {}, results[0].h_q, results[0].c_q};
+  for (const DirectionResult& r : results) {
+    res.h.insert(res.h.end(), r.h.begin(), r.h.end());
+    res.c.insert(res.c.end(), r.c.begin(), r.c.end());
+  }
+  return res;
+}
+
+}  // namespace
+
 DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const uint8_t* x,
                               QParams x_q, const Steps& steps, bool reverse,
                               const InitialState& init, uint8_t* out, int64_t out_width,
                               int64_t out_offset, const uint8_t* out_table, const Parallel& par) {
+  if (const int64_t parts = sequence_parts(p, steps, par); parts > 1) {
+    return run_direction_in_parts(parts, k, p, x, x_q, steps, reverse, init, out, out_width,
+                                  out_offset, out_table, par);
+  }
   const int64_t H = p.hidden_size, S = p.h_size(), T = steps.T, B = steps.B;
   // The projection of every row there is, padding none.
   const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
