@@ -11,27 +11,31 @@ from helpers import pack, random_model
 LENGTHS = [5, 9, 1, 9, 3]  # unsorted, with ties, 1 and the maximum
 
 
-def quantized_lstm(num_layers, bidirectional, batch_first=False):
+def quantized_lstm(num_layers, bidirectional, batch_first=False, I=4, H=7):
     torch.manual_seed(num_layers + 2 * bidirectional)
-    lstm = torch.nn.LSTM(4, 7, num_layers, bidirectional=bidirectional, batch_first=batch_first).eval()
-    return lstm, qlstm.quantize(lstm, [torch.randn(9, 3, 4) if not batch_first else torch.randn(3, 9, 4)])
+    lstm = torch.nn.LSTM(I, H, num_layers, bidirectional=bidirectional, batch_first=batch_first).eval()
+    return lstm, qlstm.quantize(lstm, [torch.randn(9, 3, I) if not batch_first else torch.randn(3, 9, I)])
 
 
-def sequences(seed=0):
+def sequences(seed=0, I=4):
     gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(n, 4, generator=gen) for n in LENGTHS]
+    return [torch.randn(n, I, generator=gen) for n in LENGTHS]
 
 
 @pytest.mark.parametrize("isa", qlstm.available_isas())
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, False), (1, True), (3, True)])
-def test_each_sequence_gets_its_bytes_alone(isa, threads, num_layers, bidirectional):
-    _, m = quantized_lstm(num_layers, bidirectional)
-    seqs = sequences()
+# At 48 x 64 there is the work for which 2 threads split the batch, each part
+# with its own clipped batch sizes (some zero); at 4 x 7 they split each step.
+@pytest.mark.parametrize("num_layers,bidirectional,I,H", [
+    (1, False, 4, 7), (2, False, 4, 7), (1, True, 4, 7), (3, True, 4, 7),
+    (1, False, 48, 64), (2, True, 48, 64)])
+def test_each_sequence_gets_its_bytes_alone(isa, threads, num_layers, bidirectional, I, H):
+    _, m = quantized_lstm(num_layers, bidirectional, I=I, H=H)
+    seqs = sequences(I=I)
     D = 2 if bidirectional else 1
     gen = torch.Generator().manual_seed(1)
-    h0 = torch.randn(num_layers * D, len(seqs), 7, generator=gen) * 0.3
-    c0 = torch.randn(num_layers * D, len(seqs), 7, generator=gen) * 0.3
+    h0 = torch.randn(num_layers * D, len(seqs), H, generator=gen) * 0.3
+    c0 = torch.randn(num_layers * D, len(seqs), H, generator=gen) * 0.3
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -45,7 +49,7 @@ def test_each_sequence_gets_its_bytes_alone(isa, threads, num_layers, bidirectio
                 for b, x in enumerate(seqs):
                     alone_state = None if state is None else (h0[:, b:b + 1], c0[:, b:b + 1])
                     if alone_state is None:  # zeros: the packed op's missing state
-                        alone_state = (torch.zeros(num_layers * D, 1, 7), torch.zeros(num_layers * D, 1, 7))
+                        alone_state = (torch.zeros(num_layers * D, 1, H), torch.zeros(num_layers * D, 1, H))
                     y, (h, c) = m(x[:, None], alone_state)
                     assert torch.equal(padded[:len(x), b], y[:, 0]), b
                     assert torch.equal(padded[len(x):, b], torch.zeros_like(padded[len(x):, b]))
