@@ -315,7 +315,8 @@ DirectionResult run_direction_in_parts(int64_t parts, const KernelSet& k, const 
       }
       std::vector<uint8_t> xs(static_cast<size_t>(rows * K)), outs(static_cast<size_t>(rows * S));
       for (int64_t t = 0, at = 0; t < T; at += sizes[t], ++t) {
-        std::copy_n(x + (first_row[t] + b0) * K, sizes[t] * K, xs.begin() + at * K);
+        // A step without rows of this part may start past x's last row.
+        if (sizes[t] > 0) std::copy_n(x + (first_row[t] + b0) * K, sizes[t] * K, xs.begin() + at * K);
       }
       const InitialState init_part{init.h ? init.h + b0 * S : nullptr, init.h_q,
                                    init.c ? init.c + b0 * H : nullptr, init.c_q};
