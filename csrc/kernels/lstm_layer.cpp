@@ -144,6 +144,13 @@ int64_t igates_chunk_rows(int64_t B, int64_t N, int64_t value_bytes) {
 
 namespace {
 
+// The row where each step's rows begin, and at [T] the rows of all steps.
+std::vector<int64_t> first_rows(const Steps& steps) {
+  std::vector<int64_t> first(static_cast<size_t>(steps.T) + 1, 0);
+  for (int64_t t = 0; t < steps.T; ++t) first[t + 1] = first[t] + steps.at(t);
+  return first;
+}
+
 // A direction's input projection, a chunk of consecutive steps at a time (one
 // step at least), each projected when the time loop reaches a step outside
 // the chunk before: the chunk stays in cache while its steps read it, and a
@@ -154,9 +161,8 @@ class IgatesChunks {
   IgatesChunks(const KernelSet& k, const PackedMatrix& ih, const LinearRequant& r,
                const uint8_t* x, const Steps& steps, bool reverse, const Parallel& par)
       : k_(k), ih_(ih), r_(r), x_(x), T_(steps.T), reverse_(reverse), par_(par),
-        first_row_(static_cast<size_t>(steps.T) + 1, 0),
+        first_row_(first_rows(steps)),
         chunk_rows_(igates_chunk_rows(steps.B, ih.rows, sizeof(Out))) {
-    for (int64_t t = 0; t < T_; ++t) first_row_[t + 1] = first_row_[t] + steps.at(t);
     buffer_.resize(static_cast<size_t>(std::min(first_row_[T_], chunk_rows_) * ih.rows));
   }
 
@@ -300,8 +306,7 @@ DirectionResult run_direction_in_parts(int64_t parts, const KernelSet& k, const 
                                        int64_t out_width, int64_t out_offset,
                                        const uint8_t* out_table, const Parallel& par) {
   const int64_t H = p.hidden_size, S = p.h_size(), K = p.ih.K, T = steps.T;
-  std::vector<int64_t> first_row(static_cast<size_t>(T) + 1, 0);
-  for (int64_t t = 0; t < T; ++t) first_row[t + 1] = first_row[t] + steps.at(t);
+  const std::vector<int64_t> first_row = first_rows(steps);
   std::vector<DirectionResult> results(static_cast<size_t>(parts));
   par.run(parts, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
