@@ -8,9 +8,9 @@ bench_lstm.py times each column once, as a median: on a shared VM whose speed
 drifts from one minute to the next, a row's ratio then compares two different
 machines. Here each round times qlstm (`qlstm.quantize`'s module, float
 sequence in and out) and then onnxruntime int8 on the same input, each for at
-least --budget seconds, and the table takes each one's fastest call over all
-rounds: the time the shape takes when nothing else interferes. Needs
-onnxruntime. Writes results/lstm_alternating.md.
+least --budget seconds (bench_lstm.py's timed_ms), and the table takes each
+one's fastest call over all rounds: the time the shape takes when nothing
+else interferes. Needs onnxruntime. Writes results/lstm_alternating.md.
 """
 from __future__ import annotations
 
@@ -18,29 +18,15 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import warnings
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
 import qlstm
-from bench_lstm import HERE, OrtLSTM, cpu_model, have_onnxruntime, write_table
+from bench_lstm import HERE, OrtLSTM, cpu_model, have_onnxruntime, timed_ms, write_table
 
 DEFAULT_SHAPES = ["50x1", "200x1", "50x8", "50x64"]
-
-
-def fastest_ms(fn: Callable[[], object], budget_s: float, min_calls: int = 5) -> float:
-    """The fastest of at least min_calls calls of fn() made within budget_s, after two warm-up calls."""
-    fn()
-    fn()
-    best, calls, start = float("inf"), 0, time.perf_counter()
-    while calls < min_calls or time.perf_counter() - start < budget_s:
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        calls += 1
-    return best * 1e3
 
 
 def parse_shape(text: str) -> Tuple[int, int]:
@@ -76,8 +62,8 @@ def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int
                 q_ms, o_ms = float("inf"), float("inf")
                 with torch.no_grad():
                     for _ in range(rounds):
-                        q_ms = min(q_ms, fastest_ms(lambda: q(x), budget_s))
-                        o_ms = min(o_ms, fastest_ms(lambda: ort_run(xn), budget_s))
+                        q_ms = min(q_ms, timed_ms(lambda: q(x), budget_s=budget_s, summary=min))
+                        o_ms = min(o_ms, timed_ms(lambda: ort_run(xn), budget_s=budget_s, summary=min))
                 rows.append((threads, size, T, B, q_ms, o_ms))
                 print(f"{threads}t size {size:>4} T {T:>3} B {B:>2}: qlstm {q_ms:9.4f} ms, "
                       f"onnxruntime int8 {o_ms:9.4f} ms, {o_ms / q_ms:.2f}x", flush=True)

@@ -42,11 +42,12 @@ QLSTM_COLUMNS = ("qlstm", "qlstm_torch_flow", "qlstm_accurate")
 
 
 def timed_ms(fn: Callable[[], object], min_runs: int = 5, budget_s: float = 0.5,
-             max_runs: int = 200, warmup_s: float = 0.05) -> float:
-    """Median wall time of fn() in ms: at least min_runs calls (2 when one call
-    takes over 2 s), more while within budget_s, after calls for warmup_s (at
-    least one), so that the first column of a row does not pay for caches and
-    clocks that the columns before it left cold."""
+             max_runs: int = 200, warmup_s: float = 0.05,
+             summary: Callable[[List[float]], float] = statistics.median) -> float:
+    """Median (or another summary) wall time of fn() in ms: at least min_runs
+    calls (2 when one call takes over 2 s), more while within budget_s, after
+    calls for warmup_s (at least one), so that the first column of a row does
+    not pay for caches and clocks that the columns before it left cold."""
     start = time.perf_counter()
     fn()
     while time.perf_counter() - start < warmup_s:
@@ -60,7 +61,7 @@ def timed_ms(fn: Callable[[], object], min_runs: int = 5, budget_s: float = 0.5,
         enough = len(times) >= (2 if times[0] > 2.0 else min_runs)
         if enough and time.perf_counter() - start > budget_s:
             break
-    return statistics.median(times) * 1e3
+    return summary(times) * 1e3
 
 
 class OrtLSTM:
