@@ -51,6 +51,24 @@ def test_lstm_matches_scalar(isa, I, H, B, wzp, split):
 
 
 @pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("T", [15, 16, 17, 40])
+@pytest.mark.parametrize("wzp", [False, True])
+def test_batch_one_sequences_match_scalar(isa, T, wzp):
+    # At batch 1, the AVX-512 sets project each chunk of 8 steps' inputs during
+    # the 8 steps before (StepRider): lengths around the chunks, both
+    # directions, and a second layer whose input (2 H) is wider than H.
+    runnable(isa)
+    layers = random_model(24, 40, 2, True, True, True, seed=T, weight_zero_points=wzp)
+    packed = [pack(l) for l in layers]
+    x = random_bytes(T, 1, 24, seed=T + 1)
+    h0, c0 = random_bytes(4, 1, 40, seed=T + 2), random_bytes(4, 1, 40, seed=T + 3)
+    expected = run_lstm("scalar", x, h0, c0, packed, 2, True)
+    got = run_lstm(isa, x, h0, c0, packed, 2, True)
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+
+
+@pytest.mark.parametrize("isa", ALL_ISAS)
 @pytest.mark.parametrize("activation", [0, 1, 127, 128, 129, 255])
 def test_extreme_operands_match_scalar(isa, activation):
     # Weights of only 127 and -128 against constant activations: where a

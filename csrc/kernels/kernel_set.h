@@ -9,6 +9,23 @@
 
 namespace qlstm {
 
+// Rows of a linear (KernelSet::linear, byte outputs) that a batch-1 step
+// computes beside its own product, with kernel sets whose rider_rows > 0:
+// x's rider_rows rows ([rider_rows][m->K]) against m's panels
+// [panel_begin, panel_end), into out ([rider_rows][m->rows]), the same bytes
+// as linear. A single row's W_hh product streams the weights from the cache
+// and leaves most multiplies idle; the next steps' input projection, which
+// multiplies each weight it reads by rider_rows rows, fills them. Unit block
+// i of a step's nb takes its share of the panels, [n * i / nb, n * (i + 1) / nb)
+// of the n, so that any split of the blocks computes each panel once.
+struct StepRider {
+  const PackedMatrix* m;
+  const LinearRequant* r;
+  const uint8_t* x;
+  int64_t panel_begin, panel_end;
+  uint8_t* out;
+};
+
 // State of one recurrent step: the previous h and c with their qparams.
 struct StepState {
   const uint8_t* h;  // [B][p.h_size()]
@@ -18,6 +35,8 @@ struct StepState {
   // alternate, so that a step starts on the weights the previous one read
   // last, which are still in cache when W_hh is about the cache's size.
   bool descending = false;
+  // Panels of another linear to compute beside the step (batch 1 only), or none.
+  const StepRider* rider = nullptr;
 };
 
 // State of one step of a layer in the accurate mode (float cell): h as the
@@ -63,6 +82,8 @@ struct KernelSet {
   // quantize / dequantize of quantize.h, the same bytes and floats.
   void (*quantize)(const float* x, int64_t n, QParams q, uint8_t* out);
   void (*dequantize)(const uint8_t* x, int64_t n, QParams q, float* out);
+  // The rows of a StepRider that lstm_step takes, or 0 when it takes none.
+  int64_t rider_rows;
 };
 
 enum class Isa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni, kAvx512VnniVbmi, kNeon, kNeonDot };

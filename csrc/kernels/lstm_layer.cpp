@@ -87,6 +87,11 @@ void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_p
 // block's weights are then read once per step, and a task's blocks are the
 // same at every step, so that its share of W_hh can stay in its core's cache
 // from step to step. With fewer blocks than threads, as parallel_grid.
+// The tasks of parallel_step while there are no fewer blocks than threads.
+int64_t step_tasks(int64_t rows, int64_t blocks, int64_t macs_per_row_block, const Parallel& par) {
+  return std::min(par.threads, rows * blocks * macs_per_row_block / kMinMacsPerStepTask);
+}
+
 template <class F>
 void parallel_step(int64_t rows, int64_t blocks, int64_t macs_per_row_block, const F& f,
                    const Parallel& par) {
@@ -94,8 +99,7 @@ void parallel_step(int64_t rows, int64_t blocks, int64_t macs_per_row_block, con
     parallel_grid(rows, /*row_chunk=*/8, blocks, macs_per_row_block, f, par);
     return;
   }
-  const int64_t tasks =
-      std::min(par.threads, rows * blocks * macs_per_row_block / kMinMacsPerStepTask);
+  const int64_t tasks = step_tasks(rows, blocks, macs_per_row_block, par);
   if (tasks < 2) {
     f(0, rows, 0, blocks);
     return;
@@ -154,16 +158,20 @@ std::vector<int64_t> first_rows(const Steps& steps) {
 // A direction's input projection, a chunk of consecutive steps at a time (one
 // step at least), each projected when the time loop reaches a step outside
 // the chunk before: the chunk stays in cache while its steps read it, and a
-// long sequence needs no buffer of its own length.
+// long sequence needs no buffer of its own length. With rider_rows, each
+// chunk is that many steps, and the steps of one compute the next beside
+// their own products (StepRider), a share each.
 template <class Out>
 class IgatesChunks {
  public:
   IgatesChunks(const KernelSet& k, const PackedMatrix& ih, const LinearRequant& r,
-               const uint8_t* x, const Steps& steps, bool reverse, const Parallel& par)
+               const uint8_t* x, const Steps& steps, bool reverse, const Parallel& par,
+               int64_t rider_rows = 0)
       : k_(k), ih_(ih), r_(r), x_(x), T_(steps.T), reverse_(reverse), par_(par),
-        first_row_(first_rows(steps)),
-        chunk_rows_(igates_chunk_rows(steps.B, ih.rows, sizeof(Out))) {
+        first_row_(first_rows(steps)), rider_rows_(rider_rows),
+        chunk_rows_(rider_rows > 0 ? rider_rows : igates_chunk_rows(steps.B, ih.rows, sizeof(Out))) {
     buffer_.resize(static_cast<size_t>(std::min(first_row_[T_], chunk_rows_) * ih.rows));
+    if (rider_rows_ > 0) next_.resize(static_cast<size_t>(rider_rows_ * ih.rows));
   }
 
   // The row of x (and of the output) where step t's rows begin.
@@ -171,8 +179,37 @@ class IgatesChunks {
 
   // Step t's igates rows, [steps.at(t)][ih.rows].
   const Out* at(int64_t t) {
-    if (t < lo_ || t >= hi_) project_from(t);
+    if (t < lo_ || t >= hi_) {
+      if (next_ready_ && t >= next_lo_ && t < next_hi_) {
+        buffer_.swap(next_);
+        lo_ = next_lo_;
+        hi_ = next_hi_;
+        next_ready_ = false;
+      } else {
+        project_from(t);
+      }
+    }
     return buffer_.data() + rows_of(lo_, t) * ih_.rows;
+  }
+
+  // What step t, whose igates at(t) gave, computes of the next chunk: its
+  // share, one rider_rows-th of the panels, or nullptr when there is no
+  // whole next chunk or no riding. Each step of a whole chunk is asked once,
+  // in the time loop's order.
+  const StepRider* rider(int64_t t) {
+    if (rider_rows_ == 0 || hi_ - lo_ != rider_rows_) return nullptr;
+    const int64_t next_lo = reverse_ ? lo_ - rider_rows_ : hi_;
+    if (next_lo < 0 || next_lo + rider_rows_ > T_) return nullptr;
+    const int64_t j = reverse_ ? hi_ - 1 - t : t - lo_;  // t's place in the loop's order
+    const int64_t panels = ih_.panels();
+    job_ = StepRider{&ih_, &r_, x_ + first_row_[next_lo] * ih_.K, panels * j / rider_rows_,
+                     panels * (j + 1) / rider_rows_, next_.data()};
+    if (j == rider_rows_ - 1) {
+      next_lo_ = next_lo;
+      next_hi_ = next_lo + rider_rows_;
+      next_ready_ = true;
+    }
+    return &job_;
   }
 
  private:
@@ -198,17 +235,42 @@ class IgatesChunks {
   const bool reverse_;
   const Parallel& par_;
   std::vector<int64_t> first_row_;
+  const int64_t rider_rows_;  // steps (of one row each) per chunk when riding, else 0
   const int64_t chunk_rows_;
   std::vector<Out> buffer_;
   int64_t lo_ = 0, hi_ = 0;  // the steps whose igates the buffer holds
+  std::vector<Out> next_;    // the next chunk, while its riders fill it
+  int64_t next_lo_ = 0, next_hi_ = 0;
+  bool next_ready_ = false;
+  StepRider job_{};
 };
+
+}  // namespace
+
+namespace {
+
+int64_t unit_blocks(const PackedLayer& p) { return padded_hidden(p.hidden_size) / kUnitBlock; }
+int64_t macs_per_row_block(const PackedLayer& p) { return 4 * kUnitBlock * p.hh.K; }
+
+// The rows of each step's StepRider in a direction of `steps`, or 0: the
+// riders need steps of one row, each on one thread (split across threads,
+// each core's share of W_hh stays in its L2 from step to step, which W_ih's
+// panels streaming past would evict), a set that takes them, and two chunks.
+int64_t rider_rows(const KernelSet& k, const PackedLayer& p, const Steps& steps,
+                   const Parallel& par) {
+  const bool single_rows = steps.B == 1 && steps.rows() == steps.T;
+  const bool one_task =
+      par.threads == 1 || (unit_blocks(p) >= par.threads &&
+                           step_tasks(1, unit_blocks(p), macs_per_row_block(p), par) < 2);
+  return single_rows && one_task && steps.T >= 2 * k.rider_rows ? k.rider_rows : 0;
+}
 
 }  // namespace
 
 void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
               const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
               uint8_t* hidden, uint8_t* c_next, const Parallel& par) {
-  parallel_step(batch, padded_hidden(p.hidden_size) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
+  parallel_step(batch, unit_blocks(p), macs_per_row_block(p),
                 [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
                   k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, hidden, c_next);
                 }, par);
@@ -356,7 +418,7 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
   const int64_t H = p.hidden_size, S = p.h_size(), T = steps.T, B = steps.B;
   // The projection of every row there is, padding none.
   const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
-  IgatesChunks<uint8_t> igates(k, p.ih, ih.r, x, steps, reverse, par);
+  IgatesChunks<uint8_t> igates(k, p.ih, ih.r, x, steps, reverse, par, rider_rows(k, p, steps, par));
 
   DirectionResult res;
   const size_t h_bytes = static_cast<size_t>(B * S), c_bytes = static_cast<size_t>(B * H);
@@ -391,8 +453,9 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
     const int64_t t = reverse ? T - 1 - s : s;
     // The sequences with a step t are the first bt: the others keep their state.
     const int64_t bt = steps.at(t);
-    const StepState state{res.h.data(), res.c.data(), res.c_q, s % 2 == 1};
-    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, igates.at(t), state, bt,
+    const uint8_t* step_igates = igates.at(t);
+    const StepState state{res.h.data(), res.c.data(), res.c_q, s % 2 == 1, igates.rider(t)};
+    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, step_igates, state, bt,
              projection ? hidden.data() : h_next.data(), c_next.data(), par);
     if (projection) projection->run(k, hidden.data(), bt, h_next.data(), par);
     std::copy(res.h.begin() + bt * S, res.h.end(), h_next.begin() + bt * S);
@@ -440,7 +503,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
     const int64_t bt = steps.at(t);
     const float* ig = igates.at(t);
     const FloatStepState state{h_bytes.data(), res.c.data(), s % 2 == 1};
-    parallel_step(bt, padded_hidden(H) / kUnitBlock, 4 * kUnitBlock * p.hh.K,
+    parallel_step(bt, unit_blocks(p), macs_per_row_block(p),
                   [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
                     k.lstm_step_float(p, s == 0 && hh0 ? hh0->r : hh.r, h_q, ig, state, b0, b1,
                                       u0, u1, h_next.data(), h_bytes_next.data(), c_next.data());

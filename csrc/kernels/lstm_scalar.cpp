@@ -141,7 +141,7 @@ void lstm_step_scalar(const PackedLayer& p, const LinearRequant& hh, const CellC
 const KernelSet& scalar_kernels() {
   static const KernelSet k{"scalar",           linear_scalar<uint8_t>, lstm_step_scalar,
                            linear_scalar<float>, lstm_step_float_scalar, quantize,
-                           dequantize};
+                           dequantize,         /*rider_rows=*/0};
   return k;
 }
 

@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "float_cell.h"
 #include "kernel_set.h"
@@ -95,24 +96,29 @@ bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix f
 // panel_bytes long), with S accumulators per row and panel over interleaved
 // groups of 4 k, added at the end (int32 sums wrap the same in any order).
 // Several panels per pass, and several accumulators per panel, give a single
-// row (a GEMV) enough independent work. Never inlined: inside its callers'
-// epilogues GCC runs out of registers and spills the accumulators in the loop.
-template <class Dot, int R, int P, int S = 1>
-[[gnu::noinline]] void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K,
-                                  const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
-                                  typename Dot::Sums out[R][P]) {
-  alignas(64) int32_t corr[R][P][kPanelRows] = {};
-  bool any_corr = false;
-  if constexpr (Dot::kNegatesWeights) {
-    any_corr = min_weight_corrections<R, P>(x, x_stride, fix, corr);
-  }
-  typename Dot::Acc acc[S][R][P];
-  for (int s = 0; s < S; ++s) {
-    for (int r = 0; r < R; ++r) {
-      for (int p = 0; p < P; ++p) acc[s][r][p] = Dot::zero();
+// row (a GEMV) enough independent work. panels_dot runs one tile, a riding
+// step (panels_dot_riding) two side by side.
+template <class Dot, int R, int P, int S>
+struct PanelTile {
+  using Acc = typename Dot::Acc;
+
+  PanelTile(const uint8_t* x_rows, int64_t stride, int64_t k, const int8_t* weights,
+            int64_t bytes_per_panel, const PanelFix* panel_fixes)
+      : x(x_rows), x_stride(stride), K(k), panels(weights), panel_bytes(bytes_per_panel),
+        fix(panel_fixes) {
+    if constexpr (Dot::kNegatesWeights) {
+      any_corr = min_weight_corrections<R, P>(x, x_stride, fix, corr);
+    }
+    for (int s = 0; s < S; ++s) {
+      for (int r = 0; r < R; ++r) {
+        for (int p = 0; p < P; ++p) acc[s][r][p] = Dot::zero();
+      }
     }
   }
-  auto step = [&](int64_t g, const uint32_t* v, typename Dot::Acc (&a)[R][P]) {
+
+  int64_t full_groups() const { return K / kKGroup; }
+
+  void step(int64_t g, const uint32_t* v, Acc (&a)[R][P]) {
     typename Dot::W w[P];
     for (int p = 0; p < P; ++p) {
       w[p] = Dot::load(panels + p * panel_bytes + g * kPanelRows * kKGroup);
@@ -121,42 +127,86 @@ template <class Dot, int R, int P, int S = 1>
       const typename Dot::Act act = Dot::act(v[r]);
       for (int p = 0; p < P; ++p) Dot::madd(a[r][p], act, w[p]);
     }
-  };
-  auto group = [&](int64_t g, typename Dot::Acc (&a)[R][P]) {
+  }
+  // Group g of 4 k (g < full_groups()) into accumulator set a.
+  void group(int64_t g, Acc (&a)[R][P]) {
     uint32_t v[R];
     for (int r = 0; r < R; ++r) std::memcpy(&v[r], x + r * x_stride + g * kKGroup, sizeof(v[r]));
     step(g, v, a);
-  };
-  const int64_t full = K / kKGroup;
-  int64_t g = 0;
-  for (; g + S <= full; g += S) {
-    for (int s = 0; s < S; ++s) group(g + s, acc[s]);
   }
-  // Constant trip counts only: an accumulator indexed at run time lives in memory.
-  for (int s = 0; s < S; ++s) {
-    if (g + s < full) group(g + s, acc[s]);
-  }
-  if (const int64_t tail = K % kKGroup) {
-    // The packed weights past K are zero; the activations past K may not be
-    // ours to read. A centered policy sees them as 0 - 128 against weight 0.
-    uint32_t v[R] = {};
+
+  // Groups [g, full_groups()) and the K tail, then the finished sums.
+  void finish_from(int64_t g, typename Dot::Sums out[R][P]) {
+    const int64_t full = full_groups();
+    for (; g + S <= full; g += S) {
+      for (int s = 0; s < S; ++s) group(g + s, acc[s]);
+    }
+    // Constant trip counts only: an accumulator indexed at run time lives in memory.
+    for (int s = 0; s < S; ++s) {
+      if (g + s < full) group(g + s, acc[s]);
+    }
+    if (const int64_t tail = K % kKGroup) {
+      // The packed weights past K are zero; the activations past K may not be
+      // ours to read. A centered policy sees them as 0 - 128 against weight 0.
+      uint32_t v[R] = {};
+      for (int r = 0; r < R; ++r) {
+        std::memcpy(&v[r], x + r * x_stride + full * kKGroup, static_cast<size_t>(tail));
+      }
+      step(full, v, acc[S - 1]);
+    }
     for (int r = 0; r < R; ++r) {
-      std::memcpy(&v[r], x + r * x_stride + full * kKGroup, static_cast<size_t>(tail));
-    }
-    step(full, v, acc[S - 1]);
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int p = 0; p < P; ++p) {
-      if constexpr (S > 1) {
-        for (int s = 1; s < S; ++s) Dot::add(acc[0][r][p], acc[s][r][p]);
-      }
-      Dot::finish(acc[0][r][p], &out[r][p]);
-      if constexpr (Dot::kCentered) Dot::add_colsum128(out[r][p], fix[p].colsum);
-      if constexpr (Dot::kNegatesWeights) {
-        if (any_corr) Dot::add16(out[r][p], corr[r][p]);
+      for (int p = 0; p < P; ++p) {
+        if constexpr (S > 1) {
+          for (int s = 1; s < S; ++s) Dot::add(acc[0][r][p], acc[s][r][p]);
+        }
+        Dot::finish(acc[0][r][p], &out[r][p]);
+        if constexpr (Dot::kCentered) Dot::add_colsum128(out[r][p], fix[p].colsum);
+        if constexpr (Dot::kNegatesWeights) {
+          if (any_corr) Dot::add16(out[r][p], corr[r][p]);
+        }
       }
     }
   }
+
+  const uint8_t* x;
+  int64_t x_stride, K;
+  const int8_t* panels;
+  int64_t panel_bytes;
+  const PanelFix* fix;
+  alignas(64) int32_t corr[R][P][kPanelRows] = {};
+  bool any_corr = false;
+  Acc acc[S][R][P];
+};
+
+// Never inlined: inside its callers' epilogues GCC runs out of registers and
+// spills the accumulators in the loop.
+template <class Dot, int R, int P, int S = 1>
+[[gnu::noinline]] void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K,
+                                  const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
+                                  typename Dot::Sums out[R][P]) {
+  PanelTile<Dot, R, P, S>(x, x_stride, K, panels, panel_bytes, fix).finish_from(0, out);
+}
+
+// One single row's tile of 4 panels (a unit block of W_hh) and a rider's tile
+// of RX rows against one panel, their groups of k interleaved while both have
+// them: the row's weights stream from the cache, the rider's multiply several
+// rows each, so that the multiplies of the one fill the waits of the other.
+template <class Dot, int RX>
+[[gnu::noinline]] void panels_dot_riding(const uint8_t* h, int64_t K, const int8_t* panels,
+                                         int64_t panel_bytes, const PanelFix fix[4],
+                                         typename Dot::Sums out[1][4], const uint8_t* x,
+                                         int64_t x_K, const int8_t* x_panel,
+                                         const PanelFix x_fix[1],
+                                         typename Dot::Sums x_out[RX][1]) {
+  PanelTile<Dot, 1, 4, 1> a(h, K, K, panels, panel_bytes, fix);
+  PanelTile<Dot, RX, 1, 1> b(x, x_K, x_K, x_panel, 0, x_fix);
+  const int64_t both = std::min(a.full_groups(), b.full_groups());
+  for (int64_t g = 0; g < both; ++g) {
+    a.group(g, a.acc[0]);
+    b.group(g, b.acc[0]);
+  }
+  a.finish_from(both, out);
+  b.finish_from(both, x_out);
 }
 
 template <class Dot, class = void>
@@ -207,21 +257,28 @@ void panels_dot_best(bool narrow, const uint8_t* x, int64_t x_stride, int64_t K,
 template <class Dot, int R>
 inline constexpr int kPanelsPerPass = R == 1 ? Dot::kGemvPanels : Dot::kGemmPanels;
 
+// The requantized outputs of rows [row, row + R) against panels [panel, panel + P).
+template <class Dot, int R, int P, class Out>
+void store_tile(const PackedMatrix& m, const LinearRequant& r, const typename Dot::Sums (&raw)[R][P],
+                int64_t row, int64_t panel, const int32_t rs[R], Out* out) {
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < P; ++j) {
+      const int64_t n = (panel + j) * kPanelRows;
+      Dot::store_outputs(raw[i][j], r, m.zero_point, n, rs[i], out + (row + i) * m.rows + n);
+    }
+  }
+}
+
 template <class Dot, int R, int P, class Out>
 void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
                     int64_t panel, const int32_t rs[R], bool narrow, Out* out) {
-  const int64_t K = m.K, N = m.rows, panel_bytes = m.panel_bytes();
+  const int64_t K = m.K, panel_bytes = m.panel_bytes();
   PanelFix fix[P];
   for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, r, panel + j);
   typename Dot::Sums raw[R][P];
   panels_dot_best<Dot, R, P>(narrow, x + row * K, K, K, m.weights + panel * panel_bytes,
                              panel_bytes, fix, raw);
-  for (int i = 0; i < R; ++i) {
-    for (int j = 0; j < P; ++j) {
-      const int64_t n = (panel + j) * kPanelRows;
-      Dot::store_outputs(raw[i][j], r, m.zero_point, n, rs[i], out + (row + i) * N + n);
-    }
-  }
+  store_tile<Dot>(m, r, raw, row, panel, rs, out);
 }
 
 template <class Dot, int R, class Out>
@@ -299,13 +356,47 @@ struct UnitGroup {
   int64_t row, u, units;
 };
 
+// The rows of a policy's riding step (KernelSet::rider_rows): its kRiderRows,
+// or 0 for a policy that rides nothing.
+template <class Dot, class = void>
+struct RiderRowsOf : std::integral_constant<int, 0> {};
+template <class Dot>
+struct RiderRowsOf<Dot, std::void_t<decltype(Dot::kRiderRows)>>
+    : std::integral_constant<int, Dot::kRiderRows> {};
+
+// A step's StepRider with its rows' sums for the weight zero points, and
+// each unit block's share of its panels: at most one, since a chunk's
+// 4 panels per unit block are spread over kRows >= 4 steps.
+template <class Dot>
+struct Rider {
+  static constexpr int kRows = RiderRowsOf<Dot>::value;
+  static_assert(kRows == 0 || (kRows >= 4 && Dot::kGemvPanels == 4),
+                "a block's share is at most one panel, riding its block's single pass");
+
+  Rider(const StepRider& j, int64_t step_blocks) : job(j), blocks(step_blocks) {
+    for (int i = 0; i < kRows; ++i) {
+      rs[i] = j.m->has_zero_point ? row_sum(j.x + i * j.m->K, j.m->K) : 0;
+    }
+  }
+  // The panel block `block` takes, or -1.
+  int64_t share(int64_t block) const {
+    const int64_t n = job.panel_end - job.panel_begin, first = n * block / blocks;
+    return first < n * (block + 1) / blocks ? job.panel_begin + first : -1;
+  }
+
+  const StepRider& job;
+  int64_t blocks;
+  int32_t rs[std::max(kRows, 1)];
+};
+
 // The int32 sums of one unit block's four panels (gates i, f, g, o) of
 // m = W_hh for batch rows [b, b + R) of h, each handed to
 // take(row i, gate g, sums) as it is done; rs gets those rows' sums for the
-// weight zero points.
+// weight zero points. With a rider (a single row only), the block's share of
+// its panels too, in the same pass as the block's four.
 template <class Dot, int R, class Take>
 void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h, int64_t b,
-                int64_t block, int32_t rs[R], const Take& take) {
+                int64_t block, int32_t rs[R], const Rider<Dot>* rider, const Take& take) {
   // h rows have m.K bytes (the projection's size with one, else H).
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(h + (b + i) * K, K) : 0;
@@ -316,8 +407,22 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
     PanelFix fix[P];
     for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, hh, panel + j);
     typename Dot::Sums part[R][P];
-    panels_dot_best<Dot, R, P>(narrow, h + b * K, K, K, m.weights + panel * panel_bytes,
-                               panel_bytes, fix, part);
+    const int8_t* weights = m.weights + panel * panel_bytes;
+    bool rode = false;
+    if constexpr (R == 1 && Rider<Dot>::kRows > 0) {
+      if (const int64_t ride = rider ? rider->share(block) : -1; ride >= 0) {
+        constexpr int RX = Rider<Dot>::kRows;
+        const StepRider& job = rider->job;
+        const PanelFix x_fix[1] = {panel_fix(*job.m, *job.r, ride)};
+        typename Dot::Sums x_part[RX][1];
+        panels_dot_riding<Dot, RX>(h + b * K, K, weights, panel_bytes, fix, part, job.x,
+                                   job.m->K, job.m->weights + ride * job.m->panel_bytes(), x_fix,
+                                   x_part);
+        store_tile<Dot>(*job.m, *job.r, x_part, 0, ride, rider->rs, job.out);
+        rode = true;
+      }
+    }
+    if (!rode) panels_dot_best<Dot, R, P>(narrow, h + b * K, K, K, weights, panel_bytes, fix, part);
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < P; ++j) take(i, g + j, part[i][j]);
     }
@@ -342,14 +447,14 @@ void finish_groups(const Cell& cell, const typename Dot::BlockGates (&hg)[G],
 // has independent groups to interleave.
 template <class Dot, int R, int Q, class Cell>
 void step_rows(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, int64_t b,
-               const int64_t (&blocks)[Q], const Cell& cell) {
+               const int64_t (&blocks)[Q], const Rider<Dot>* rider, const Cell& cell) {
   const PackedMatrix& m = p.hh;
   typename Dot::BlockGates hg[Q * R];
   UnitGroup groups[Q * R];
   for (int q = 0; q < Q; ++q) {
     const int64_t block = blocks[q], u = block * kUnitBlock;
     int32_t rs[R];
-    block_sums<Dot, R>(m, hh, h, b, block, rs,
+    block_sums<Dot, R>(m, hh, h, b, block, rs, rider,
                        [&](int i, int g, const typename Dot::Sums& sums) {
                          cell.gate(sums, hh, m.zero_point, (4 * block + g) * kPanelRows, rs[i],
                                    g, &hg[q * R + i]);
@@ -363,22 +468,22 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, 
 
 template <class Dot, class Cell, int R = Dot::kGemmRows>
 void step_tile(int64_t rows, const PackedLayer& p, const LinearRequant& hh, const uint8_t* h,
-               int64_t b, int64_t block, const Cell& cell) {
+               int64_t b, int64_t block, const Rider<Dot>* rider, const Cell& cell) {
   if constexpr (R > 1) {
-    if (rows < R) return step_tile<Dot, Cell, R - 1>(rows, p, hh, h, b, block, cell);
+    if (rows < R) return step_tile<Dot, Cell, R - 1>(rows, p, hh, h, b, block, rider, cell);
   }
   const int64_t blocks[1] = {block};
-  step_rows<Dot, R>(p, hh, h, b, blocks, cell);
+  step_rows<Dot, R>(p, hh, h, b, blocks, rider, cell);
 }
 
 // Batch tiles inner: a block's weights are read from memory once per step and
 // stay in cache while every tile of the batch passes. Blocks in ascending
 // order, or descending (StepState::descending); a single batch row takes
-// kCellGroups blocks at a time.
+// kCellGroups blocks at a time. A rider comes with a single batch row only.
 template <class Dot, class Cell>
 void step_blocks(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, int64_t b_begin,
                  int64_t b_end, int64_t block_begin, int64_t block_end, bool descending,
-                 const Cell& cell) {
+                 const Rider<Dot>* rider, const Cell& cell) {
   auto block_at = [&](int64_t i) { return descending ? block_begin + block_end - 1 - i : i; };
   int64_t i = block_begin;
   if (b_end - b_begin == 1) {
@@ -386,12 +491,12 @@ void step_blocks(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h
     for (; i + Q <= block_end; i += Q) {
       int64_t blocks[Q];
       for (int q = 0; q < Q; ++q) blocks[q] = block_at(i + q);
-      step_rows<Dot, 1>(p, hh, h, b_begin, blocks, cell);
+      step_rows<Dot, 1>(p, hh, h, b_begin, blocks, rider, cell);
     }
   }
   for (; i < block_end; ++i) {
     for (int64_t b = b_begin; b < b_end; b += Dot::kGemmRows) {
-      step_tile<Dot>(b_end - b, p, hh, h, b, block_at(i), cell);
+      step_tile<Dot>(b_end - b, p, hh, h, b, block_at(i), rider, cell);
     }
   }
 }
@@ -486,8 +591,17 @@ void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellCo
                      const uint8_t* igates, const StepState& s, int64_t b_begin, int64_t b_end,
                      int64_t block_begin, int64_t block_end, uint8_t* h_next, uint8_t* c_next) {
   const EpilogueParams e(p, cc, s.c_qparams);
-  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending,
-                   ByteCell<Dot>{e, igates, s, h_next, c_next});
+  const ByteCell<Dot> cell{e, igates, s, h_next, c_next};
+  if constexpr (Rider<Dot>::kRows > 0) {
+    if (s.rider != nullptr) {
+      const Rider<Dot> rider(*s.rider, padded_hidden(p.hidden_size) / kUnitBlock);
+      step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending, &rider,
+                       cell);
+      return;
+    }
+  }
+  step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending, nullptr,
+                   cell);
 }
 
 template <class Dot>
@@ -496,7 +610,7 @@ void lstm_step_float_tiled(const PackedLayer& p, const LinearRequant& hh, QParam
                            int64_t b_end, int64_t block_begin, int64_t block_end, float* h_next,
                            uint8_t* h_next_bytes, float* c_next) {
   step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending,
-                   FloatCell<Dot>{p, 1.0f / h_q.scale, static_cast<float>(h_q.zero_point),
+                   /*rider=*/nullptr, FloatCell<Dot>{p, 1.0f / h_q.scale, static_cast<float>(h_q.zero_point),
                                   igates, s, h_next, h_next_bytes, c_next});
 }
 
@@ -508,7 +622,8 @@ KernelSet make_kernel_set(const char* name) {
                    linear_tiled<Dot, float>,
                    lstm_step_float_tiled<Dot>,
                    Dot::quantize_bytes,
-                   Dot::dequantize_bytes};
+                   Dot::dequantize_bytes,
+                   RiderRowsOf<Dot>::value};
 }
 
 }  // namespace

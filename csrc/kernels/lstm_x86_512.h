@@ -73,6 +73,11 @@ struct DotAvx512 : X86Epilogue<L> {
   // A single row: 4 panels x 2 accumulators, 8 vpdpbusd chains in flight.
   static constexpr int kGemvPanels = 4;
   static constexpr int kGemvSplits = 2;
+  // A riding step (panels_dot_riding): the row's 4 accumulators and 8 rider
+  // rows' against one panel, 12 chains and 15 registers. A batch-1 step reads
+  // 64 bytes of W_hh per vpdpbusd, and Zen 4's L2 gives a core 32 bytes a
+  // cycle: half the multiplies are free for rows that share their weights.
+  static constexpr int kRiderRows = 8;
 
   static W load(const int8_t* w) { return _mm512_loadu_si512(w); }
   static Acc zero() { return _mm512_setzero_si512(); }

@@ -140,6 +140,31 @@ TEST(Layer, ThreadCounts) {
   }
 }
 
+TEST(Layer, BatchOneStepsComputeTheNextInputProjection) {
+  // At batch 1, a set with rider_rows projects each chunk of that many steps
+  // during the steps of the chunk before: T around multiples of the chunk
+  // (the first chunk alone, a last partial one), both directions, inputs
+  // narrower and wider than H (the riding pass ends with either tile's k),
+  // -128 weights, weight zero points, a projection, and 2 and 3 threads:
+  // they project the first chunk and, at H = 384, split each step, which
+  // then projects nothing of the next.
+  const int64_t sizes[][2] = {{37, 21}, {200, 64}, {96, 200}, {100, 384}};
+  uint32_t seed = 300;
+  for (const auto& s : sizes) {
+    for (int64_t T : {15, 16, 17, 24, 41}) {
+      Case c{LayerSpec{s[0], s[1], seed % 2 == 0, seed % 3 == 0, true, seed, seed % 4 == 0},
+             T, 1, seed % 2 == 1};
+      c.spec.split_gates = seed % 5 == 0;
+      c.spec.proj_size = seed % 3 == 1 ? s[1] / 2 : 0;
+      for (int threads : {1, 2, 3}) {
+        SCOPED_TRACE("threads=" + std::to_string(threads) + " " + describe(c));
+        expect_matches_reference(c, threads, /*extremes=*/seed % 2 == 0);
+      }
+      ++seed;
+    }
+  }
+}
+
 TEST(Layer, NarrowActivationsAtTheInt16Boundary) {
   // A set's plain form (avx2: vpmaddubsw on the raw bytes, for rows whose
   // bytes are all <= 128) meets the int16 minimum with 128 against two -128
