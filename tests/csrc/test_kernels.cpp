@@ -144,11 +144,12 @@ TEST(Layer, BatchOneStepsComputeTheNextInputProjection) {
   // At batch 1, a set with rider_rows projects each chunk of that many steps
   // during the steps of the chunk before: T around multiples of the chunk
   // (the first chunk alone, a last partial one), both directions, inputs
-  // narrower and wider than H (the riding pass ends with either tile's k),
+  // narrower and wider than H (the riding pass ends with either tile's k;
+  // I = 3 has only the K tail), odd numbers of unit blocks (H = 40, 200),
   // -128 weights, weight zero points, a projection, and 2 and 3 threads:
   // they project the first chunk and, at H = 384, split each step, which
   // then projects nothing of the next.
-  const int64_t sizes[][2] = {{37, 21}, {200, 64}, {96, 200}, {100, 384}};
+  const int64_t sizes[][2] = {{37, 21}, {3, 40}, {200, 64}, {96, 200}, {100, 384}};
   uint32_t seed = 300;
   for (const auto& s : sizes) {
     for (int64_t T : {15, 16, 17, 24, 41}) {
