@@ -2,7 +2,9 @@
 #include "lstm_layer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
+#include <thread>
 
 namespace qlstm {
 
@@ -245,6 +247,70 @@ class IgatesChunks {
   StepRider job_{};
 };
 
+// Steps of one row, igates projected by another thread ahead of the time
+// loop: chunks of kAheadChunkSteps steps into a buffer of every row, each
+// claimed by whichever of the two threads reaches it first (the producer in
+// loop order, the time loop when it overtakes), so that no order of running
+// the two can wait forever: a claimed chunk is being projected by a running
+// thread. The time loop's core then reads only W_hh, and the other core W_ih.
+class IgatesAhead {
+ public:
+  static constexpr int64_t kChunkSteps = 8;
+
+  IgatesAhead(const KernelSet& k, const PackedMatrix& ih, const LinearRequant& r,
+              const uint8_t* x, const Steps& steps, bool reverse)
+      : k_(k), ih_(ih), r_(r), x_(x), T_(steps.T), reverse_(reverse),
+        chunks_((steps.T + kChunkSteps - 1) / kChunkSteps),
+        state_(new std::atomic<int>[static_cast<size_t>(chunks_)]),
+        buffer_(static_cast<size_t>(steps.T * ih.rows)) {
+    for (int64_t c = 0; c < chunks_; ++c) state_[c].store(kFree, std::memory_order_relaxed);
+  }
+
+  int64_t first_row(int64_t t) const { return t; }
+  const StepRider* rider(int64_t) const { return nullptr; }
+
+  // Step t's igates row, once its chunk is projected.
+  const uint8_t* at(int64_t t) {
+    const int64_t c = (reverse_ ? T_ - 1 - t : t) / kChunkSteps;
+    if (state_[c].load(std::memory_order_acquire) != kDone && !claim_and_project(c)) {
+      while (state_[c].load(std::memory_order_acquire) != kDone) std::this_thread::yield();
+    }
+    return buffer_.data() + t * ih_.rows;
+  }
+
+  // Projects every chunk not claimed yet, in the time loop's order.
+  void produce() {
+    for (int64_t c = 0; c < chunks_; ++c) claim_and_project(c);
+  }
+
+ private:
+  enum : int { kFree, kClaimed, kDone };
+
+  bool claim_and_project(int64_t c) {
+    int expected = kFree;
+    if (!state_[c].compare_exchange_strong(expected, kClaimed, std::memory_order_acquire)) {
+      return false;
+    }
+    // Chunk c of the loop's order, as rows [lo, hi) of x.
+    const int64_t a = c * kChunkSteps, b = std::min(T_, a + kChunkSteps);
+    const int64_t lo = reverse_ ? T_ - b : a, hi = reverse_ ? T_ - a : b;
+    run_linear(k_, ih_, r_, x_ + lo * ih_.K, hi - lo, buffer_.data() + lo * ih_.rows,
+               serial_parallel());
+    state_[c].store(kDone, std::memory_order_release);
+    return true;
+  }
+
+  const KernelSet& k_;
+  const PackedMatrix& ih_;
+  const LinearRequant& r_;
+  const uint8_t* x_;
+  const int64_t T_;
+  const bool reverse_;
+  const int64_t chunks_;
+  std::unique_ptr<std::atomic<int>[]> state_;
+  std::vector<uint8_t> buffer_;
+};
+
 }  // namespace
 
 namespace {
@@ -252,17 +318,34 @@ namespace {
 int64_t unit_blocks(const PackedLayer& p) { return padded_hidden(p.hidden_size) / kUnitBlock; }
 int64_t macs_per_row_block(const PackedLayer& p) { return 4 * kUnitBlock * p.hh.K; }
 
+// Whether a direction's steps have one row each and run on one thread each.
+bool single_row_steps_on_one_thread(const PackedLayer& p, const Steps& steps,
+                                    const Parallel& par) {
+  const bool single_rows = steps.B == 1 && steps.rows() == steps.T;
+  return single_rows &&
+         (par.threads == 1 || (unit_blocks(p) >= par.threads &&
+                               step_tasks(1, unit_blocks(p), macs_per_row_block(p), par) < 2));
+}
+
+// The most bytes of igates IgatesAhead holds (every row of the direction).
+constexpr int64_t kMaxAheadBytes = int64_t{16} << 20;
+
+// Whether a direction projects its inputs on a second thread (IgatesAhead):
+// steps of one row on one thread, while another thread is idle.
+bool projects_ahead(const PackedLayer& p, const Steps& steps, const Parallel& par) {
+  return par.threads >= 2 && steps.T >= 2 * IgatesAhead::kChunkSteps &&
+         steps.T * p.ih.rows <= kMaxAheadBytes && single_row_steps_on_one_thread(p, steps, par);
+}
+
 // The rows of each step's StepRider in a direction of `steps`, or 0: the
 // riders need steps of one row, each on one thread (split across threads,
 // each core's share of W_hh stays in its L2 from step to step, which W_ih's
 // panels streaming past would evict), a set that takes them, and two chunks.
 int64_t rider_rows(const KernelSet& k, const PackedLayer& p, const Steps& steps,
                    const Parallel& par) {
-  const bool single_rows = steps.B == 1 && steps.rows() == steps.T;
-  const bool one_task =
-      par.threads == 1 || (unit_blocks(p) >= par.threads &&
-                           step_tasks(1, unit_blocks(p), macs_per_row_block(p), par) < 2);
-  return single_rows && one_task && steps.T >= 2 * k.rider_rows ? k.rider_rows : 0;
+  return single_row_steps_on_one_thread(p, steps, par) && steps.T >= 2 * k.rider_rows
+             ? k.rider_rows
+             : 0;
 }
 
 }  // namespace
@@ -416,10 +499,6 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
                                   out_offset, out_table, par);
   }
   const int64_t H = p.hidden_size, S = p.h_size(), T = steps.T, B = steps.B;
-  // The projection of every row there is, padding none.
-  const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
-  IgatesChunks<uint8_t> igates(k, p.ih, ih.r, x, steps, reverse, par, rider_rows(k, p, steps, par));
-
   DirectionResult res;
   const size_t h_bytes = static_cast<size_t>(B * S), c_bytes = static_cast<size_t>(B * H);
   auto initial = [](const uint8_t* s, size_t n, QParams q) {
@@ -449,25 +528,46 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
   const LinearRequant& hh_steady = hh_later ? hh_later->r : hh_init.r;
   CellConstants cc;
   prepare_cell_constants(p, &cc);
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    // The sequences with a step t are the first bt: the others keep their state.
-    const int64_t bt = steps.at(t);
-    const uint8_t* step_igates = igates.at(t);
-    const StepState state{res.h.data(), res.c.data(), res.c_q, s % 2 == 1, igates.rider(t)};
-    run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, step_igates, state, bt,
-             projection ? hidden.data() : h_next.data(), c_next.data(), par);
-    if (projection) projection->run(k, hidden.data(), bt, h_next.data(), par);
-    std::copy(res.h.begin() + bt * S, res.h.end(), h_next.begin() + bt * S);
-    std::copy(res.c.begin() + bt * H, res.c.end(), c_next.begin() + bt * H);
-    res.h.swap(h_next);
-    res.c.swap(c_next);
-    res.h_q = p.q.h();
-    res.c_q = p.q.cell;
-    for (int64_t b = 0; b < bt; ++b) {
-      map_bytes(out_table, res.h.data() + b * S, S,
-                out + (igates.first_row(t) + b) * out_width + out_offset);
+  // The time loop, igates from IgatesChunks or IgatesAhead.
+  auto walk = [&](auto& igates, const Parallel& step_par) {
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      // The sequences with a step t are the first bt: the others keep their state.
+      const int64_t bt = steps.at(t);
+      const uint8_t* step_igates = igates.at(t);
+      const StepState state{res.h.data(), res.c.data(), res.c_q, s % 2 == 1, igates.rider(t)};
+      run_step(k, p, s == 0 ? hh_init.r : hh_steady, cc, step_igates, state, bt,
+               projection ? hidden.data() : h_next.data(), c_next.data(), step_par);
+      if (projection) projection->run(k, hidden.data(), bt, h_next.data(), step_par);
+      std::copy(res.h.begin() + bt * S, res.h.end(), h_next.begin() + bt * S);
+      std::copy(res.c.begin() + bt * H, res.c.end(), c_next.begin() + bt * H);
+      res.h.swap(h_next);
+      res.c.swap(c_next);
+      res.h_q = p.q.h();
+      res.c_q = p.q.cell;
+      for (int64_t b = 0; b < bt; ++b) {
+        map_bytes(out_table, res.h.data() + b * S, S,
+                  out + (igates.first_row(t) + b) * out_width + out_offset);
+      }
     }
+  };
+  // The projection of every row there is, padding none.
+  const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
+  if (projects_ahead(p, steps, par)) {
+    IgatesAhead igates(k, p.ih, ih.r, x, steps, reverse);
+    par.run(2, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        if (i == 0) {
+          igates.produce();
+        } else {
+          walk(igates, serial_parallel());
+        }
+      }
+    });
+  } else {
+    IgatesChunks<uint8_t> igates(k, p.ih, ih.r, x, steps, reverse, par,
+                                 rider_rows(k, p, steps, par));
+    walk(igates, par);
   }
   return res;
 }
