@@ -140,6 +140,17 @@ TEST(Layer, ThreadCounts) {
   }
 }
 
+TEST(Layer, BatchPartsWithAWhhPastHalfAnL2) {
+  // W_hh of 4 x 384 x 384 bytes (576 KB) is split by sequences only when each
+  // part gets 4 sequences or more: batch 9 on 2 threads (4 + 5), and on 3
+  // threads (3 each), where each step is split instead.
+  Case c{LayerSpec{50, 384, true, true, true, 41}, 3, 9, true};
+  for (int threads : {2, 3}) {
+    SCOPED_TRACE("threads=" + std::to_string(threads) + " " + describe(c));
+    expect_matches_reference(c, threads, /*extremes=*/false);
+  }
+}
+
 TEST(Layer, BatchOneStepsComputeTheNextInputProjection) {
   // At batch 1, a set with rider_rows projects each chunk of that many steps
   // during the steps of the chunk before: T around multiples of the chunk
