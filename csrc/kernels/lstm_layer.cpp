@@ -157,6 +157,23 @@ std::vector<int64_t> first_rows(const Steps& steps) {
   return first;
 }
 
+// A direction's inputs, x's rows of T steps in the time loop's direction, and
+// their projection by W_ih into igates.
+struct InputProjection {
+  const KernelSet& k;
+  const PackedMatrix& ih;
+  const LinearRequant& r;
+  const uint8_t* x;
+  int64_t T;
+  bool reverse;
+
+  // igates rows [lo, lo + rows) into out.
+  template <class Out>
+  void project(int64_t lo, int64_t rows, Out* out, const Parallel& par) const {
+    run_linear(k, ih, r, x + lo * ih.K, rows, out, par);
+  }
+};
+
 // A direction's input projection, a chunk of consecutive steps at a time (one
 // step at least), each projected when the time loop reaches a step outside
 // the chunk before: the chunk stays in cache while its steps read it, and a
@@ -166,14 +183,13 @@ std::vector<int64_t> first_rows(const Steps& steps) {
 template <class Out>
 class IgatesChunks {
  public:
-  IgatesChunks(const KernelSet& k, const PackedMatrix& ih, const LinearRequant& r,
-               const uint8_t* x, const Steps& steps, bool reverse, const Parallel& par,
+  IgatesChunks(const InputProjection& in, const Steps& steps, const Parallel& par,
                int64_t rider_rows = 0)
-      : k_(k), ih_(ih), r_(r), x_(x), T_(steps.T), reverse_(reverse), par_(par),
-        first_row_(first_rows(steps)), rider_rows_(rider_rows),
-        chunk_rows_(rider_rows > 0 ? rider_rows : igates_chunk_rows(steps.B, ih.rows, sizeof(Out))) {
-    buffer_.resize(static_cast<size_t>(std::min(first_row_[T_], chunk_rows_) * ih.rows));
-    if (rider_rows_ > 0) next_.resize(static_cast<size_t>(rider_rows_ * ih.rows));
+      : in_(in), N_(in.ih.rows), par_(par), first_row_(first_rows(steps)),
+        rider_rows_(rider_rows),
+        chunk_rows_(rider_rows > 0 ? rider_rows : igates_chunk_rows(steps.B, N_, sizeof(Out))) {
+    buffer_.resize(static_cast<size_t>(std::min(first_row_[in_.T], chunk_rows_) * N_));
+    if (rider_rows_ > 0) next_.resize(static_cast<size_t>(rider_rows_ * N_));
   }
 
   // The row of x (and of the output) where step t's rows begin.
@@ -191,7 +207,7 @@ class IgatesChunks {
         project_from(t);
       }
     }
-    return buffer_.data() + rows_of(lo_, t) * ih_.rows;
+    return buffer_.data() + rows_of(lo_, t) * N_;
   }
 
   // What step t, whose igates at(t) gave, computes of the next chunk: its
@@ -200,12 +216,12 @@ class IgatesChunks {
   // in the time loop's order.
   const StepRider* rider(int64_t t) {
     if (rider_rows_ == 0 || hi_ - lo_ != rider_rows_) return nullptr;
-    const int64_t next_lo = reverse_ ? lo_ - rider_rows_ : hi_;
-    if (next_lo < 0 || next_lo + rider_rows_ > T_) return nullptr;
-    const int64_t j = reverse_ ? hi_ - 1 - t : t - lo_;  // t's place in the loop's order
-    const int64_t panels = ih_.panels();
-    job_ = StepRider{&ih_, &r_, x_ + first_row_[next_lo] * ih_.K, panels * j / rider_rows_,
-                     panels * (j + 1) / rider_rows_, next_.data()};
+    const int64_t next_lo = in_.reverse ? lo_ - rider_rows_ : hi_;
+    if (next_lo < 0 || next_lo + rider_rows_ > in_.T) return nullptr;
+    const int64_t j = in_.reverse ? hi_ - 1 - t : t - lo_;  // t's place in the loop's order
+    const int64_t panels = in_.ih.panels();
+    job_ = StepRider{&in_.ih, &in_.r, in_.x + first_row_[next_lo] * in_.ih.K,
+                     panels * j / rider_rows_, panels * (j + 1) / rider_rows_, next_.data()};
     if (j == rider_rows_ - 1) {
       next_lo_ = next_lo;
       next_hi_ = next_lo + rider_rows_;
@@ -221,20 +237,16 @@ class IgatesChunks {
   void project_from(int64_t t) {
     lo_ = t;
     hi_ = t + 1;
-    if (reverse_) {
+    if (in_.reverse) {
       while (lo_ > 0 && rows_of(lo_ - 1, hi_) <= chunk_rows_) --lo_;
     } else {
-      while (hi_ < T_ && rows_of(lo_, hi_ + 1) <= chunk_rows_) ++hi_;
+      while (hi_ < in_.T && rows_of(lo_, hi_ + 1) <= chunk_rows_) ++hi_;
     }
-    run_linear(k_, ih_, r_, x_ + first_row_[lo_] * ih_.K, rows_of(lo_, hi_), buffer_.data(), par_);
+    in_.project(first_row_[lo_], rows_of(lo_, hi_), buffer_.data(), par_);
   }
 
-  const KernelSet& k_;
-  const PackedMatrix& ih_;
-  const LinearRequant& r_;
-  const uint8_t* x_;
-  const int64_t T_;
-  const bool reverse_;
+  const InputProjection in_;
+  const int64_t N_;  // igates per row
   const Parallel& par_;
   std::vector<int64_t> first_row_;
   const int64_t rider_rows_;  // steps (of one row each) per chunk when riding, else 0
@@ -257,12 +269,10 @@ class IgatesAhead {
  public:
   static constexpr int64_t kChunkSteps = 8;
 
-  IgatesAhead(const KernelSet& k, const PackedMatrix& ih, const LinearRequant& r,
-              const uint8_t* x, const Steps& steps, bool reverse)
-      : k_(k), ih_(ih), r_(r), x_(x), T_(steps.T), reverse_(reverse),
-        chunks_((steps.T + kChunkSteps - 1) / kChunkSteps),
+  explicit IgatesAhead(const InputProjection& in)
+      : in_(in), N_(in.ih.rows), chunks_((in.T + kChunkSteps - 1) / kChunkSteps),
         state_(new std::atomic<int>[static_cast<size_t>(chunks_)]),
-        buffer_(static_cast<size_t>(steps.T * ih.rows)) {
+        buffer_(static_cast<size_t>(in.T * N_)) {
     for (int64_t c = 0; c < chunks_; ++c) state_[c].store(kFree, std::memory_order_relaxed);
   }
 
@@ -271,11 +281,11 @@ class IgatesAhead {
 
   // Step t's igates row, once its chunk is projected.
   const uint8_t* at(int64_t t) {
-    const int64_t c = (reverse_ ? T_ - 1 - t : t) / kChunkSteps;
+    const int64_t c = (in_.reverse ? in_.T - 1 - t : t) / kChunkSteps;
     if (state_[c].load(std::memory_order_acquire) != kDone && !claim_and_project(c)) {
       while (state_[c].load(std::memory_order_acquire) != kDone) std::this_thread::yield();
     }
-    return buffer_.data() + t * ih_.rows;
+    return buffer_.data() + t * N_;
   }
 
   // Projects every chunk not claimed yet, in the time loop's order.
@@ -292,20 +302,15 @@ class IgatesAhead {
       return false;
     }
     // Chunk c of the loop's order, as rows [lo, hi) of x.
-    const int64_t a = c * kChunkSteps, b = std::min(T_, a + kChunkSteps);
-    const int64_t lo = reverse_ ? T_ - b : a, hi = reverse_ ? T_ - a : b;
-    run_linear(k_, ih_, r_, x_ + lo * ih_.K, hi - lo, buffer_.data() + lo * ih_.rows,
-               serial_parallel());
+    const int64_t T = in_.T, a = c * kChunkSteps, b = std::min(T, a + kChunkSteps);
+    const int64_t lo = in_.reverse ? T - b : a, hi = in_.reverse ? T - a : b;
+    in_.project(lo, hi - lo, buffer_.data() + lo * N_, serial_parallel());
     state_[c].store(kDone, std::memory_order_release);
     return true;
   }
 
-  const KernelSet& k_;
-  const PackedMatrix& ih_;
-  const LinearRequant& r_;
-  const uint8_t* x_;
-  const int64_t T_;
-  const bool reverse_;
+  const InputProjection in_;
+  const int64_t N_;  // igates per row
   const int64_t chunks_;
   std::unique_ptr<std::atomic<int>[]> state_;
   std::vector<uint8_t> buffer_;
@@ -565,8 +570,9 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
   };
   // The projection of every row there is, padding none.
   const LinearRequantStorage ih(p.ih, x_q, p.q.igates);
+  const InputProjection in{k, p.ih, ih.r, x, T, reverse};
   if (projects_ahead(p, steps, par)) {
-    IgatesAhead igates(k, p.ih, ih.r, x, steps, reverse);
+    IgatesAhead igates(in);
     par.run(2, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         if (i == 0) {
@@ -577,8 +583,7 @@ DirectionResult run_direction(const KernelSet& k, const PackedLayer& p, const ui
       }
     });
   } else {
-    IgatesChunks<uint8_t> igates(k, p.ih, ih.r, x, steps, reverse, par,
-                                 rider_rows(k, p, steps, par));
+    IgatesChunks<uint8_t> igates(in, steps, par, rider_rows(k, p, steps, par));
     walk(igates, par);
   }
   return res;
@@ -593,7 +598,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
   const QParams h_q = p.q.hidden;
   const EveryGateOutput unit(QParams{1.0f, 0});  // float outputs
   const LinearRequantStorage ih(p.ih, x_q, unit.q);
-  IgatesChunks<float> igates(k, p.ih, ih.r, x, steps, reverse, par);
+  IgatesChunks<float> igates(InputProjection{k, p.ih, ih.r, x, T, reverse}, steps, par);
 
   const size_t n = static_cast<size_t>(B * H);
   auto initial = [n](const float* s) {
