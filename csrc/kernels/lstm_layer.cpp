@@ -83,16 +83,17 @@ void parallel_grid(int64_t rows, int64_t row_chunk, int64_t cols, int64_t macs_p
   });
 }
 
+// The tasks of parallel_step while there are no fewer blocks than threads.
+int64_t step_tasks(int64_t rows, int64_t blocks, int64_t macs_per_row_block, const Parallel& par) {
+  return std::min(par.threads, rows * blocks * macs_per_row_block / kMinMacsPerStepTask);
+}
+
 // Runs f(row_begin, row_end, block_begin, block_end) over one step's rows x
 // unit blocks: the blocks split into one contiguous range per task, every row
 // in each, and as many tasks as threads while each gets kMinMacsPerStepTask. Each
 // block's weights are then read once per step, and a task's blocks are the
 // same at every step, so that its share of W_hh can stay in its core's cache
 // from step to step. With fewer blocks than threads, as parallel_grid.
-// The tasks of parallel_step while there are no fewer blocks than threads.
-int64_t step_tasks(int64_t rows, int64_t blocks, int64_t macs_per_row_block, const Parallel& par) {
-  return std::min(par.threads, rows * blocks * macs_per_row_block / kMinMacsPerStepTask);
-}
 
 template <class F>
 void parallel_step(int64_t rows, int64_t blocks, int64_t macs_per_row_block, const F& f,
@@ -260,7 +261,7 @@ class IgatesChunks {
 };
 
 // Steps of one row, igates projected by another thread ahead of the time
-// loop: chunks of kAheadChunkSteps steps into a buffer of every row, each
+// loop: chunks of kChunkSteps steps into a buffer of every row, each
 // claimed by whichever of the two threads reaches it first (the producer in
 // loop order, the time loop when it overtakes), so that no order of running
 // the two can wait forever: a claimed chunk is being projected by a running
@@ -315,10 +316,6 @@ class IgatesAhead {
   std::unique_ptr<std::atomic<int>[]> state_;
   std::vector<uint8_t> buffer_;
 };
-
-}  // namespace
-
-namespace {
 
 int64_t unit_blocks(const PackedLayer& p) { return padded_hidden(p.hidden_size) / kUnitBlock; }
 int64_t macs_per_row_block(const PackedLayer& p) { return 4 * kUnitBlock * p.hh.K; }

@@ -609,9 +609,10 @@ void lstm_step_float_tiled(const PackedLayer& p, const LinearRequant& hh, QParam
                            const float* igates, const FloatStepState& s, int64_t b_begin,
                            int64_t b_end, int64_t block_begin, int64_t block_end, float* h_next,
                            uint8_t* h_next_bytes, float* c_next) {
+  const FloatCell<Dot> cell{p, 1.0f / h_q.scale, static_cast<float>(h_q.zero_point),
+                            igates, s, h_next, h_next_bytes, c_next};
   step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending,
-                   /*rider=*/nullptr, FloatCell<Dot>{p, 1.0f / h_q.scale, static_cast<float>(h_q.zero_point),
-                                  igates, s, h_next, h_next_bytes, c_next});
+                   /*rider=*/nullptr, cell);
 }
 
 template <class Dot>
