@@ -10,7 +10,10 @@ machines. Here each round times qlstm (`qlstm.quantize`'s module, float
 sequence in and out) and then onnxruntime int8 on the same input, each for at
 least --budget seconds (bench_lstm.py's timed_ms), and the table takes each
 one's fastest call over all rounds: the time the shape takes when nothing
-else interferes. Needs onnxruntime. Writes results/lstm_alternating.md.
+else interferes. --narrow-weights quantizes both to 7-bit weights
+(qlstm.NARROW_WEIGHT_OBSERVER; onnxruntime's reduce_range), which the avx2
+kernels multiply with their plain sequence. Needs onnxruntime. Writes
+results/lstm_alternating.md (results/lstm_alternating_7bit.md).
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def parse_shape(text: str) -> Tuple[int, int]:
 
 
 def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int], rounds: int,
-        budget_s: float) -> List[Tuple[int, int, int, int, float, float]]:
+        budget_s: float, narrow_weights: bool = False) -> List[Tuple[int, int, int, int, float, float]]:
     """(threads, size, T, B, qlstm ms, onnxruntime int8 ms) for every combination."""
     rows = []
     workdir = tempfile.mkdtemp()
@@ -51,8 +54,9 @@ def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int
         calibration = [torch.randn(50, 4, size) for _ in range(2)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            q = qlstm.quantize(model, calibration)
-            ort = OrtLSTM(model, workdir)
+            q = qlstm.quantize(model, calibration, weight_observer=qlstm.NARROW_WEIGHT_OBSERVER) \
+                if narrow_weights else qlstm.quantize(model, calibration)
+            ort = OrtLSTM(model, workdir, reduce_range=narrow_weights)
         for threads in thread_counts:
             torch.set_num_threads(threads)
             ort_run = ort.session(True, threads)
@@ -89,6 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="thread counts (default: 1 and all)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--budget", type=float, default=0.3, help="seconds per library per round")
+    p.add_argument("--narrow-weights", action="store_true",
+                   help="7-bit weights in both (qlstm.NARROW_WEIGHT_OBSERVER, reduce_range)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
     if not have_onnxruntime():
@@ -98,10 +104,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     threads = args.threads or sorted({1, torch.get_num_threads()})
     header = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, qlstm kernel set "
               f"{qlstm.isa()}, single-core peak {qlstm.peak_macs_per_second(0.5) / 1e9:.1f} GMAC/s; "
-              f"minimum of {args.rounds} alternating rounds of {args.budget} s.")
+              f"minimum of {args.rounds} alternating rounds of {args.budget} s"
+              f"{'; 7-bit weights in both' if args.narrow_weights else ''}.")
     print(header, flush=True)
-    rows = run(args.sizes, args.shapes, threads, args.rounds, args.budget)
-    write_table(args.out, "lstm_alternating.md", markdown(rows, header))
+    rows = run(args.sizes, args.shapes, threads, args.rounds, args.budget, args.narrow_weights)
+    name = "lstm_alternating_7bit.md" if args.narrow_weights else "lstm_alternating.md"
+    write_table(args.out, name, markdown(rows, header))
     return 0
 
 

@@ -67,21 +67,23 @@ def timed_ms(fn: Callable[[], object], min_runs: int = 5, budget_s: float = 0.5,
 class OrtLSTM:
     """nn.LSTM exported to ONNX, as a float and a dynamically quantized int8 session."""
 
-    def __init__(self, model: torch.nn.LSTM, workdir: str):
+    def __init__(self, model: torch.nn.LSTM, workdir: str, reduce_range: bool = False):
+        """``reduce_range``: 7-bit weights, as onnxruntime advises on CPUs without VNNI."""
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         self.ort = ort
         size = model.input_size
         self.float_path = os.path.join(workdir, f"lstm{size}.onnx")
-        self.int8_path = os.path.join(workdir, f"lstm{size}_int8.onnx")
+        self.int8_path = os.path.join(workdir, f"lstm{size}_int8{'_7bit' if reduce_range else ''}.onnx")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (torch.randn(3, 2, size),), self.float_path,
                               input_names=["x"], output_names=["y", "h", "c"],
                               dynamic_axes={"x": {0: "T", 1: "B"}}, dynamo=False,
                               opset_version=17)
-            quantize_dynamic(self.float_path, self.int8_path, weight_type=QuantType.QInt8)
+            quantize_dynamic(self.float_path, self.int8_path, weight_type=QuantType.QInt8,
+                             reduce_range=reduce_range)
 
         self.sessions: Dict[tuple, Callable] = {}
 

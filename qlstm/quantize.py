@@ -64,7 +64,9 @@ def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "his
     itself) for an :class:`ObservedLSTM` / :class:`ObservedLSTMCell`.
     ``observer`` is ``"histogram"`` (default), ``"minmax"`` or an observer
     factory (``Observer.with_args(...)``) producing quint8; weights default to
-    per-channel symmetric int8 in [-127, 127]. ``split_gates=True`` observes igates, hgates
+    per-channel symmetric int8 in [-127, 127] (``weight_observer``;
+    :data:`qlstm.NARROW_WEIGHT_OBSERVER` gives 7-bit weights in [-64, 64], which
+    the avx2 kernels multiply faster). ``split_gates=True`` observes igates, hgates
     and gates (and quantizes per-tensor weights) gate by gate, as
     ``torch.ao.nn.quantizable.LSTM(split_gates=True)`` does. Run calibration
     batches through the result, then :func:`convert` it."""
@@ -118,7 +120,8 @@ def _forward_args(batch: Any, index: int, input_fn: Optional[Callable[[Any], Any
 def quantize(model: torch.nn.Module, calibration_batches: Iterable[Any],
              observer: Union[str, ObserverFactory] = "histogram",
              input_fn: Optional[Callable[[Any], Any]] = None,
-             split_gates: bool = False, mode: str = "torch") -> torch.nn.Module:
+             split_gates: bool = False, mode: str = "torch",
+             weight_observer: ObserverFactory = DEFAULT_WEIGHT_OBSERVER) -> torch.nn.Module:
     """prepare, run every calibration batch, convert. Returns a new model;
     ``model`` is left as it was.
 
@@ -126,8 +129,9 @@ def quantize(model: torch.nn.Module, calibration_batches: Iterable[Any],
     DataLoader, a dict) needs ``input_fn``, which maps it to the forward's
     positional arguments: a tensor, or a tuple of them, e.g.
     ``input_fn=lambda batch: batch[0]`` for ``(input, target)`` pairs.
-    ``split_gates`` and ``mode`` (``"torch"`` or ``"accurate"``) as in :func:`prepare`."""
-    prepared = prepare(model, observer, split_gates=split_gates, mode=mode)
+    ``split_gates``, ``mode`` (``"torch"`` or ``"accurate"``) and ``weight_observer`` as in
+    :func:`prepare`."""
+    prepared = prepare(model, observer, weight_observer, split_gates=split_gates, mode=mode)
     ran = 0
     for index, batch in enumerate(calibration_batches):
         prepared(*_forward_args(batch, index, input_fn))

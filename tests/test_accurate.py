@@ -123,7 +123,7 @@ def test_unpack_and_pack_round_trip():
     for per_channel, wzp in ((True, False), (False, True)):
         layer = accurate_model(11, 21, 1, False, True, per_channel, seed=3, wzp=wzp)[0]
         blob = pack(layer)
-        assert int(blob[8]) == 8  # the packing version
+        assert int(blob[8]) == 9  # the packing version
         u = qlstm.ops.unpack_lstm_layer(blob)
         assert u.mode == "accurate" and not u.split_gates and u.proj_size == 0
         assert u.qparam_names == ("hidden",) == qlstm.ops.cell_qparam_names(mode="accurate")

@@ -14,7 +14,12 @@ size 9) and the split-gates module of tests/helpers.split_own_flow_model.
 Packing version 7 (commit 68c65cb, before the accurate mode): packed_v7.pt and
 scripted_v7.pt, the same with projection layers (per-channel with biases;
 per-tensor with weight zero points, no biases; input size 6, hidden size 9,
-proj_size 4) and the module of tests/helpers.proj_own_flow_model."""
+proj_size 4) and the module of tests/helpers.proj_own_flow_model.
+
+Packing version 8 (commit cda2364, before the narrow weight flags):
+packed_v8.pt and scripted_v8.pt, the same (per-channel with biases; per-tensor
+with weight zero points, no biases; input size 6, hidden size 9) and the
+accurate-mode module of tests/helpers.accurate_own_flow_model."""
 import os
 
 import pytest
@@ -24,11 +29,12 @@ import qlstm
 from helpers import assert_same
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-CURRENT_VERSION = 8
+CURRENT_VERSION = 9
 # (version, blob names, hidden size, split gates, proj_size)
 VERSIONS = [(5, ["per_channel", "per_tensor_zero_points"], 6, False, 0),
             (6, ["split_per_channel", "split_per_gate_zero_points"], 9, True, 0),
-            (7, ["proj_per_channel", "proj_per_tensor_zero_points"], 9, False, 4)]
+            (7, ["proj_per_channel", "proj_per_tensor_zero_points"], 9, False, 4),
+            (8, ["v8_per_channel", "v8_per_tensor_zero_points"], 9, False, 0)]
 BLOBS = [(v, name, H, split, P) for v, names, H, split, P in VERSIONS for name in names]
 
 
@@ -92,3 +98,12 @@ def test_version_6_blob_cannot_claim_a_projection(saved):
     blob[12] |= 16  # the flags' projection bit, which version 6 does not have
     with pytest.raises(ValueError, match="has unknown flags"):
         run(saved[6]["x"], blob, 9)
+
+
+@pytest.mark.parametrize("version", [5, 6, 7, 8])
+def test_blob_before_version_9_cannot_claim_narrow_weights(saved, version):
+    name, hidden_size, proj_size = [(b[1], b[2], b[4]) for b in BLOBS if b[0] == version][0]
+    blob = saved[version][name].clone()
+    blob[12] |= 64  # the flags' narrow W_ih bit, which versions before 9 do not have
+    with pytest.raises(ValueError, match="has unknown flags"):
+        run(saved[version]["x"], blob, hidden_size, proj_size)

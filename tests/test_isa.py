@@ -113,6 +113,32 @@ def test_minus128_weights_in_one_panel_of_a_pass_match_scalar(isa, B):
         assert torch.equal(e, g)
 
 
+@pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("bound", [64, 65])
+@pytest.mark.parametrize("B", [1, 4])
+def test_narrow_weights_against_full_range_activations_match_scalar(isa, bound, B):
+    # Weights in [-64, 64] mark their matrix narrow, and avx2 then multiplies
+    # every row plainly (2 * 255 * 64 fits int16); 65 must not: pairs of
+    # equal-signed bounds against bytes of 255 pass int16 there.
+    runnable(isa)
+    layer = random_model(37, 29, 1, False, True, True, seed=13)[0]
+    gen = torch.Generator().manual_seed(bound)
+    for w in (layer.w_ih, layer.w_hh):
+        w.copy_(torch.randint(-bound, bound + 1, w.shape, generator=gen, dtype=torch.int8))
+        w[:, 4:12] = bound
+        w[3, :] = -bound
+    blob = pack(layer)
+    narrow_bits = 64 | 128  # the header's flags: W_ih and W_hh narrow
+    assert int(blob[12]) & narrow_bits == (narrow_bits if bound <= 64 else 0)
+    x = random_bytes(3, B, 37, seed=1)
+    x[:, :, :16] = 255
+    h0, c0 = torch.full((1, B, 29), 255, dtype=torch.uint8), random_bytes(1, B, 29, seed=3)
+    expected = run_lstm("scalar", x, h0, c0, [blob], 1, False)
+    got = run_lstm(isa, x, h0, c0, [blob], 1, False)
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+
+
 @pytest.mark.parametrize("isa", ["scalar"] + ALL_ISAS)
 def test_cell_matches_scalar(isa):
     runnable(isa)

@@ -75,7 +75,7 @@ def test_blob_changed_in_place_is_caught_at_the_next_call():
 
 @pytest.mark.parametrize("version,pattern", [
     (4, r"was packed by an older qlstm \(packing version < 5\): load its module's state_dict"),
-    (9, r"was packed by a newer qlstm \(packing version > 8\)")])
+    (10, r"was packed by a newer qlstm \(packing version > 9\)")])
 def test_blob_of_another_packing_version_says_what_to_do(version, pattern):
     m = quantized()
     blob = m.packed_layers[0].clone()

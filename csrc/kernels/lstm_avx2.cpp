@@ -6,7 +6,9 @@
 // panels_dot restore sum x * w exactly. Rows whose bytes are all <= 128 (every
 // 7-bit activation, as PyTorch's 'x86' qconfig calibrates) take the plain
 // sequence instead: x0 * w0 + x1 * w1 then lies in [-32768, 32512], inside
-// int16, so vpmaddubsw is exact without the centering.
+// int16, so vpmaddubsw is exact without the centering. Against a matrix of
+// 7-bit weights (packed_format.h's kNarrowWeightMax) every row takes it:
+// 2 * 255 * 64 = 32640.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -23,9 +25,9 @@
 namespace qlstm {
 namespace {
 
-// The plain sequence, exact for activation bytes <= kMaxActivation: one
-// instruction fewer per 32 multiply-accumulates than DotAvx2, and no column
-// sum or -128 corrections.
+// The plain sequence, exact for activation bytes <= kMaxActivation or weights
+// in [-kNarrowWeightMax, kNarrowWeightMax]: one instruction fewer per 32
+// multiply-accumulates than DotAvx2, and no column sum or -128 corrections.
 struct DotAvx2Narrow : TwoHalves256 {
   struct Act {
     __m256i bytes;
@@ -34,6 +36,7 @@ struct DotAvx2Narrow : TwoHalves256 {
   static constexpr bool kNegatesWeights = false;
   // 2 * 128 * -128 = -32768 is the int16 minimum; 129 against two -128 weights is not.
   static constexpr uint8_t kMaxActivation = 128;
+  static constexpr bool kExactWithNarrowWeights = 2 * 255 * kNarrowWeightMax <= 32767;
   static constexpr int kGemvSplits = 1;
 
   static Act act(uint32_t four_bytes) {

@@ -26,7 +26,10 @@
 //   add_colsum128(sums, colsum), add16(sums, int32[16])
 //   Narrow (optional)  a cheaper policy with the same W, Acc and Sums that is
 //                      exact only when every activation byte of the rows is
-//                      <= Narrow::kMaxActivation; the kernels pick it per tile
+//                      <= Narrow::kMaxActivation, or, with
+//                      Narrow::kExactWithNarrowWeights, against a matrix whose
+//                      weights are narrow (PackedMatrix::narrow_weights); the
+//                      kernels pick it per matrix, else per tile
 // and the vector epilogue of its architecture:
 //   store_outputs(sums, r, w_zp, n, x_row_sum, dst)   16 requantized bytes
 //   BlockGates, requant_gate(sums, r, w_zp, n, x_row_sum, gate, &block_gates)
@@ -230,6 +233,16 @@ bool narrow_rows(const uint8_t* x, int64_t x_stride, int64_t K) {
   }
 }
 
+// Whether Dot's Narrow form is exact for any activation rows against m.
+template <class Dot>
+bool narrow_matrix(const PackedMatrix& m) {
+  if constexpr (HasNarrow<Dot>::value) {
+    return Dot::Narrow::kExactWithNarrowWeights && m.narrow_weights;
+  } else {
+    return false;
+  }
+}
+
 // Accumulators per panel: a policy's kGemvSplits for a single row, one when a
 // tile of rows already gives the loop its independent work.
 template <class Dot, int R>
@@ -288,7 +301,7 @@ void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
   constexpr int P = kPanelsPerPass<Dot, R>;
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
-  const bool narrow = narrow_rows<Dot, R>(x + row * K, K, K);
+  const bool narrow = narrow_matrix<Dot>(m) || narrow_rows<Dot, R>(x + row * K, K, K);
   int64_t panel = panel_begin;
   for (; panel + P <= panel_end; panel += P) {
     project_panels<Dot, R, P>(m, r, x, row, panel, rs, narrow, out);
@@ -400,7 +413,7 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
   // h rows have m.K bytes (the projection's size with one, else H).
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(h + (b + i) * K, K) : 0;
-  const bool narrow = narrow_rows<Dot, R>(h + b * K, K, K);
+  const bool narrow = narrow_matrix<Dot>(m) || narrow_rows<Dot, R>(h + b * K, K, K);
   constexpr int P = kPanelsPerPass<Dot, R>;
   for (int g = 0; g < 4; g += P) {
     const int64_t panel = 4 * block + g;

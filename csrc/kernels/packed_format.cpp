@@ -11,10 +11,12 @@ namespace qlstm {
 namespace {
 
 constexpr char kMagic[8] = {'Q', 'L', 'S', 'T', 'M', 'P', 'K', '\0'};
-// Packing writes version 8 and reads 5 (a model saved before split gates),
-// 6 (before projections: version 7 without kFlagProjection) and 7 (before
-// the accurate mode: version 8 without kFlagAccurate) too.
-constexpr uint32_t kVersion = 8;
+// Packing writes version 9 and reads 5 (a model saved before split gates),
+// 6 (before projections: version 7 without kFlagProjection), 7 (before the
+// accurate mode: version 8 without kFlagAccurate) and 8 (before the narrow
+// weight flags: version 9 without kNarrowFlags) too.
+constexpr uint32_t kVersion = 9;
+constexpr uint32_t kVersion8 = 8;
 constexpr uint32_t kVersion7 = 7;
 constexpr uint32_t kVersion6 = 6;
 constexpr uint32_t kVersion5 = 5;
@@ -28,8 +30,14 @@ constexpr uint32_t kFlagSplitGates = 8u;
 constexpr uint32_t kFlagProjection = 16u;
 // The accurate mode (float gates and cell): the header's list holds hidden only.
 constexpr uint32_t kFlagAccurate = 32u;
+// Every weight of W_ih, W_hh or W_hr in [-kNarrowWeightMax, kNarrowWeightMax]
+// (PackedMatrix::narrow_weights).
+constexpr uint32_t kFlagNarrowIh = 64u;
+constexpr uint32_t kFlagNarrowHh = 128u;
+constexpr uint32_t kFlagNarrowHr = 256u;
+constexpr uint32_t kNarrowFlags = kFlagNarrowIh | kFlagNarrowHh | kFlagNarrowHr;
 constexpr uint32_t kKnownFlags = kFlagPerChannel | kFlagHasBias | kFlagWeightZeroPoints |
-                                 kFlagSplitGates | kFlagProjection | kFlagAccurate;
+                                 kFlagSplitGates | kFlagProjection | kFlagAccurate | kNarrowFlags;
 constexpr size_t kAlign = 64;
 
 struct Header {
@@ -200,6 +208,11 @@ int64_t count_min_weights(const int8_t* w, int64_t n) {
   return std::count(w, w + n, int8_t{-128});
 }
 
+bool narrow_weights(const int8_t* w, int64_t n) {
+  return std::all_of(w, w + n,
+                     [](int8_t v) { return v >= -kNarrowWeightMax && v <= kNarrowWeightMax; });
+}
+
 bool has_zero_points(const LayerWeights& w) {
   const int64_t rows = 4 * w.hidden_size;
   auto nonzero = [](int32_t z) { return z != 0; };
@@ -281,11 +294,12 @@ bool valid_qparams(QParams q) {
 
 // The view of one matrix's sections; nullptr or the reason it is invalid.
 const char* view_matrix(const uint8_t* data, const MatrixLayout& m, int64_t rows, bool per_channel,
-                        bool has_bias, bool zero_points, PackedMatrix* out) {
+                        bool has_bias, bool zero_points, bool narrow, PackedMatrix* out) {
   PackedMatrix& v = *out;
   v.rows = rows;
   v.K = m.K;
   v.per_channel = per_channel;
+  v.narrow_weights = narrow;
   v.weights = reinterpret_cast<const int8_t*>(data + m.weights);
   v.scale = reinterpret_cast<const float*>(data + m.scale);
   v.zero_point = zero_points ? reinterpret_cast<const int8_t*>(data + m.zero_point) : nullptr;
@@ -330,7 +344,7 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
     h = Header{};
     std::memcpy(h.magic, v.magic, sizeof(h.magic));
     h.version = v.version;
-    if ((v.flags & kFlagSplitGates) != 0) return "has unknown flags";  // none in version 5
+    if ((v.flags & (kFlagSplitGates | kNarrowFlags)) != 0) return "has unknown flags";  // none in version 5
     h.flags = v.flags;
     h.input_size = v.input_size;
     h.hidden_size = v.hidden_size;
@@ -345,6 +359,9 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
     if ((h.version == kVersion6 || h.version == kVersion7) && (h.flags & kFlagAccurate) != 0) {
       return "has unknown flags";  // none before version 8
     }
+    if (h.version <= kVersion8 && (h.flags & kNarrowFlags) != 0) {
+      return "has unknown flags";  // none before version 9
+    }
     if (h.version == kVersion6) {
       if ((h.flags & kFlagProjection) != 0) return "has unknown flags";  // none in version 6
       h.proj_size = h.min_weights_hr = 0;  // what version 6 leaves of its slot is not read
@@ -356,7 +373,7 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
     return "was packed by an older qlstm (packing version < 5): load its module's state_dict "
            "into a new qlstm.nn.LSTM, or convert the model again, to pack it anew";
   }
-  if (h.version > kVersion) return "was packed by a newer qlstm (packing version > 8)";
+  if (h.version > kVersion) return "was packed by a newer qlstm (packing version > 9)";
   if ((h.flags & ~kKnownFlags) != 0) return "has unknown flags";
   if ((h.flags & kFlagAccurate) != 0 && (h.flags & (kFlagSplitGates | kFlagProjection)) != 0) {
     return "has the accurate mode with split gates or a projection, which it does not support";
@@ -407,6 +424,12 @@ void pack_layer(const LayerWeights& w, const CellQParams& q, const LayerTables& 
   h.flags = (w.per_channel ? kFlagPerChannel : 0u) | (w.ih.bias ? kFlagHasBias : 0u) |
             (L.zero_points ? kFlagWeightZeroPoints : 0u) | (q.split_gates ? kFlagSplitGates : 0u) |
             (w.proj_size > 0 ? kFlagProjection : 0u) | (q.accurate ? kFlagAccurate : 0u);
+  const int64_t rows = 4 * w.hidden_size;
+  if (narrow_weights(w.ih.weights, rows * w.input_size)) h.flags |= kFlagNarrowIh;
+  if (narrow_weights(w.hh.weights, rows * w.h_size())) h.flags |= kFlagNarrowHh;
+  if (w.proj_size > 0 && narrow_weights(w.hr.weights, w.proj_size * w.hidden_size)) {
+    h.flags |= kFlagNarrowHr;
+  }
   h.input_size = w.input_size;
   h.hidden_size = w.hidden_size;
   h.min_weights_ih = L.ih.min_count;
@@ -507,16 +530,18 @@ const char* unpack_layer_view(const uint8_t* data, size_t size, PackedLayer* out
   p.q = cell_qparams_from_list(list, split_gates, projection, accurate);
   for (int g = 0; g < kNumGates; ++g) p.gate_tables[g] = data + L.gate_tables[g];
   p.tanh_cell = data + L.tanh_cell;
-  if (const char* e = view_matrix(data, L.ih, rows, p.per_channel, p.has_bias, zero_points, &p.ih)) {
+  if (const char* e = view_matrix(data, L.ih, rows, p.per_channel, p.has_bias, zero_points,
+                                 (h.flags & kFlagNarrowIh) != 0, &p.ih)) {
     return e;
   }
-  if (const char* e = view_matrix(data, L.hh, rows, p.per_channel, p.has_bias, zero_points, &p.hh)) {
+  if (const char* e = view_matrix(data, L.hh, rows, p.per_channel, p.has_bias, zero_points,
+                                 (h.flags & kFlagNarrowHh) != 0, &p.hh)) {
     return e;
   }
   p.hr = PackedMatrix{};
   if (!projection) return nullptr;
   return view_matrix(data, L.hr, RowOrder::projection(p.proj_size).packed_rows(), p.per_channel,
-                     /*has_bias=*/false, zero_points, &p.hr);
+                     /*has_bias=*/false, zero_points, (h.flags & kFlagNarrowHr) != 0, &p.hr);
 }
 
 }  // namespace qlstm

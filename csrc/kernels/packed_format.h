@@ -14,6 +14,12 @@ namespace qlstm {
 // |sum_k (x - xz)(w - wz)| <= 255 * 255 * K, fits an int32.
 inline constexpr int64_t kMaxInnerDim = 32768;
 
+// A matrix whose weights all lie in [-kNarrowWeightMax, kNarrowWeightMax]
+// (7-bit weights, as onnxruntime's reduce_range gives) is marked so at pack
+// time: against such weights, a pair of products x0 * w0 + x1 * w1 of any
+// activation bytes is at most 2 * 255 * 64 = 32640 in magnitude, inside int16.
+inline constexpr int kNarrowWeightMax = 64;
+
 // Hidden units are taken in blocks of kUnitBlock; a block's rows are ordered
 // gate-major, [i u0..u15, f u0..u15, g .., o ..], so the epilogue finds the
 // four gates of 16 units side by side. Each group of 16 rows (a panel) stores
@@ -89,6 +95,7 @@ struct PackedMatrix {
   int64_t rows;  // 4 * padded_hidden(hidden_size), W_hr: round_up(proj_size, kPanelRows)
   int64_t K;     // inner dimension
   bool per_channel;
+  bool narrow_weights;        // every weight in [-kNarrowWeightMax, kNarrowWeightMax]
   const int8_t* weights;      // panels over K
   const float* scale;         // [rows]
   const int8_t* zero_point;   // [rows], or nullptr when no weight zero point is stored

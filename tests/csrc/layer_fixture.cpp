@@ -7,14 +7,16 @@
 namespace qlstm::testing {
 namespace {
 
-// Random weights with more -128s and 127s than chance gives, so that every
-// panel meets the extremes; or all equal to `all`.
-std::vector<int8_t> random_weights(size_t n, std::mt19937& rng, std::optional<int8_t> all) {
-  std::uniform_int_distribution<int> byte(-128, 127), pick(0, 15);
+// Random weights in [lo, hi] with more of both ends than chance gives, so
+// that every panel meets the extremes ([-128, 127], or [-s.weight_bound,
+// s.weight_bound]); or all equal to s.all_weights.
+std::vector<int8_t> random_weights(size_t n, std::mt19937& rng, const LayerSpec& s) {
+  const int lo = s.weight_bound ? -*s.weight_bound : -128, hi = s.weight_bound ? *s.weight_bound : 127;
+  std::uniform_int_distribution<int> byte(lo, hi), pick(0, 15);
   std::vector<int8_t> w(n);
   for (size_t i = 0; i < n; ++i) {
     const int r = pick(rng);
-    w[i] = all ? *all : static_cast<int8_t>(r == 0 ? -128 : r == 1 ? 127 : byte(rng));
+    w[i] = s.all_weights ? *s.all_weights : static_cast<int8_t>(r == 0 ? lo : r == 1 ? hi : byte(rng));
   }
   return w;
 }
@@ -32,8 +34,8 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
   std::mt19937 rng(s.seed);
   const int64_t I = s.input_size, H = s.hidden_size, P = s.proj_size, rows = 4 * H;
   const int64_t h_size = P > 0 ? P : H;
-  w_ih_ = random_weights(static_cast<size_t>(rows * I), rng, s.all_weights);
-  w_hh_ = random_weights(static_cast<size_t>(rows * h_size), rng, s.all_weights);
+  w_ih_ = random_weights(static_cast<size_t>(rows * I), rng, s);
+  w_hh_ = random_weights(static_cast<size_t>(rows * h_size), rng, s);
   std::uniform_real_distribution<float> scale(0.001f, 0.05f), bias(-2.0f, 2.0f);
   std::uniform_int_distribution<int> zp(-128, 127);
   float ih_scale[kNumGates], hh_scale[kNumGates];
@@ -49,7 +51,7 @@ RandomLayer::RandomLayer(const LayerSpec& s) {
     b_ih_.push_back(bias(rng));
     b_hh_.push_back(bias(rng));
   }
-  w_hr_ = random_weights(static_cast<size_t>(P * H), rng, s.all_weights);
+  w_hr_ = random_weights(static_cast<size_t>(P * H), rng, s);
   const float hr_scale = scale(rng);
   for (int64_t r = 0; r < P; ++r) {
     w_hr_scale_.push_back(s.per_channel ? scale(rng) : hr_scale);

@@ -31,6 +31,8 @@ struct LayerSpec {
   int64_t proj_size = 0;
   // Every weight of every matrix this value, instead of random ones.
   std::optional<int8_t> all_weights = std::nullopt;
+  // Random weights in [-b, b] (more of -b and b than chance gives), instead of [-128, 127].
+  std::optional<int> weight_bound = std::nullopt;
   // Packed for the accurate mode (float gates and cell; no split gates or projection).
   bool accurate = false;
 };

@@ -177,6 +177,39 @@ TEST(Layer, BatchOneStepsComputeTheNextInputProjection) {
   }
 }
 
+// KernelSet::linear of `rows` rows of x against p's W_ih on every set under
+// test: the reference's bytes.
+void expect_input_projection_matches_reference(const PackedLayer& p, const std::vector<uint8_t>& x,
+                                               int64_t rows) {
+  const LinearRequantStorage ih(p.ih, QParams{0.01f, 3}, p.q.igates);
+  std::vector<uint8_t> want(static_cast<size_t>(rows * p.rows));
+  scalar_kernels().linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), want.data());
+  for (Isa isa : isas_under_test()) {
+    SCOPED_TRACE(isa_name(isa));
+    std::vector<uint8_t> got(want.size());
+    kernels_for(isa)->linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), got.data());
+    EXPECT_EQ(got, want);
+  }
+}
+
+// A whole layer of 2 steps and B sequences whose input and initial h bytes
+// all equal v: the input projection and each step's h rows of one value.
+void expect_layer_of_one_byte_matches_reference(const PackedLayer& p, uint8_t v, int64_t B) {
+  const std::vector<uint8_t> xs(static_cast<size_t>(2 * B * p.input_size), v);
+  const std::vector<uint8_t> h0(static_cast<size_t>(B * p.h_size()), v);
+  const std::vector<uint8_t> c0 = random_bytes(static_cast<size_t>(B * p.hidden_size), 4);
+  const InitialState init{h0.data(), QParams{0.02f, 3}, c0.data(), QParams{0.05f, 200}};
+  const RunResult want = run_layer(scalar_kernels(), p, xs, QParams{0.03f, 17}, 2, B, false, init,
+                                   serial_parallel());
+  for (Isa isa : isas_under_test()) {
+    SCOPED_TRACE(isa_name(isa));
+    const RunResult got = run_layer(*kernels_for(isa), p, xs, QParams{0.03f, 17}, 2, B, false,
+                                    init, thread_parallel(2));
+    EXPECT_EQ(got.out, want.out);
+    EXPECT_EQ(got.final_state.h, want.final_state.h);
+  }
+}
+
 TEST(Layer, NarrowActivationsAtTheInt16Boundary) {
   // A set's plain form (avx2: vpmaddubsw on the raw bytes, for rows whose
   // bytes are all <= 128) meets the int16 minimum with 128 against two -128
@@ -189,7 +222,6 @@ TEST(Layer, NarrowActivationsAtTheInt16Boundary) {
     spec.all_weights = static_cast<int8_t>(w);
     const RandomLayer layer(spec);
     const PackedLayer& p = layer.view();
-    const LinearRequantStorage ih(p.ih, QParams{0.01f, 3}, p.q.igates);
     for (int v : {127, 128, 129, 255}) {
       for (int64_t at : {-1, 0, 17, 36, 37}) {
         SCOPED_TRACE("w=" + std::to_string(w) + " v=" + std::to_string(v) + " at=" + std::to_string(at));
@@ -203,28 +235,40 @@ TEST(Layer, NarrowActivationsAtTheInt16Boundary) {
             x[r * K + (at ^ 1)] = 128;
           }
         }
-        std::vector<uint8_t> want(static_cast<size_t>(rows * p.rows));
-        scalar_kernels().linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), want.data());
-        for (Isa isa : isas_under_test()) {
-          SCOPED_TRACE(isa_name(isa));
-          std::vector<uint8_t> got(want.size());
-          kernels_for(isa)->linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), got.data());
-          EXPECT_EQ(got, want);
-        }
+        expect_input_projection_matches_reference(p, x, rows);
       }
-      // A whole layer: the input projection and each step's h rows of one value.
-      const std::vector<uint8_t> xs(static_cast<size_t>(2 * 3 * p.input_size), static_cast<uint8_t>(v));
-      const std::vector<uint8_t> h0(static_cast<size_t>(3 * p.hidden_size), static_cast<uint8_t>(v));
-      const std::vector<uint8_t> c0 = random_bytes(h0.size(), 4);
-      const InitialState init{h0.data(), QParams{0.02f, 3}, c0.data(), QParams{0.05f, 200}};
-      const RunResult want = run_layer(scalar_kernels(), p, xs, QParams{0.03f, 17}, 2, 3, false,
-                                       init, serial_parallel());
-      for (Isa isa : isas_under_test()) {
-        SCOPED_TRACE(isa_name(isa));
-        const RunResult got = run_layer(*kernels_for(isa), p, xs, QParams{0.03f, 17}, 2, 3, false,
-                                        init, thread_parallel(2));
-        EXPECT_EQ(got.out, want.out);
-        EXPECT_EQ(got.final_state.h, want.final_state.h);
+      expect_layer_of_one_byte_matches_reference(p, static_cast<uint8_t>(v), 3);
+    }
+  }
+}
+
+TEST(Layer, NarrowWeightsAtTheInt16Boundary) {
+  // A matrix whose weights all lie in [-64, 64] is packed as narrow, and a
+  // set's plain form (avx2) then takes every row against it: 2 * 255 * 64
+  // fits int16, 2 * 255 * 65 does not. Weights bounded by 64 and by 65, many
+  // at the bounds, against rows of 255 (every pair of equal-signed bounds
+  // past int16 at 65), of 0 and of random bytes; single rows and a batch,
+  // with and without a projection (W_hr bounded too).
+  for (int bound : {64, 65}) {
+    for (int64_t proj_size : {0, 7}) {
+      SCOPED_TRACE("bound=" + std::to_string(bound) + " proj_size=" + std::to_string(proj_size));
+      LayerSpec spec{38, 20, true, false, true, 11};
+      spec.weight_bound = bound;
+      spec.proj_size = proj_size;
+      const RandomLayer layer(spec);
+      const PackedLayer& p = layer.view();
+      const bool narrow = bound <= kNarrowWeightMax;
+      EXPECT_EQ(p.ih.narrow_weights, narrow);
+      EXPECT_EQ(p.hh.narrow_weights, narrow);
+      EXPECT_EQ(p.hr.narrow_weights, narrow && proj_size > 0);
+      const int64_t rows = 5;
+      expect_input_projection_matches_reference(
+          p, std::vector<uint8_t>(static_cast<size_t>(rows * p.ih.K), 255), rows);
+      expect_input_projection_matches_reference(p, random_bytes(static_cast<size_t>(rows * p.ih.K), 3),
+                                                rows);
+      for (int64_t B : {1, 3}) {
+        for (uint8_t v : {uint8_t{0}, uint8_t{255}}) expect_layer_of_one_byte_matches_reference(p, v, B);
+        expect_matches_reference(Case{spec, 6, B, false}, 2, /*extremes=*/true);
       }
     }
   }
