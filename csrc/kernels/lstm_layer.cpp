@@ -317,16 +317,15 @@ class IgatesAhead {
   std::vector<uint8_t> buffer_;
 };
 
-int64_t unit_blocks(const PackedLayer& p) { return padded_hidden(p.hidden_size) / kUnitBlock; }
 int64_t macs_per_row_block(const PackedLayer& p) { return 4 * kUnitBlock * p.hh.K; }
 
 // Whether a direction's steps have one row each and run on one thread each.
 bool single_row_steps_on_one_thread(const PackedLayer& p, const Steps& steps,
                                     const Parallel& par) {
   const bool single_rows = steps.B == 1 && steps.rows() == steps.T;
-  return single_rows &&
-         (par.threads == 1 || (unit_blocks(p) >= par.threads &&
-                               step_tasks(1, unit_blocks(p), macs_per_row_block(p), par) < 2));
+  const int64_t blocks = unit_blocks(p.hidden_size);
+  return single_rows && (par.threads == 1 || (blocks >= par.threads &&
+                                              step_tasks(1, blocks, macs_per_row_block(p), par) < 2));
 }
 
 // The most bytes of igates IgatesAhead holds (every row of the direction).
@@ -355,7 +354,7 @@ int64_t rider_rows(const KernelSet& k, const PackedLayer& p, const Steps& steps,
 void run_step(const KernelSet& k, const PackedLayer& p, const LinearRequant& hh,
               const CellConstants& cc, const uint8_t* igates, const StepState& s, int64_t batch,
               uint8_t* hidden, uint8_t* c_next, const Parallel& par) {
-  parallel_step(batch, unit_blocks(p), macs_per_row_block(p),
+  parallel_step(batch, unit_blocks(p.hidden_size), macs_per_row_block(p),
                 [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
                   k.lstm_step(p, hh, cc, igates, s, b0, b1, u0, u1, hidden, c_next);
                 }, par);
@@ -617,7 +616,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
     const int64_t bt = steps.at(t);
     const float* ig = igates.at(t);
     const FloatStepState state{h_bytes.data(), res.c.data(), s % 2 == 1};
-    parallel_step(bt, unit_blocks(p), macs_per_row_block(p),
+    parallel_step(bt, unit_blocks(p.hidden_size), macs_per_row_block(p),
                   [&](int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
                     k.lstm_step_float(p, s == 0 && hh0 ? hh0->r : hh.r, h_q, ig, state, b0, b1,
                                       u0, u1, h_next.data(), h_bytes_next.data(), c_next.data());

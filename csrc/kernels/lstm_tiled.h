@@ -612,7 +612,7 @@ void lstm_step_tiled(const PackedLayer& p, const LinearRequant& hh, const CellCo
   const ByteCell<Dot> cell{e, igates, s, h_next, c_next};
   if constexpr (Rider<Dot>::kRows > 0) {
     if (s.rider != nullptr) {
-      const Rider<Dot> rider(*s.rider, padded_hidden(p.hidden_size) / kUnitBlock);
+      const Rider<Dot> rider(*s.rider, unit_blocks(p.hidden_size));
       step_blocks<Dot>(p, hh, s.h, b_begin, b_end, block_begin, block_end, s.descending, &rider,
                        cell);
       return;

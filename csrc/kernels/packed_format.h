@@ -32,6 +32,8 @@ inline constexpr int64_t kKGroup = 4;
 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 inline int64_t padded_hidden(int64_t hidden_size) { return round_up(hidden_size, kUnitBlock); }
+// The unit blocks of a step: what its work is split over.
+inline int64_t unit_blocks(int64_t hidden_size) { return padded_hidden(hidden_size) / kUnitBlock; }
 // Packed row of gate g of hidden unit u, and the gate of packed row n (a
 // panel's 16 rows are all of one gate).
 inline int64_t packed_row(int64_t u, int g) {
