@@ -349,6 +349,20 @@ TEST(FloatCell, ExtremeOperandsAndThreads) {
   }
 }
 
+TEST(FloatCell, NarrowWeightsAtTheInt16Boundary) {
+  // The accurate mode's linears and steps pick the plain form against narrow
+  // matrices as the default mode's do (Layer.NarrowWeightsAtTheInt16Boundary).
+  for (int bound : {64, 65}) {
+    for (int64_t B : {1, 3}) {
+      LayerSpec spec{38, 20, true, false, true, 11};
+      spec.weight_bound = bound;
+      const Case c{spec, 5, B, false};
+      SCOPED_TRACE("bound=" + std::to_string(bound) + " " + describe(c));
+      expect_float_cell_matches_reference(c, 2, /*extremes=*/true);
+    }
+  }
+}
+
 TEST(FloatCell, NaNGateSumsAreAlikeOnEverySet) {
   // An input scale so small that x_scale * w_scale underflows: infinite bias
   // terms, NaN products, which every set's clamp must take to the same end.
