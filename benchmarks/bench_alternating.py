@@ -54,8 +54,8 @@ def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int
         calibration = [torch.randn(50, 4, size) for _ in range(2)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            q = qlstm.quantize(model, calibration, weight_observer=qlstm.NARROW_WEIGHT_OBSERVER) \
-                if narrow_weights else qlstm.quantize(model, calibration)
+            weights = {"weight_observer": qlstm.NARROW_WEIGHT_OBSERVER} if narrow_weights else {}
+            q = qlstm.quantize(model, calibration, **weights)
             ort = OrtLSTM(model, workdir, reduce_range=narrow_weights)
         for threads in thread_counts:
             torch.set_num_threads(threads)

@@ -324,8 +324,9 @@ bool single_row_steps_on_one_thread(const PackedLayer& p, const Steps& steps,
                                     const Parallel& par) {
   const bool single_rows = steps.B == 1 && steps.rows() == steps.T;
   const int64_t blocks = unit_blocks(p.hidden_size);
-  return single_rows && (par.threads == 1 || (blocks >= par.threads &&
-                                              step_tasks(1, blocks, macs_per_row_block(p), par) < 2));
+  return single_rows &&
+         (par.threads == 1 ||
+          (blocks >= par.threads && step_tasks(1, blocks, macs_per_row_block(p), par) < 2));
 }
 
 // The most bytes of igates IgatesAhead holds (every row of the direction).
@@ -603,7 +604,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
   FloatDirectionResult res{initial(init.h), initial(init.c)};
   // A zero initial h multiplies to the same floats in any qparams of its
   // scale; with zero point 0 its bytes are 0, which the narrow products of a
-  // kernel set take (lstm_tiled.h's narrow_rows).
+  // kernel set take (lstm_tiled.h's narrow_tile).
   const QParams h0_q = init.h ? h_q : QParams{h_q.scale, 0};
   std::vector<uint8_t> h_bytes(n), h_bytes_next(n);
   k.quantize(res.h.data(), static_cast<int64_t>(n), h0_q, h_bytes.data());

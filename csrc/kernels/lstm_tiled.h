@@ -222,27 +222,17 @@ struct HasNarrow : std::false_type {};
 template <class Dot>
 struct HasNarrow<Dot, std::void_t<typename Dot::Narrow>> : std::true_type {};
 
-// Whether Dot's Narrow form is exact for R activation rows of K bytes: every
-// byte at most its kMaxActivation. K bytes per row against 16 * K
-// multiply-accumulates per panel: cheap next to the products.
+// Whether Dot's Narrow form is exact for R activation rows x (m.K bytes each,
+// one after another) against m: m's weights all narrow, for a form exact with
+// them, or every byte of the rows at most its kMaxActivation. K bytes per row
+// against 16 * K multiply-accumulates per panel: cheap next to the products.
 template <class Dot, int R>
-bool narrow_rows(const uint8_t* x, int64_t x_stride, int64_t K) {
+bool narrow_tile(const PackedMatrix& m, const uint8_t* x) {
   if constexpr (HasNarrow<Dot>::value) {
+    if (Dot::Narrow::kExactWithNarrowWeights && m.narrow_weights) return true;
     uint8_t most = 0;
-    for (int r = 0; r < R; ++r) {
-      for (int64_t k = 0; k < K; ++k) most = std::max(most, x[r * x_stride + k]);
-    }
+    for (int64_t k = 0; k < R * m.K; ++k) most = std::max(most, x[k]);
     return most <= Dot::Narrow::kMaxActivation;
-  } else {
-    return false;
-  }
-}
-
-// Whether Dot's Narrow form is exact for any activation rows against m.
-template <class Dot>
-bool narrow_matrix(const PackedMatrix& m) {
-  if constexpr (HasNarrow<Dot>::value) {
-    return Dot::Narrow::kExactWithNarrowWeights && m.narrow_weights;
   } else {
     return false;
   }
@@ -253,7 +243,7 @@ bool narrow_matrix(const PackedMatrix& m) {
 template <class Dot, int R>
 inline constexpr int kSplits = R == 1 ? Dot::kGemvSplits : 1;
 
-// panels_dot with Dot's Narrow form when `narrow` (narrow_rows) says it is exact.
+// panels_dot with Dot's Narrow form when `narrow` (narrow_tile) says it is exact.
 template <class Dot, int R, int P>
 void panels_dot_best(bool narrow, const uint8_t* x, int64_t x_stride, int64_t K,
                      const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
@@ -306,7 +296,7 @@ void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
   constexpr int P = kPanelsPerPass<Dot, R>;
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
-  const bool narrow = narrow_matrix<Dot>(m) || narrow_rows<Dot, R>(x + row * K, K, K);
+  const bool narrow = narrow_tile<Dot, R>(m, x + row * K);
   int64_t panel = panel_begin;
   for (; panel + P <= panel_end; panel += P) {
     project_panels<Dot, R, P>(m, r, x, row, panel, rs, narrow, out);
@@ -418,7 +408,7 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
   // h rows have m.K bytes (the projection's size with one, else H).
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(h + (b + i) * K, K) : 0;
-  const bool narrow = narrow_matrix<Dot>(m) || narrow_rows<Dot, R>(h + b * K, K, K);
+  const bool narrow = narrow_tile<Dot, R>(m, h + b * K);
   constexpr int P = kPanelsPerPass<Dot, R>;
   for (int g = 0; g < 4; g += P) {
     const int64_t panel = 4 * block + g;

@@ -344,7 +344,8 @@ const char* read_header(const uint8_t* data, size_t available, Header* out) {
     h = Header{};
     std::memcpy(h.magic, v.magic, sizeof(h.magic));
     h.version = v.version;
-    if ((v.flags & (kFlagSplitGates | kNarrowFlags)) != 0) return "has unknown flags";  // none in version 5
+    // Neither split gates nor narrow weights exist in version 5.
+    if ((v.flags & (kFlagSplitGates | kNarrowFlags)) != 0) return "has unknown flags";
     h.flags = v.flags;
     h.input_size = v.input_size;
     h.hidden_size = v.hidden_size;

@@ -11,12 +11,14 @@ namespace {
 // that every panel meets the extremes ([-128, 127], or [-s.weight_bound,
 // s.weight_bound]); or all equal to s.all_weights.
 std::vector<int8_t> random_weights(size_t n, std::mt19937& rng, const LayerSpec& s) {
-  const int lo = s.weight_bound ? -*s.weight_bound : -128, hi = s.weight_bound ? *s.weight_bound : 127;
+  const int lo = s.weight_bound ? -*s.weight_bound : -128;
+  const int hi = s.weight_bound ? *s.weight_bound : 127;
   std::uniform_int_distribution<int> byte(lo, hi), pick(0, 15);
   std::vector<int8_t> w(n);
   for (size_t i = 0; i < n; ++i) {
     const int r = pick(rng);
-    w[i] = s.all_weights ? *s.all_weights : static_cast<int8_t>(r == 0 ? lo : r == 1 ? hi : byte(rng));
+    w[i] = s.all_weights ? *s.all_weights
+                         : static_cast<int8_t>(r == 0 ? lo : r == 1 ? hi : byte(rng));
   }
   return w;
 }

@@ -262,12 +262,13 @@ TEST(Layer, NarrowWeightsAtTheInt16Boundary) {
       EXPECT_EQ(p.hh.narrow_weights, narrow);
       EXPECT_EQ(p.hr.narrow_weights, narrow && proj_size > 0);
       const int64_t rows = 5;
-      expect_input_projection_matches_reference(
-          p, std::vector<uint8_t>(static_cast<size_t>(rows * p.ih.K), 255), rows);
-      expect_input_projection_matches_reference(p, random_bytes(static_cast<size_t>(rows * p.ih.K), 3),
-                                                rows);
+      const size_t x_bytes = static_cast<size_t>(rows * p.ih.K);
+      expect_input_projection_matches_reference(p, std::vector<uint8_t>(x_bytes, 255), rows);
+      expect_input_projection_matches_reference(p, random_bytes(x_bytes, 3), rows);
       for (int64_t B : {1, 3}) {
-        for (uint8_t v : {uint8_t{0}, uint8_t{255}}) expect_layer_of_one_byte_matches_reference(p, v, B);
+        for (uint8_t v : {uint8_t{0}, uint8_t{255}}) {
+          expect_layer_of_one_byte_matches_reference(p, v, B);
+        }
         expect_matches_reference(Case{spec, 6, B, false}, 2, /*extremes=*/true);
       }
     }
