@@ -2,7 +2,9 @@
 dynamic int8, torch static int8 (torch.ao.nn.quantized.LSTM), onnxruntime int8
 (8-bit and 7-bit weights), and qlstm in both modes (mode="torch" through
 PyTorch's eager flow and through qlstm.quantize, with 8-bit and with 7-bit
-weights, qlstm.NARROW_WEIGHT_OBSERVER; mode="accurate" through qlstm.quantize).
+weights, qlstm.NARROW_WEIGHT_OBSERVER, and with 7-bit weights and activations,
+qlstm.NARROW_ACTIVATION_OBSERVER, the avx2 kernels' fastest form; mode="accurate"
+through qlstm.quantize, with 8-bit and with 7-bit weights and activations).
 
 Random-weight nn.LSTM models (PyTorch's default init) calibrated on two of
 their own batches and tested on two fresh ones: relative error of the output
@@ -31,7 +33,10 @@ from qlstm._compare import onnxruntime_int8, torch_dynamic, torch_static
 COLUMNS = {"torch_dynamic": "torch dynamic int8", "torch_static": "torch static int8",
            "ort": "onnxruntime int8", "ort_rr": "onnxruntime int8 (7-bit weights)",
            "qlstm_flow": "qlstm torch (torch.ao flow)", "qlstm": "qlstm torch (qlstm.quantize)",
-           "qlstm_narrow": "qlstm torch (7-bit weights)", "qlstm_accurate": "qlstm accurate"}
+           "qlstm_narrow": "qlstm torch (7-bit weights)",
+           "qlstm_narrow_both": "qlstm torch (7-bit weights and activations)",
+           "qlstm_accurate": "qlstm accurate",
+           "qlstm_accurate_narrow": "qlstm accurate (7-bit weights and activations)"}
 
 
 def have_onnxruntime() -> bool:
@@ -72,10 +77,16 @@ def quantized_models(model: torch.nn.LSTM, calibration: List[torch.Tensor], work
         flow = torch_static(model, calibration, qlstm.nn.LSTM)
         own = qlstm.quantize(model, calibration)
         narrow = qlstm.quantize(model, calibration, weight_observer=qlstm.NARROW_WEIGHT_OBSERVER)
+        both = {"observer": qlstm.NARROW_ACTIVATION_OBSERVER,
+                "weight_observer": qlstm.NARROW_WEIGHT_OBSERVER}
+        narrow_both = qlstm.quantize(model, calibration, **both)
         accurate = qlstm.quantize(model, calibration, mode="accurate")
+        accurate_narrow = qlstm.quantize(model, calibration, mode="accurate", **both)
     runs = {"torch_dynamic": lambda x: dynamic(x)[0], "torch_static": static,
             "qlstm_flow": flow, "qlstm": lambda x: own(x)[0], "qlstm_narrow": lambda x: narrow(x)[0],
-            "qlstm_accurate": lambda x: accurate(x)[0]}
+            "qlstm_narrow_both": lambda x: narrow_both(x)[0],
+            "qlstm_accurate": lambda x: accurate(x)[0],
+            "qlstm_accurate_narrow": lambda x: accurate_narrow(x)[0]}
     if use_ort:
         runs["ort"] = onnxruntime_int8(model, workdir)
         runs["ort_rr"] = onnxruntime_int8(model, workdir, reduce_range=True)

@@ -12,8 +12,13 @@ least --budget seconds (bench_lstm.py's timed_ms), and the table takes each
 one's fastest call over all rounds: the time the shape takes when nothing
 else interferes. --narrow-weights quantizes both to 7-bit weights
 (qlstm.NARROW_WEIGHT_OBSERVER; onnxruntime's reduce_range), which the avx2
-kernels multiply with their plain sequence. Needs onnxruntime. Writes
-results/lstm_alternating.md (results/lstm_alternating_7bit.md).
+kernels multiply with their plain sequence. --narrow-activations calibrates
+qlstm's activations to 7 bits (qlstm.NARROW_ACTIVATION_OBSERVER; onnxruntime
+quantizes its activations per call, to 8 bits): with 7-bit weights the avx2
+kernels then sum two groups of products at a time. Needs onnxruntime. Writes
+results/lstm_alternating.md (lstm_alternating_7bit.md with 7-bit weights,
+lstm_alternating_7bit_activations.md with 7-bit activations,
+lstm_alternating_7bit_both.md with both).
 """
 from __future__ import annotations
 
@@ -44,7 +49,8 @@ def parse_shape(text: str) -> Tuple[int, int]:
 
 
 def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int], rounds: int,
-        budget_s: float, narrow_weights: bool = False) -> List[Tuple[int, int, int, int, float, float]]:
+        budget_s: float, narrow_weights: bool = False,
+        narrow_activations: bool = False) -> List[Tuple[int, int, int, int, float, float]]:
     """(threads, size, T, B, qlstm ms, onnxruntime int8 ms) for every combination."""
     rows = []
     workdir = tempfile.mkdtemp()
@@ -54,8 +60,12 @@ def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int
         calibration = [torch.randn(50, 4, size) for _ in range(2)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            weights = {"weight_observer": qlstm.NARROW_WEIGHT_OBSERVER} if narrow_weights else {}
-            q = qlstm.quantize(model, calibration, **weights)
+            observers = {}
+            if narrow_weights:
+                observers["weight_observer"] = qlstm.NARROW_WEIGHT_OBSERVER
+            if narrow_activations:
+                observers["observer"] = qlstm.NARROW_ACTIVATION_OBSERVER
+            q = qlstm.quantize(model, calibration, **observers)
             ort = OrtLSTM(model, workdir, reduce_range=narrow_weights)
         for threads in thread_counts:
             torch.set_num_threads(threads)
@@ -95,6 +105,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--budget", type=float, default=0.3, help="seconds per library per round")
     p.add_argument("--narrow-weights", action="store_true",
                    help="7-bit weights in both (qlstm.NARROW_WEIGHT_OBSERVER, reduce_range)")
+    p.add_argument("--narrow-activations", action="store_true",
+                   help="7-bit activations in qlstm (qlstm.NARROW_ACTIVATION_OBSERVER)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
     if not have_onnxruntime():
@@ -105,10 +117,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     header = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, qlstm kernel set "
               f"{qlstm.isa()}, single-core peak {qlstm.peak_macs_per_second(0.5) / 1e9:.1f} GMAC/s; "
               f"minimum of {args.rounds} alternating rounds of {args.budget} s"
-              f"{'; 7-bit weights in both' if args.narrow_weights else ''}.")
+              f"{'; 7-bit weights in both' if args.narrow_weights else ''}"
+              f"{'; 7-bit activations in qlstm' if args.narrow_activations else ''}.")
     print(header, flush=True)
-    rows = run(args.sizes, args.shapes, threads, args.rounds, args.budget, args.narrow_weights)
-    name = "lstm_alternating_7bit.md" if args.narrow_weights else "lstm_alternating.md"
+    rows = run(args.sizes, args.shapes, threads, args.rounds, args.budget, args.narrow_weights,
+               args.narrow_activations)
+    suffix = {(False, False): "", (True, False): "_7bit", (False, True): "_7bit_activations",
+              (True, True): "_7bit_both"}[(args.narrow_weights, args.narrow_activations)]
+    name = f"lstm_alternating{suffix}.md"
     write_table(args.out, name, markdown(rows, header))
     return 0
 

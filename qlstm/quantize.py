@@ -63,7 +63,9 @@ def prepare(model: torch.nn.Module, observer: Union[str, ObserverFactory] = "his
     """Swaps every ``nn.LSTM`` and ``nn.LSTMCell`` of ``model`` (or ``model``
     itself) for an :class:`ObservedLSTM` / :class:`ObservedLSTMCell`.
     ``observer`` is ``"histogram"`` (default), ``"minmax"`` or an observer
-    factory (``Observer.with_args(...)``) producing quint8; weights default to
+    factory (``Observer.with_args(...)``) producing quint8
+    (:data:`qlstm.NARROW_ACTIVATION_OBSERVER` gives 7-bit activations, which the
+    avx2 kernels multiply fastest against 7-bit weights); weights default to
     per-channel symmetric int8 in [-127, 127] (``weight_observer``;
     :data:`qlstm.NARROW_WEIGHT_OBSERVER` gives 7-bit weights in [-64, 64], which
     the avx2 kernels multiply faster). ``split_gates=True`` observes igates, hgates

@@ -139,6 +139,53 @@ def test_narrow_weights_against_full_range_activations_match_scalar(isa, bound, 
         assert torch.equal(e, g)
 
 
+@pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("v", [127, 128])
+@pytest.mark.parametrize("w", [64, -64])
+@pytest.mark.parametrize("B", [1, 4])
+def test_pair_sums_at_the_int16_boundary_match_scalar(isa, v, w, B):
+    # Against narrow weights, avx2 sums two groups of 4 products at a time
+    # for rows whose bytes are all <= 127: 4 * 127 * 64 fits int16,
+    # 4 * 128 * 64 does not, so rows of 128 must take the plain sequence.
+    runnable(isa)
+    layer = random_model(37, 29, 1, False, True, True, seed=17)[0]
+    for m in (layer.w_ih, layer.w_hh):
+        m.fill_(w)
+    blob = pack(layer)
+    x = torch.full((3, B, 37), v, dtype=torch.uint8)
+    h0, c0 = torch.full((1, B, 29), v, dtype=torch.uint8), random_bytes(1, B, 29, seed=3)
+    expected = run_lstm("scalar", x, h0, c0, [blob], 1, False)
+    got = run_lstm(isa, x, h0, c0, [blob], 1, False)
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+
+
+@pytest.mark.parametrize("isa", ALL_ISAS)
+@pytest.mark.parametrize("mode", ["torch", "accurate"])
+@pytest.mark.parametrize("B", [1, 6])
+def test_seven_bit_model_matches_scalar(isa, mode, B):
+    # qlstm.quantize with 7-bit weights and activations: the rows the model
+    # makes (input, h of every step, the second layer's input) are mostly
+    # <= 127, some past the calibrated range, so avx2 runs both forms.
+    runnable(isa)
+    torch.manual_seed(5)
+    model = torch.nn.LSTM(40, 48, 2).eval()
+    calibration = torch.randn(20, 3, 40)
+    q = qlstm.quantize(model, [calibration], observer=qlstm.NARROW_ACTIVATION_OBSERVER,
+                       weight_observer=qlstm.NARROW_WEIGHT_OBSERVER, mode=mode)
+    scale, zero_point = q.input_qparams
+    calibrated = torch.round(calibration / scale) + zero_point
+    assert float((calibrated <= 127).float().mean()) > 0.99  # 7 bits, the histogram's tails clipped
+    x = 1.5 * torch.randn(30, B, 40)
+    with torch.no_grad(), qlstm.use_isa("scalar"):
+        expected = q(x)
+    with torch.no_grad(), qlstm.use_isa(isa):
+        got = q(x)
+    assert torch.equal(got[0], expected[0])
+    for e, g in zip(expected[1], got[1]):
+        assert torch.equal(e, g)
+
+
 @pytest.mark.parametrize("isa", ["scalar"] + ALL_ISAS)
 def test_cell_matches_scalar(isa):
     runnable(isa)

@@ -604,7 +604,7 @@ FloatDirectionResult run_direction_float(const KernelSet& k, const PackedLayer& 
   FloatDirectionResult res{initial(init.h), initial(init.c)};
   // A zero initial h multiplies to the same floats in any qparams of its
   // scale; with zero point 0 its bytes are 0, which the narrow products of a
-  // kernel set take (lstm_tiled.h's narrow_tile).
+  // kernel set take (lstm_tiled.h's tile_form).
   const QParams h0_q = init.h ? h_q : QParams{h_q.scale, 0};
   std::vector<uint8_t> h_bytes(n), h_bytes_next(n);
   k.quantize(res.h.data(), static_cast<int64_t>(n), h0_q, h_bytes.data());

@@ -30,6 +30,11 @@
 //                      Narrow::kExactWithNarrowWeights, against a matrix whose
 //                      weights are narrow (PackedMatrix::narrow_weights); the
 //                      kernels pick it per matrix, else per tile
+//   Pairs (optional)   a Narrow form cheaper still, exact only against a
+//                      matrix of narrow weights with every activation byte
+//                      of the rows <= Pairs::kMaxActivation: its
+//                      madd_pair(acc, act0, w0, act1, w1) sums two groups of
+//                      4 k (and its madd one, for an odd group out)
 // and the vector epilogue of its architecture:
 //   store_outputs(sums, r, w_zp, n, x_row_sum, dst)   16 requantized bytes
 //   BlockGates, requant_gate(sums, r, w_zp, n, x_row_sum, gate, &block_gates)
@@ -99,6 +104,12 @@ bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix f
   return true;
 }
 
+// Whether a Dot policy sums groups of k in pairs (madd_pair).
+template <class Dot, class = void>
+struct SumsPairs : std::false_type {};
+template <class Dot>
+struct SumsPairs<Dot, std::void_t<decltype(&Dot::madd_pair)>> : std::true_type {};
+
 // The int32 sums of R activation rows against P consecutive panels (each
 // panel_bytes long), with S accumulators per row and panel over interleaved
 // groups of 4 k, added at the end (int32 sums wrap the same in any order).
@@ -125,6 +136,22 @@ struct PanelTile {
 
   int64_t full_groups() const { return K / kKGroup; }
 
+  // Groups g and g + 1 (g + 1 < full_groups()) into a, with Dot::madd_pair.
+  void group_pair(int64_t g, Acc (&a)[R][P]) {
+    typename Dot::W w[P][2];
+    for (int p = 0; p < P; ++p) {
+      for (int i = 0; i < 2; ++i) {
+        w[p][i] = Dot::load(panels + p * panel_bytes + (g + i) * kPanelRows * kKGroup);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      uint32_t v[2];
+      std::memcpy(v, x + r * x_stride + g * kKGroup, sizeof(v));
+      const typename Dot::Act a0 = Dot::act(v[0]), a1 = Dot::act(v[1]);
+      for (int p = 0; p < P; ++p) Dot::madd_pair(a[r][p], a0, w[p][0], a1, w[p][1]);
+    }
+  }
+
   void step(int64_t g, const uint32_t* v, Acc (&a)[R][P]) {
     typename Dot::W w[P];
     for (int p = 0; p < P; ++p) {
@@ -145,6 +172,11 @@ struct PanelTile {
   // Groups [g, full_groups()) and the K tail, then the finished sums.
   void finish_from(int64_t g, typename Dot::Sums out[R][P]) {
     const int64_t full = full_groups();
+    if constexpr (SumsPairs<Dot>::value) {
+      for (; g + 2 * S <= full; g += 2 * S) {
+        for (int s = 0; s < S; ++s) group_pair(g + 2 * s, acc[s]);
+      }
+    }
     for (; g + S <= full; g += S) {
       for (int s = 0; s < S; ++s) group(g + s, acc[s]);
     }
@@ -221,20 +253,35 @@ template <class Dot, class = void>
 struct HasNarrow : std::false_type {};
 template <class Dot>
 struct HasNarrow<Dot, std::void_t<typename Dot::Narrow>> : std::true_type {};
+template <class Dot, class = void>
+struct HasPairs : std::false_type {};
+template <class Dot>
+struct HasPairs<Dot, std::void_t<typename Dot::Pairs>> : std::true_type {};
 
-// Whether Dot's Narrow form is exact for R activation rows x (m.K bytes each,
-// one after another) against m: m's weights all narrow, for a form exact with
-// them, or every byte of the rows at most its kMaxActivation. K bytes per row
-// against 16 * K multiply-accumulates per panel: cheap next to the products.
+// Which of a Dot policy's forms a tile of rows takes: the exact one, its
+// Narrow form, or its Pairs form.
+enum class Form { kExact, kNarrow, kPairs };
+
+// The cheapest form of Dot that is exact for R activation rows x (m.K bytes
+// each, one after another) against m: Pairs when m's weights are narrow and
+// every byte of the rows is at most its kMaxActivation; Narrow when m's
+// weights are narrow, for a form exact with them, or every byte is at most
+// its kMaxActivation. K bytes per row against 16 * K multiply-accumulates per
+// panel: cheap next to the products.
 template <class Dot, int R>
-bool narrow_tile(const PackedMatrix& m, const uint8_t* x) {
+Form tile_form(const PackedMatrix& m, const uint8_t* x) {
   if constexpr (HasNarrow<Dot>::value) {
-    if (Dot::Narrow::kExactWithNarrowWeights && m.narrow_weights) return true;
+    using Narrow = typename Dot::Narrow;
+    const bool narrow_weights = Narrow::kExactWithNarrowWeights && m.narrow_weights;
+    if (narrow_weights && !HasPairs<Dot>::value) return Form::kNarrow;
     uint8_t most = 0;
     for (int64_t k = 0; k < R * m.K; ++k) most = std::max(most, x[k]);
-    return most <= Dot::Narrow::kMaxActivation;
+    if constexpr (HasPairs<Dot>::value) {
+      if (m.narrow_weights && most <= Dot::Pairs::kMaxActivation) return Form::kPairs;
+    }
+    return narrow_weights || most <= Narrow::kMaxActivation ? Form::kNarrow : Form::kExact;
   } else {
-    return false;
+    return Form::kExact;
   }
 }
 
@@ -243,15 +290,24 @@ bool narrow_tile(const PackedMatrix& m, const uint8_t* x) {
 template <class Dot, int R>
 inline constexpr int kSplits = R == 1 ? Dot::kGemvSplits : 1;
 
-// panels_dot with Dot's Narrow form when `narrow` (narrow_tile) says it is exact.
+// panels_dot with the form of Dot that `form` (tile_form) names.
 template <class Dot, int R, int P>
-void panels_dot_best(bool narrow, const uint8_t* x, int64_t x_stride, int64_t K,
+void panels_dot_best(Form form, const uint8_t* x, int64_t x_stride, int64_t K,
                      const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
                      typename Dot::Sums out[R][P]) {
+  if constexpr (HasPairs<Dot>::value) {
+    static_assert(std::is_same_v<typename Dot::Sums, typename Dot::Pairs::Sums>,
+                  "a Pairs form gives the same sums");
+    if (form == Form::kPairs) {
+      using Pairs = typename Dot::Pairs;
+      panels_dot<Pairs, R, P, kSplits<Pairs, R>>(x, x_stride, K, panels, panel_bytes, fix, out);
+      return;
+    }
+  }
   if constexpr (HasNarrow<Dot>::value) {
     static_assert(std::is_same_v<typename Dot::Sums, typename Dot::Narrow::Sums>,
                   "a Narrow form gives the same sums");
-    if (narrow) {
+    if (form != Form::kExact) {
       using Narrow = typename Dot::Narrow;
       panels_dot<Narrow, R, P, kSplits<Narrow, R>>(x, x_stride, K, panels, panel_bytes, fix, out);
       return;
@@ -279,12 +335,12 @@ void store_tile(const PackedMatrix& m, const LinearRequant& r, const typename Do
 
 template <class Dot, int R, int P, class Out>
 void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
-                    int64_t panel, const int32_t rs[R], bool narrow, Out* out) {
+                    int64_t panel, const int32_t rs[R], Form form, Out* out) {
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
   PanelFix fix[P];
   for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, r, panel + j);
   typename Dot::Sums raw[R][P];
-  panels_dot_best<Dot, R, P>(narrow, x + row * K, K, K, m.weights + panel * panel_bytes,
+  panels_dot_best<Dot, R, P>(form, x + row * K, K, K, m.weights + panel * panel_bytes,
                              panel_bytes, fix, raw);
   store_tile<Dot>(m, r, raw, row, panel, rs, out);
 }
@@ -296,13 +352,13 @@ void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
   constexpr int P = kPanelsPerPass<Dot, R>;
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
-  const bool narrow = narrow_tile<Dot, R>(m, x + row * K);
+  const Form form = tile_form<Dot, R>(m, x + row * K);
   int64_t panel = panel_begin;
   for (; panel + P <= panel_end; panel += P) {
-    project_panels<Dot, R, P>(m, r, x, row, panel, rs, narrow, out);
+    project_panels<Dot, R, P>(m, r, x, row, panel, rs, form, out);
   }
   for (; panel < panel_end; ++panel) {
-    project_panels<Dot, R, 1>(m, r, x, row, panel, rs, narrow, out);
+    project_panels<Dot, R, 1>(m, r, x, row, panel, rs, form, out);
   }
 }
 
@@ -408,7 +464,7 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
   // h rows have m.K bytes (the projection's size with one, else H).
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(h + (b + i) * K, K) : 0;
-  const bool narrow = narrow_tile<Dot, R>(m, h + b * K);
+  const Form form = tile_form<Dot, R>(m, h + b * K);
   constexpr int P = kPanelsPerPass<Dot, R>;
   for (int g = 0; g < 4; g += P) {
     const int64_t panel = 4 * block + g;
@@ -430,7 +486,7 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
         rode = true;
       }
     }
-    if (!rode) panels_dot_best<Dot, R, P>(narrow, h + b * K, K, K, weights, panel_bytes, fix, part);
+    if (!rode) panels_dot_best<Dot, R, P>(form, h + b * K, K, K, weights, panel_bytes, fix, part);
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < P; ++j) take(i, g + j, part[i][j]);
     }

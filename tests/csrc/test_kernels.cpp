@@ -275,6 +275,39 @@ TEST(Layer, NarrowWeightsAtTheInt16Boundary) {
   }
 }
 
+TEST(Layer, PairSumsAtTheInt16Boundary) {
+  // Against a narrow matrix, a set's pair sums (avx2: vpaddw of two groups'
+  // vpmaddubsw pair sums, for rows whose bytes are all <= 127) meet int16 at
+  // 4 * 127 * 64 = 32512 and pass it with 128: 4 * 128 * 64 = 32768. Weights
+  // all 64 (and -64, the negative side, and 65, not narrow) against rows of
+  // one byte, and tiles of rows <= 127 with one row of 128s; K of 1 group,
+  // odd and even group counts, with and without a tail.
+  for (int64_t K : {4, 12, 38, 40}) {
+    for (int w : {64, -64, 65}) {
+      LayerSpec spec{K, 24, true, false, true, 21};
+      spec.all_weights = static_cast<int8_t>(w);
+      const RandomLayer layer(spec);
+      const PackedLayer& p = layer.view();
+      ASSERT_EQ(p.ih.narrow_weights, w != 65);
+      for (int v : {127, 128}) {
+        SCOPED_TRACE("K=" + std::to_string(K) + " w=" + std::to_string(w) + " v=" +
+                     std::to_string(v));
+        const int64_t rows = 5;
+        expect_input_projection_matches_reference(
+            p, std::vector<uint8_t>(static_cast<size_t>(rows * K), static_cast<uint8_t>(v)), rows);
+        for (int64_t B : {1, 3}) {
+          expect_layer_of_one_byte_matches_reference(p, static_cast<uint8_t>(v), B);
+        }
+      }
+      std::vector<uint8_t> x = random_bytes(static_cast<size_t>(5 * K), 8);
+      for (uint8_t& b : x) b = static_cast<uint8_t>(b % 128);
+      std::fill(x.begin() + K, x.begin() + 2 * K, uint8_t{128});
+      SCOPED_TRACE("K=" + std::to_string(K) + " w=" + std::to_string(w) + " one row of 128");
+      expect_input_projection_matches_reference(p, x, 5);
+    }
+  }
+}
+
 // The accurate mode: floats compared bit for bit (== would equate -0 and 0).
 std::vector<uint32_t> bits(const std::vector<float>& v) {
   std::vector<uint32_t> out(v.size());
