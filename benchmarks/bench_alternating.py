@@ -18,7 +18,10 @@ quantizes its activations per call, to 8 bits): with 7-bit weights the avx2
 kernels then sum two groups of products at a time. Needs onnxruntime. Writes
 results/lstm_alternating.md (lstm_alternating_7bit.md with 7-bit weights,
 lstm_alternating_7bit_activations.md with 7-bit activations,
-lstm_alternating_7bit_both.md with both).
+lstm_alternating_7bit_both.md with both). --streaming times one step instead
+(T = 1, B = 1, the module's state carried from call to call, as a streaming
+caller runs it; onnxruntime's one-step call) at each size and writes
+lstm_alternating_streaming*.md.
 """
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ from typing import List, Optional, Tuple
 import torch
 
 import qlstm
-from bench_lstm import HERE, OrtLSTM, cpu_model, have_onnxruntime, timed_ms, write_table
+from bench_lstm import (HERE, OrtLSTM, cpu_model, have_onnxruntime, narrow_observers,
+                        narrow_suffix, timed_ms, write_table)
 
 DEFAULT_SHAPES = ["50x1", "200x1", "50x8", "50x64"]
 
@@ -49,9 +53,10 @@ def parse_shape(text: str) -> Tuple[int, int]:
 
 
 def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int], rounds: int,
-        budget_s: float, narrow_weights: bool = False,
-        narrow_activations: bool = False) -> List[Tuple[int, int, int, int, float, float]]:
-    """(threads, size, T, B, qlstm ms, onnxruntime int8 ms) for every combination."""
+        budget_s: float, narrow_weights: bool = False, narrow_activations: bool = False,
+        streaming: bool = False) -> List[Tuple[int, int, int, int, float, float]]:
+    """(threads, size, T, B, qlstm ms, onnxruntime int8 ms) for every combination; with
+    `streaming`, one step at each size instead of `shapes`."""
     rows = []
     workdir = tempfile.mkdtemp()
     for size in sizes:
@@ -60,23 +65,27 @@ def run(sizes: List[int], shapes: List[Tuple[int, int]], thread_counts: List[int
         calibration = [torch.randn(50, 4, size) for _ in range(2)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            observers = {}
-            if narrow_weights:
-                observers["weight_observer"] = qlstm.NARROW_WEIGHT_OBSERVER
-            if narrow_activations:
-                observers["observer"] = qlstm.NARROW_ACTIVATION_OBSERVER
-            q = qlstm.quantize(model, calibration, **observers)
+            q = qlstm.quantize(model, calibration, **narrow_observers(narrow_weights,
+                                                                      narrow_activations))
             ort = OrtLSTM(model, workdir, reduce_range=narrow_weights)
         for threads in thread_counts:
             torch.set_num_threads(threads)
             ort_run = ort.session(True, threads)
-            for T, B in shapes:
+            for T, B in [(1, 1)] if streaming else shapes:
                 x = torch.randn(T, B, size)
                 xn = x.numpy()
+                state = {"hc": None}
+
+                def qlstm_call():
+                    if streaming:
+                        _, state["hc"] = q(x, state["hc"])
+                    else:
+                        q(x)
+
                 q_ms, o_ms = float("inf"), float("inf")
                 with torch.no_grad():
                     for _ in range(rounds):
-                        q_ms = min(q_ms, timed_ms(lambda: q(x), budget_s=budget_s, summary=min))
+                        q_ms = min(q_ms, timed_ms(qlstm_call, budget_s=budget_s, summary=min))
                         o_ms = min(o_ms, timed_ms(lambda: ort_run(xn), budget_s=budget_s, summary=min))
                 rows.append((threads, size, T, B, q_ms, o_ms))
                 print(f"{threads}t size {size:>4} T {T:>3} B {B:>2}: qlstm {q_ms:9.4f} ms, "
@@ -107,6 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="7-bit weights in both (qlstm.NARROW_WEIGHT_OBSERVER, reduce_range)")
     p.add_argument("--narrow-activations", action="store_true",
                    help="7-bit activations in qlstm (qlstm.NARROW_ACTIVATION_OBSERVER)")
+    p.add_argument("--streaming", action="store_true",
+                   help="one step with the state carried (T = 1, B = 1) instead of --shapes")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
     if not have_onnxruntime():
@@ -118,13 +129,13 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{qlstm.isa()}, single-core peak {qlstm.peak_macs_per_second(0.5) / 1e9:.1f} GMAC/s; "
               f"minimum of {args.rounds} alternating rounds of {args.budget} s"
               f"{'; 7-bit weights in both' if args.narrow_weights else ''}"
-              f"{'; 7-bit activations in qlstm' if args.narrow_activations else ''}.")
+              f"{'; 7-bit activations in qlstm' if args.narrow_activations else ''}"
+              f"{'; one step, the state carried' if args.streaming else ''}.")
     print(header, flush=True)
     rows = run(args.sizes, args.shapes, threads, args.rounds, args.budget, args.narrow_weights,
-               args.narrow_activations)
-    suffix = {(False, False): "", (True, False): "_7bit", (False, True): "_7bit_activations",
-              (True, True): "_7bit_both"}[(args.narrow_weights, args.narrow_activations)]
-    name = f"lstm_alternating{suffix}.md"
+               args.narrow_activations, args.streaming)
+    name = (f"lstm_alternating{'_streaming' if args.streaming else ''}"
+            f"{narrow_suffix(args.narrow_weights, args.narrow_activations)}.md")
     write_table(args.out, name, markdown(rows, header))
     return 0
 

@@ -4,13 +4,18 @@ qlstm's speedup over each.
 
     python benchmarks/bench_lstm.py            # the full grid, 1 thread and all threads
     python benchmarks/bench_lstm.py --quick    # a small grid, for a smoke run
+    python benchmarks/bench_lstm.py --streaming-only --narrow-weights --narrow-activations
 
 Columns: float nn.LSTM, torch's dynamic int8 LSTM, torch's static int8 LSTM
 (torch.ao.nn.quantized.LSTM), onnxruntime's float LSTM and its int8 LSTM (the
 exported nn.LSTM through onnxruntime.quantization.quantize_dynamic; skipped
 when onnxruntime is not installed), and qlstm. Every model takes a float
 sequence and returns the float output sequence. Results go to
-benchmarks/results/lstm.json and lstm.png.
+benchmarks/results/lstm.json and lstm.png. --narrow-weights quantizes qlstm's
+own-flow models and onnxruntime's to 7-bit weights (qlstm.NARROW_WEIGHT_OBSERVER,
+reduce_range), --narrow-activations calibrates qlstm's activations to 7 bits
+(qlstm.NARROW_ACTIVATION_OBSERVER); the file names then say which
+(narrow_suffix).
 """
 from __future__ import annotations
 
@@ -118,14 +123,32 @@ def module_bytes(m: torch.nn.Module) -> int:
         sum(p.numel() * p.element_size() for p in getattr(m, "_packed", []))
 
 
-def build(size: int, calib_T: int, workdir: str, use_ort: bool) -> Dict[str, object]:
+def narrow_observers(weights: bool, activations: bool) -> Dict[str, object]:
+    """qlstm.quantize's observer arguments for 7-bit weights and / or activations."""
+    observers: Dict[str, object] = {}
+    if weights:
+        observers["weight_observer"] = qlstm.NARROW_WEIGHT_OBSERVER
+    if activations:
+        observers["observer"] = qlstm.NARROW_ACTIVATION_OBSERVER
+    return observers
+
+
+def narrow_suffix(weights: bool, activations: bool) -> str:
+    """What a results file's name adds for 7-bit weights and / or activations."""
+    return {(False, False): "", (True, False): "_7bit", (False, True): "_7bit_activations",
+            (True, True): "_7bit_both"}[(weights, activations)]
+
+
+def build(size: int, calib_T: int, workdir: str, use_ort: bool, narrow_weights: bool = False,
+          narrow_activations: bool = False) -> Dict[str, object]:
     torch.manual_seed(size)
     model = torch.nn.LSTM(size, size).eval()
     calibration = [torch.randn(calib_T, 4, size) for _ in range(2)]
+    own = narrow_observers(narrow_weights, narrow_activations)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        built = {"model": model, "qlstm": qlstm.quantize(model, calibration),
-                 "qlstm_accurate": qlstm.quantize(model, calibration, mode="accurate"),
+        built = {"model": model, "qlstm": qlstm.quantize(model, calibration, **own),
+                 "qlstm_accurate": qlstm.quantize(model, calibration, mode="accurate", **own),
                  "torch_static": torch_static(model, calibration),
                  # The same observed model converted into qlstm.nn.LSTM: 7-bit
                  # activations, which avx2 multiplies with its plain sequence.
@@ -135,9 +158,9 @@ def build(size: int, calib_T: int, workdir: str, use_ort: bool) -> Dict[str, obj
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(cell, name).data.copy_(getattr(model, name + "_l0"))
         built["cell"] = cell
-        built["qlstm_cell"] = qlstm.quantize(cell, [x[0] for x in calibration])
+        built["qlstm_cell"] = qlstm.quantize(cell, [x[0] for x in calibration], **own)
     if use_ort:
-        built["ort"] = OrtLSTM(model, workdir)
+        built["ort"] = OrtLSTM(model, workdir, reduce_range=narrow_weights)
     return built
 
 
@@ -173,13 +196,18 @@ def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
     def accurate_step():
         _, accurate_state["hc"] = built["qlstm_accurate"](x, accurate_state["hc"])
 
+    # The op on the module's layer with its own qparams, so that its bytes
+    # take the forms the module's would.
     layer = q._packed[0]
-    xq = torch.randint(0, 256, (1, size), dtype=torch.uint8)
-    hc = {"h": torch.zeros(1, size, dtype=torch.uint8), "c": torch.zeros(1, size, dtype=torch.uint8)}
+    (x_scale, x_zp), (h_scale, h_zp) = q.input_qparams, q.hidden_qparams
+    c_scale, c_zp = q.cell_qparams
+    xq = torch.clamp(torch.round(x / x_scale) + x_zp, 0, 255).to(torch.uint8)[0]
+    hc = {"h": torch.full((1, size), h_zp, dtype=torch.uint8),
+          "c": torch.full((1, size), c_zp, dtype=torch.uint8)}
 
     def op_step():
         hc["h"], hc["c"] = torch.ops.qlstm.quantized_lstm_cell(
-            xq, 0.05, 128, hc["h"], 0.01, 128, hc["c"], 0.02, 128, layer)
+            xq, x_scale, x_zp, hc["h"], h_scale, h_zp, hc["c"], c_scale, c_zp, layer)
 
     cells = {"qlstm_cell": built["qlstm_cell"], "float_cell": built["cell"]}
     cell_state = {name: (torch.zeros(1, size), torch.zeros(1, size)) for name in cells}
@@ -221,11 +249,13 @@ def cpu_model() -> str:
 
 
 def run(sizes: List[int], seqs: List[int], batches: List[int], thread_counts: List[int],
-        use_ort: bool) -> Dict[str, object]:
+        use_ort: bool, narrow_weights: bool = False,
+        narrow_activations: bool = False) -> Dict[str, object]:
     results: Dict[str, object] = {
         "machine": {"processor": cpu_model(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                    "qlstm_isa": qlstm.isa(), "onnxruntime": use_ort},
+                    "qlstm_isa": qlstm.isa(), "onnxruntime": use_ort,
+                    "narrow_weights": narrow_weights, "narrow_activations": narrow_activations},
         "grid": [], "streaming": [], "memory": []}
     torch.set_num_threads(1)
     peak = qlstm.peak_macs_per_second(0.5)
@@ -237,7 +267,7 @@ def run(sizes: List[int], seqs: List[int], batches: List[int], thread_counts: Li
         print("note: onnxruntime is not installed; its columns are skipped")
     with tempfile.TemporaryDirectory() as workdir, torch.no_grad():
         for size in sizes:
-            built = build(size, 20, workdir, use_ort)
+            built = build(size, 20, workdir, use_ort, narrow_weights, narrow_activations)
             float_bytes = module_bytes(built["model"])
             q_bytes = module_bytes(built["qlstm"])
             results["memory"].append({"size": size, "float_bytes": float_bytes,
@@ -274,7 +304,9 @@ def markdown(results: Dict[str, object]) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in results["grid"])]
     m = results["machine"]
     lines = [f"CPU: {m['processor']}, {m['cpu_count']} cores, torch {m['torch']}, qlstm kernel set "
-             f"{m['qlstm_isa']}, single-core peak {m['peak_int8_macs_per_s_1core'] / 1e9:.1f} GMAC/s."]
+             f"{m['qlstm_isa']}, single-core peak {m['peak_int8_macs_per_s_1core'] / 1e9:.1f} GMAC/s"
+             f"{'; 7-bit weights in qlstm and onnxruntime' if m.get('narrow_weights') else ''}"
+             f"{'; 7-bit activations in qlstm' if m.get('narrow_activations') else ''}."]
     if results["grid"]:  # none with --streaming-only
         lines += ["", "| threads | batch | seq | size | " + " | ".join(LABELS[c] + " ms" for c in cols) +
                   " | qlstm speedup (min over others) | qlstm % of peak | accurate / qlstm speed |",
@@ -331,6 +363,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--quick", action="store_true", help="a small grid (sizes 128, 256; B 1, 8; T 1, 50)")
     p.add_argument("--streaming-only", action="store_true",
                    help="only the one-step streaming table and the module sizes (writes lstm_streaming.md)")
+    p.add_argument("--narrow-weights", action="store_true",
+                   help="7-bit weights in qlstm's own flow and onnxruntime (reduce_range)")
+    p.add_argument("--narrow-activations", action="store_true",
+                   help="7-bit activations in qlstm's own flow (qlstm.NARROW_ACTIVATION_OBSERVER)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -342,13 +378,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     thread_counts = sorted({1, all_threads})
     if args.streaming_only:
         grid = (grid[0], [], [])
-    results = run(*grid, thread_counts, have_onnxruntime())
+    results = run(*grid, thread_counts, have_onnxruntime(), args.narrow_weights,
+                  args.narrow_activations)
     os.makedirs(args.out, exist_ok=True)
-    name = "lstm_streaming" if args.streaming_only else "lstm"
+    name = ("lstm_streaming" if args.streaming_only else "lstm") + \
+        narrow_suffix(args.narrow_weights, args.narrow_activations)
     with open(os.path.join(args.out, name + ".json"), "w") as f:
         json.dump(results, f, indent=1)
     if not args.streaming_only:
-        chart(results, os.path.join(args.out, "lstm.png"))
+        chart(results, os.path.join(args.out, name + ".png"))
     write_table(args.out, name + ".md", markdown(results))
     return 0
 
