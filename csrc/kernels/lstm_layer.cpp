@@ -441,12 +441,8 @@ constexpr int64_t kMaxWeightsPerSequenceSplit = int64_t{1} << 19;
 constexpr int64_t kMaxWeightsPerLargeSequenceSplit = int64_t{1} << 21;
 constexpr int64_t kMinSequencesPerLargePart = 4;
 
-// How many parts of the batch run_direction hands to the threads, each with
-// the whole time loop, or 1 to split each step instead. A sequence's steps
-// depend on its own state only, so parts of the batch need no meeting per
-// step, where a split step forks and joins its threads once a step (about
-// 3 us on 2 cores of a shared VM: a fifth of a step at size 256, batch 8).
-// Each part multiplies all of W_hh at every step, so only while W_hh is small.
+}  // namespace
+
 int64_t sequence_parts(const PackedLayer& p, const Steps& steps, const Parallel& par) {
   const int64_t weights = p.hh.rows * p.hh.K;
   if (par.threads < 2 || steps.B < 2 || weights > kMaxWeightsPerLargeSequenceSplit) return 1;
@@ -458,6 +454,8 @@ int64_t sequence_parts(const PackedLayer& p, const Steps& steps, const Parallel&
   }
   return parts;
 }
+
+namespace {
 
 DirectionResult run_direction_in_parts(int64_t parts, const KernelSet& k, const PackedLayer& p,
                                        const uint8_t* x, QParams x_q, const Steps& steps,

@@ -111,6 +111,16 @@ struct Steps {
   int64_t rows() const;
 };
 
+// How many parts of the batch run_direction hands to the threads, each with
+// the whole time loop, or 1 to split each step instead. A sequence's steps
+// depend on its own state only, so parts of the batch need no meeting per
+// step, where a split step forks and joins its threads once a step (about
+// 3 us on 2 cores of a shared VM: a fifth of a step at size 256, batch 8).
+// Each part multiplies all of W_hh at every step, so only while W_hh is
+// small: up to 512 KB for any batch, up to 2 MB when each part gets 4
+// sequences or more.
+int64_t sequence_parts(const PackedLayer& p, const Steps& steps, const Parallel& par);
+
 struct DirectionResult {
   std::vector<uint8_t> h, c;
   QParams h_q, c_q;

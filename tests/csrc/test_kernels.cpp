@@ -151,6 +151,28 @@ TEST(Layer, BatchPartsWithAWhhPastHalfAnL2) {
   }
 }
 
+TEST(Layer, SequencePartsAtTheirBoundaries) {
+  // W_hh of 4 x 384 x 384 bytes (576 KB, past 512 KB, within 2 MB) is split
+  // by sequences when each part gets 4 or more: batch 8 on 2 threads, not 7;
+  // 4 x 256 x 256 (256 KB) at any batch of 2 or more; 4 x 720 x 720 (within
+  // 2 MB) as 384, 4 x 736 x 736 (the next whole unit block, past it) never;
+  // nor on 1 thread or at batch 1.
+  struct Expect {
+    int64_t hidden, B, threads, parts;
+  };
+  const Expect cases[] = {{384, 8, 2, 2}, {384, 7, 2, 1}, {384, 12, 3, 3}, {384, 11, 3, 1},
+                          {256, 2, 2, 2}, {256, 3, 3, 3}, {720, 8, 2, 2},  {736, 64, 2, 1},
+                          {256, 8, 1, 1}, {256, 1, 2, 1}};
+  for (const Expect& e : cases) {
+    SCOPED_TRACE("H=" + std::to_string(e.hidden) + " B=" + std::to_string(e.B) +
+                 " threads=" + std::to_string(e.threads));
+    const RandomLayer layer(LayerSpec{50, e.hidden, true, false, true, 3});
+    const Steps steps{3, e.B, nullptr};
+    EXPECT_EQ(sequence_parts(layer.view(), steps, thread_parallel(static_cast<int>(e.threads))),
+              e.parts);
+  }
+}
+
 TEST(Layer, BatchOneStepsComputeTheNextInputProjection) {
   // At batch 1, a set with rider_rows projects each chunk of that many steps
   // during the steps of the chunk before: T around multiples of the chunk
