@@ -345,8 +345,10 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float scale) {
   return v;
 }
 
+// x_byte: every input byte that value, instead of random ones.
 void expect_float_cell_matches_reference(const Case& c, int threads, bool extremes,
-                                         QParams x_q = QParams{0.03f, 17}) {
+                                         QParams x_q = QParams{0.03f, 17},
+                                         std::optional<uint8_t> x_byte = std::nullopt) {
   LayerSpec spec = c.spec;
   spec.accurate = true;
   const RandomLayer layer(spec);
@@ -354,8 +356,9 @@ void expect_float_cell_matches_reference(const Case& c, int threads, bool extrem
   ASSERT_TRUE(p.q.accurate);
   const size_t state = static_cast<size_t>(c.B * p.hidden_size);
   const uint32_t seed = spec.seed * 31;
+  const size_t x_size = static_cast<size_t>(c.T * c.B * p.input_size);
   const std::vector<uint8_t> x =
-      random_bytes(static_cast<size_t>(c.T * c.B * p.input_size), seed, extremes);
+      x_byte ? std::vector<uint8_t>(x_size, *x_byte) : random_bytes(x_size, seed, extremes);
   const std::vector<float> h0 = random_floats(state, seed + 1, 1.0f);
   const std::vector<float> c0 = random_floats(state, seed + 2, extremes ? 30.0f : 3.0f);
   const FloatInitialState init{h0.data(), c0.data()};
@@ -415,6 +418,22 @@ TEST(FloatCell, NarrowWeightsAtTheInt16Boundary) {
       const Case c{spec, 5, B, false};
       SCOPED_TRACE("bound=" + std::to_string(bound) + " " + describe(c));
       expect_float_cell_matches_reference(c, 2, /*extremes=*/true);
+    }
+  }
+}
+
+TEST(FloatCell, PairSumsAtTheInt16Boundary) {
+  // The accurate mode's input projection takes the pair sums as the default
+  // mode's does (Layer.PairSumsAtTheInt16Boundary): inputs of 127 and of 128
+  // against weights all 64, K of an odd group count with a tail; B = 1 and 5.
+  for (int v : {127, 128}) {
+    for (int64_t B : {1, 5}) {
+      LayerSpec spec{38, 24, true, false, true, 13};
+      spec.all_weights = int8_t{64};
+      const Case c{spec, 4, B, false};
+      SCOPED_TRACE("v=" + std::to_string(v) + " " + describe(c));
+      expect_float_cell_matches_reference(c, 1, /*extremes=*/false, QParams{0.03f, 17},
+                                          static_cast<uint8_t>(v));
     }
   }
 }
