@@ -52,6 +52,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "dot_traits.h"
 #include "float_cell.h"
 #include "kernel_set.h"
 
@@ -103,12 +104,6 @@ bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix f
   }
   return true;
 }
-
-// Whether a Dot policy sums groups of k in pairs (madd_pair).
-template <class Dot, class = void>
-struct SumsPairs : std::false_type {};
-template <class Dot>
-struct SumsPairs<Dot, std::void_t<decltype(&Dot::madd_pair)>> : std::true_type {};
 
 // The int32 sums of R activation rows against P consecutive panels (each
 // panel_bytes long), with S accumulators per row and panel over interleaved

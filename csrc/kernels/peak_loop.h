@@ -8,7 +8,7 @@
 #include <cstring>
 #include <utility>
 
-#include "lstm_tiled.h"
+#include "dot_traits.h"
 #include "packed_format.h"
 
 namespace qlstm {
