@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 import qlstm
+from bench_lstm import have_onnxruntime, narrow_observers
 from qlstm._compare import onnxruntime_int8, torch_dynamic, torch_static
 
 COLUMNS = {"torch_dynamic": "torch dynamic int8", "torch_static": "torch static int8",
@@ -37,14 +38,6 @@ COLUMNS = {"torch_dynamic": "torch dynamic int8", "torch_static": "torch static 
            "qlstm_narrow_both": "qlstm torch (7-bit weights and activations)",
            "qlstm_accurate": "qlstm accurate",
            "qlstm_accurate_narrow": "qlstm accurate (7-bit weights and activations)"}
-
-
-def have_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-        return True
-    except ImportError:
-        return False
 
 
 def relative_error(f: Callable[[torch.Tensor], torch.Tensor], model: torch.nn.LSTM,
@@ -76,9 +69,9 @@ def quantized_models(model: torch.nn.LSTM, calibration: List[torch.Tensor], work
         static = torch_static(model, calibration)
         flow = torch_static(model, calibration, qlstm.nn.LSTM)
         own = qlstm.quantize(model, calibration)
-        narrow = qlstm.quantize(model, calibration, weight_observer=qlstm.NARROW_WEIGHT_OBSERVER)
-        both = {"observer": qlstm.NARROW_ACTIVATION_OBSERVER,
-                "weight_observer": qlstm.NARROW_WEIGHT_OBSERVER}
+        narrow = qlstm.quantize(model, calibration,
+                                **narrow_observers(weights=True, activations=False))
+        both = narrow_observers(weights=True, activations=True)
         narrow_both = qlstm.quantize(model, calibration, **both)
         accurate = qlstm.quantize(model, calibration, mode="accurate")
         accurate_narrow = qlstm.quantize(model, calibration, mode="accurate", **both)

@@ -201,7 +201,7 @@ def streaming(built: Dict[str, object], threads: int) -> Dict[str, float]:
     layer = q._packed[0]
     (x_scale, x_zp), (h_scale, h_zp) = q.input_qparams, q.hidden_qparams
     c_scale, c_zp = q.cell_qparams
-    xq = torch.clamp(torch.round(x / x_scale) + x_zp, 0, 255).to(torch.uint8)[0]
+    xq = qlstm.ops.quantize(x[0], x_scale, x_zp)
     hc = {"h": torch.full((1, size), h_zp, dtype=torch.uint8),
           "c": torch.full((1, size), c_zp, dtype=torch.uint8)}
 
