@@ -285,7 +285,8 @@ def quantized_lstm_cell(
 
 
 def quantize(input: Tensor, scale: float, zero_point: int) -> Tensor:
-    """float32 -> uint8 as ATen quantizes: clamp(round_half_even(x / scale) + zero_point)."""
+    """float32 -> uint8 as torch.quantize_per_tensor computes it:
+    clamp(round_half_even(fma(x, 1 / scale, zero_point)), 0, 255), with NaN -> 255."""
     return torch.ops.qlstm.quantize(input, scale, zero_point)
 
 

@@ -30,6 +30,21 @@ def graph_layer(blob: torch.Tensor) -> Layer:
                  u.per_channel, u.w_hr, u.w_hr_scales, u.w_hr_zero_points)
 
 
+def near_ties(scale: float, zero_point: int, ulps: int = 4) -> torch.Tensor:
+    """Floats whose torch.quantize_per_tensor byte is not the one the graph's
+    requantization formula gives: x / scale within half an ulp of a tie, where
+    adding the zero point before the rounding decides. Searched within `ulps`
+    floats of each (j + 1/2) * scale that maps into [0, 255]."""
+    j = torch.arange(-zero_point - 1, 256 - zero_point, dtype=torch.float64)
+    x = ((j + 0.5) * scale).to(torch.float32)
+    up, down = [x], [x]
+    for _ in range(ulps):
+        up.append(torch.nextafter(up[-1], torch.tensor(float("inf"))))
+        down.append(torch.nextafter(down[-1], torch.tensor(float("-inf"))))
+    x = torch.cat(up + down[1:])
+    return x[qg.quantize(x, (scale, zero_point)) != qg.quantize_per_tensor(x, (scale, zero_point))]
+
+
 class StubbedLSTM(torch.nn.Module):
     """QuantStub -> nn.LSTM, the model PyTorch's eager flow quantizes."""
 

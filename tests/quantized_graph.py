@@ -25,9 +25,20 @@ def f32(x: float) -> Tensor:
 
 
 def quantize(x: Tensor, qp: QP) -> Tensor:
-    """zero_point + round_half_even(x * (1 / scale)), clamped to [0, 255]."""
+    """The graph's requantization, as ATen's quantized ops compute it:
+    zero_point + round_half_even(x * (1 / scale)), clamped to [0, 255]."""
     inv = f32(1.0) / f32(qp[0])
     return torch.clamp(torch.round(x.to(F32) * inv) + qp[1], 0, 255).to(torch.uint8)
+
+
+def quantize_per_tensor(x: Tensor, qp: QP) -> Tensor:
+    """torch.quantize_per_tensor, which the float interface reproduces:
+    round_half_even(fma(x, 1 / scale, zero_point)), clamped to [0, 255], NaN to 255.
+    The fma in double: the product of two floats is exact there, and the sum
+    rounds twice only within 2^-46 (relative) of a float midpoint."""
+    inv = (f32(1.0) / f32(qp[0])).double()
+    v = torch.round((x.to(F32).double() * inv + qp[1]).to(F32))
+    return torch.clamp(torch.nan_to_num(v, nan=255.0), 0, 255).to(torch.uint8)
 
 
 def dequantize(q: Tensor, qp: QP) -> Tensor:
@@ -247,7 +258,7 @@ def accurate_lstm(x: Tensor, xq: QP, h0: Optional[Tensor], c0: Optional[Tensor],
     D = 2 if bidirectional else 1
     T, B = x.shape[0], x.shape[1]
     H = layers[0].w_hh.shape[1]
-    xb = quantize(x, xq)
+    xb = quantize_per_tensor(x, xq)
     h_n, c_n = [], []
     for l in range(num_layers):
         outs = []
@@ -260,7 +271,7 @@ def accurate_lstm(x: Tensor, xq: QP, h0: Optional[Tensor], c0: Optional[Tensor],
                          p.per_channel).reshape(T, B, 4 * H)
             ys = [None] * T
             for t in (reversed(range(T)) if d == 1 else range(T)):
-                hg = flinear(quantize(h, hq), hq, p.w_hh, p.w_hh_scales, p.w_hh_zps, p.b_hh,
+                hg = flinear(quantize_per_tensor(h, hq), hq, p.w_hh, p.w_hh_scales, p.w_hh_zps, p.b_hh,
                              p.per_channel)
                 pre = (ig[t] + hg).chunk(4, dim=1)
                 i, f, o = sigmoid_approx(pre[0]), sigmoid_approx(pre[1]), sigmoid_approx(pre[3])
@@ -272,7 +283,7 @@ def accurate_lstm(x: Tensor, xq: QP, h0: Optional[Tensor], c0: Optional[Tensor],
             c_n.append(c)
         y = torch.cat(outs, dim=2)
         xq = layers[l * D].q("hidden")
-        xb = quantize(y, xq)
+        xb = quantize_per_tensor(y, xq)
     return y, torch.stack(h_n), torch.stack(c_n)
 
 

@@ -33,9 +33,9 @@ def test_a_step_is_the_graph(isa, bias):
     with qlstm.use_isa(isa), torch.no_grad():
         for state in (None, (h0, c0)):
             h, c = cell(x, state)
-            hb = qg.quantize(h0, layer.q("hidden")) if state else torch.zeros(4, H, dtype=torch.uint8)
-            cb = qg.quantize(c0, layer.q("cell")) if state else torch.zeros(4, H, dtype=torch.uint8)
-            eh, ec = qg.cell_step(layer, qg.quantize(x, xq), xq, hb,
+            hb = qg.quantize_per_tensor(h0, layer.q("hidden")) if state else torch.zeros(4, H, dtype=torch.uint8)
+            cb = qg.quantize_per_tensor(c0, layer.q("cell")) if state else torch.zeros(4, H, dtype=torch.uint8)
+            eh, ec = qg.cell_step(layer, qg.quantize_per_tensor(x, xq), xq, hb,
                                   layer.q("hidden") if state else (1.0, 0), cb,
                                   layer.q("cell") if state else (1.0, 0))
             assert torch.equal(h, dequant(eh, layer.q("hidden")))

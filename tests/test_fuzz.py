@@ -250,10 +250,7 @@ def test_quantize(values, scale, zero_point, dtype):
         expect_qlstm_error(lambda: torch.ops.qlstm.quantize(x, scale, zero_point))
         return
     got = torch.ops.qlstm.quantize(x, scale, zero_point)
-    # NaN quantizes to the clamp's lower bound 0, as the kernel's fmax does;
-    # infinities stay infinite (nan_to_num would make them the largest floats).
-    expected = qg.quantize(torch.nan_to_num(x, nan=-math.inf, posinf=math.inf, neginf=-math.inf),
-                           (as_f32(scale), zero_point))
+    expected = qg.quantize_per_tensor(x, (as_f32(scale), zero_point))
     assert torch.equal(got, expected)
 
 
@@ -349,9 +346,9 @@ def module_reference(m, x, hx, dtype, state_dtype):
     h0 = c0 = None
     if hx is not None:
         h0, c0 = (t.float() if batched else t.float().unsqueeze(1) for t in hx)
-        h0 = torch.stack([qg.quantize(h0[i], hq[i]) for i in range(len(layers))])
-        c0 = torch.stack([qg.quantize(c0[i], cq[i]) for i in range(len(layers))])
-    y, h_n, c_n = qg.lstm(qg.quantize(xb, x_q), x_q, h0, hq, c0, cq, layers, m.num_layers,
+        h0 = torch.stack([qg.quantize_per_tensor(h0[i], hq[i]) for i in range(len(layers))])
+        c0 = torch.stack([qg.quantize_per_tensor(c0[i], cq[i]) for i in range(len(layers))])
+    y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(xb, x_q), x_q, h0, hq, c0, cq, layers, m.num_layers,
                           m.bidirectional, stacked=False)
 
     def tensor_dequantize(q, qp):  # Tensor.dequantize's (q - zero_point) * scale

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import qlstm
-from helpers import pack, random_bytes, random_model
+from helpers import near_ties, pack, random_bytes, random_model
 
 # The vector sets of this machine's architecture (a CPU without some of them skips those).
 ALL_ISAS = ["neon", "neon_dot"] if platform.machine() in ("aarch64", "arm64") else [
@@ -208,9 +208,11 @@ def test_quantize_and_dequantize_match_scalar(isa, n, scale, zero_point):
     runnable(isa)
     gen = torch.Generator().manual_seed(n)
     x = torch.randn(n, generator=gen) * 8
-    # Ties of every rounding, extremes, NaN and infinities.
-    special = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 1e30, -1e30, float("inf"), float("-inf"),
-                            float("nan"), 0.0, -0.0]) * scale
+    # Ties of every rounding, extremes, NaN and infinities, and values next to
+    # a tie, where the zero point's addition before the rounding decides.
+    special = torch.cat([torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 1e30, -1e30, float("inf"),
+                                       float("-inf"), float("nan"), 0.0, -0.0]) * scale,
+                         near_ties(scale, zero_point)])
     x[:min(n, special.numel())] = special[:n]
     b = torch.randint(0, 256, (n,), generator=gen, dtype=torch.uint8)
     before = torch.get_num_threads()

@@ -4,7 +4,7 @@ import torch
 
 import qlstm
 import quantized_graph as qg
-from helpers import pack, random_bytes, random_model
+from helpers import near_ties, pack, random_bytes, random_model
 
 
 SIZES = [(1, 1), (3, 5), (13, 31), (64, 33), (17, 64), (40, 100)]
@@ -141,13 +141,29 @@ def test_tables_match_torch_quantized_sigmoid_and_tanh():
         assert torch.equal(qg.tanh_q(allq, (scale, zp)), torch.tanh(q).int_repr())
 
 
-def test_quantize_and_dequantize_match_torch():
-    x = torch.randn(1000) * 3
-    for scale, zp in ((0.01, 0), (0.037, 128), (1.3, 255)):
-        q = torch.quantize_per_tensor(x, scale, zp, torch.quint8)
-        torch.testing.assert_close(qlstm.ops.quantize(x, scale, zp), q.int_repr(), rtol=0, atol=0)
-        torch.testing.assert_close(qlstm.ops.dequantize(q.int_repr(), scale, zp), q.dequantize(),
-                                   rtol=0, atol=0)
+@pytest.mark.parametrize("isa", ["scalar", qlstm.isa()])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scale,zp", [(0.01, 0), (0.037, 128), (1.3, 255), (0.02, 77)])
+def test_quantize_and_dequantize_match_torch(scale, zp, threads, isa):
+    gen = torch.Generator().manual_seed(zp)
+    ties = near_ties(scale, zp)
+    # With zero point 0 the two roundings agree; otherwise the draw has some.
+    assert (ties.numel() > 0) == (zp != 0)
+    special = torch.tensor([float("nan"), float("inf"), float("-inf"), 1e30, -1e30, 0.0, -0.0])
+    pool = torch.cat([ties, special, torch.randn(1000, generator=gen) * 3])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with qlstm.use_isa(isa):
+            # Vector tails only, then body and tail; the longest repeats the
+            # pool at shifting lane offsets across the threads' chunks.
+            for n in (1, 7, 33, pool.numel(), 200_003):
+                x = pool.repeat(n // pool.numel() + 1)[:n]
+                q = torch.quantize_per_tensor(x, scale, zp, torch.quint8)
+                assert torch.equal(qlstm.ops.quantize(x, scale, zp), q.int_repr())
+                assert torch.equal(qlstm.ops.dequantize(q.int_repr(), scale, zp), q.dequantize())
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_results_do_not_depend_on_thread_count():

@@ -28,6 +28,13 @@ inline float32x4_t quantize4(float32x4_t x, float inv_scale, int32_t zero_point)
   return quantize4(x, vdupq_n_f32(inv_scale), vdupq_n_f32(static_cast<float>(zero_point)));
 }
 
+// quantize_per_tensor_value on 4 lanes: vfma rounds once, as std::fma does.
+inline float32x4_t quantize_per_tensor4(float32x4_t x, float32x4_t inv_scale, float32x4_t zero_point) {
+  const float32x4_t r = vrndnq_f32(vfmaq_f32(zero_point, x, inv_scale));
+  // min first: a NaN becomes 255, as fmin(NaN, 255) does in the reference.
+  return vmaxnmq_f32(vminnmq_f32(r, vdupq_n_f32(255.0f)), vdupq_n_f32(0.0f));
+}
+
 // make_dequantize_table's fma(q, scale, -zero_point * scale), fused as there.
 inline float32x4_t dequantize4(float32x4_t q, DequantConstants d) {
   return vfmaq_f32(vdupq_n_f32(d.offset), q, vdupq_n_f32(d.scale));
@@ -125,10 +132,10 @@ struct NeonEpilogue {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
       float32x4_t v[4];
-      for (int j = 0; j < 4; ++j) v[j] = quantize4(vld1q_f32(x + i + 4 * j), inv4, zp4);
+      for (int j = 0; j < 4; ++j) v[j] = quantize_per_tensor4(vld1q_f32(x + i + 4 * j), inv4, zp4);
       vst1q_u8(out + i, narrow16(v));
     }
-    for (; i < n; ++i) out[i] = quantize_value(x[i], inv, q.zero_point);
+    for (; i < n; ++i) out[i] = quantize_per_tensor_value(x[i], inv, q.zero_point);
   }
   static void dequantize_bytes(const uint8_t* x, int64_t n, QParams q, float* out) {
     const float32x4_t zp4 = vdupq_n_f32(static_cast<float>(q.zero_point)), scale4 = vdupq_n_f32(q.scale);
@@ -195,7 +202,7 @@ struct NeonEpilogue {
       float_cell_update(pre, vld1q_f32(c + u), clamp4, &c_new, &h);
       vst1q_f32(c_next + u, c_new);
       vst1q_f32(h_next + u, h);
-      hq[j] = quantize4(h, inv, zp);
+      hq[j] = quantize_per_tensor4(h, inv, zp);
     }
     vst1q_u8(h_next_bytes, narrow16(hq));
   }

@@ -84,7 +84,7 @@ void lstm_step_float_scalar(const PackedLayer& p, const LinearRequant& hh, QPara
       float h_new;
       float_cell_update(pre, state.c[at], clamp_float, &c_next[at], &h_new);
       h_next[at] = h_new;
-      h_next_bytes[at] = quantize_value(h_new, inv_h, h_q.zero_point);
+      h_next_bytes[at] = quantize_per_tensor_value(h_new, inv_h, h_q.zero_point);
     }
   }
 }

@@ -68,6 +68,15 @@ inline typename L::F quantize(typename L::F x, typename L::F inv_scale, typename
   return L::min(L::max(L::add(r, zero_point), L::zero()), L::set1(255.0f));
 }
 
+// quantize_per_tensor_value on every lane.
+template <class L>
+inline typename L::F quantize_per_tensor(typename L::F x, typename L::F inv_scale,
+                                         typename L::F zero_point) {
+  const typename L::F r = L::round(L::fmadd(x, inv_scale, zero_point));
+  // min first: a NaN becomes 255, as fmin(NaN, 255) does in the reference.
+  return L::max(L::min(r, L::set1(255.0f)), L::zero());
+}
+
 template <class L>
 inline typename L::F dequantize(typename L::F q, DequantConstants d) {
   return L::fmadd(q, L::set1(d.scale), L::set1(d.offset));
@@ -177,9 +186,9 @@ struct X86Epilogue {
     const typename L::F inv_l = L::set1(inv), zp_l = L::set1(static_cast<float>(q.zero_point));
     int64_t i = 0;
     for (; i + L::kLanes <= n; i += L::kLanes) {
-      L::store_bytes(quantize<L>(L::load(x + i), inv_l, zp_l), out + i);
+      L::store_bytes(quantize_per_tensor<L>(L::load(x + i), inv_l, zp_l), out + i);
     }
-    for (; i < n; ++i) out[i] = quantize_value(x[i], inv, q.zero_point);
+    for (; i < n; ++i) out[i] = quantize_per_tensor_value(x[i], inv, q.zero_point);
   }
   static void dequantize_bytes(const uint8_t* x, int64_t n, QParams q, float* out) {
     const typename L::I zp_l = L::set1(q.zero_point);
@@ -250,7 +259,7 @@ struct X86Epilogue {
       float_cell_update(pre, L::load(c + u), ClampLanes<L>{}, &c_new, &h);
       L::store(c_next + u, c_new);
       L::store(h_next + u, h);
-      L::store_bytes(quantize<L>(h, inv, zp), h_next_bytes + u);
+      L::store_bytes(quantize_per_tensor<L>(h, inv, zp), h_next_bytes + u);
     }
   }
   // G rows' unit blocks: kParts groups of kLanes units each.

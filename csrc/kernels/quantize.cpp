@@ -6,7 +6,7 @@ namespace qlstm {
 
 void quantize(const float* x, int64_t n, QParams q, uint8_t* out) {
   const float inv = 1.0f / q.scale;
-  for (int64_t i = 0; i < n; ++i) out[i] = quantize_value(x[i], inv, q.zero_point);
+  for (int64_t i = 0; i < n; ++i) out[i] = quantize_per_tensor_value(x[i], inv, q.zero_point);
 }
 
 void dequantize(const uint8_t* x, int64_t n, QParams q, float* out) {

@@ -9,7 +9,8 @@
 
 namespace qlstm {
 
-// ATen's quantize: zero_point + round_half_even(x * (1 / scale)), clamped to [0, 255].
+// The requantization inside the graph, as ATen's quantized ops compute it:
+// zero_point + round_half_even(x * (1 / scale)), clamped to [0, 255].
 inline uint8_t quantize_value(float x, float inv_scale, int32_t zero_point) {
   const float r = std::nearbyint(x * inv_scale);
   // Clamp in float first: a huge x must not overflow the integer conversion.
@@ -17,6 +18,16 @@ inline uint8_t quantize_value(float x, float inv_scale, int32_t zero_point) {
   return static_cast<uint8_t>(q);
 }
 
+// torch.quantize_per_tensor (a QuantStub), which differs from quantize_value
+// where x / scale is within half an ulp of a tie: the zero point is added, in
+// one fused multiply-add, before the rounding; clamped to [0, 255], where a
+// NaN becomes 255 as it does in torch.
+inline uint8_t quantize_per_tensor_value(float x, float inv_scale, int32_t zero_point) {
+  const float r = std::nearbyint(std::fma(x, inv_scale, static_cast<float>(zero_point)));
+  return static_cast<uint8_t>(std::fmax(std::fmin(r, 255.0f), 0.0f));
+}
+
+// Float inputs, states and the accurate mode's h, as quantize_per_tensor_value.
 void quantize(const float* x, int64_t n, QParams q, uint8_t* out);
 // Tensor.dequantize's (q - zero_point) * scale; inside the graph, the
 // element-wise ops use make_dequantize_table's fused form instead.
