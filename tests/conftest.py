@@ -1,5 +1,6 @@
 """pytest setup shared by every test file; shared helpers live in helpers.py."""
 import warnings
+import zlib
 
 import pytest
 import torch
@@ -18,3 +19,13 @@ def _quiet_deprecations():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
         yield
+
+
+@pytest.fixture(autouse=True)
+def _seeded_draws(request):
+    # Every test draws the same inputs on every run and machine (and from the
+    # sanitizer build's copy of the tests), so that a failure reproduces, and
+    # no run passes or fails by the luck of its draw.
+    name = request.node.nodeid.rsplit("/", 1)[-1]  # test_x.py::test_y[params]
+    torch.manual_seed(zlib.crc32(name.encode()))
+    yield
