@@ -271,8 +271,8 @@ def accurate_lstm(x: Tensor, xq: QP, h0: Optional[Tensor], c0: Optional[Tensor],
                          p.per_channel).reshape(T, B, 4 * H)
             ys = [None] * T
             for t in (reversed(range(T)) if d == 1 else range(T)):
-                hg = flinear(quantize_per_tensor(h, hq), hq, p.w_hh, p.w_hh_scales, p.w_hh_zps, p.b_hh,
-                             p.per_channel)
+                hg = flinear(quantize_per_tensor(h, hq), hq, p.w_hh, p.w_hh_scales, p.w_hh_zps,
+                             p.b_hh, p.per_channel)
                 pre = (ig[t] + hg).chunk(4, dim=1)
                 i, f, o = sigmoid_approx(pre[0]), sigmoid_approx(pre[1]), sigmoid_approx(pre[3])
                 c = f * c + i * tanh_approx(pre[2])
