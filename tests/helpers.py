@@ -32,9 +32,10 @@ def graph_layer(blob: torch.Tensor) -> Layer:
 
 def near_ties(scale: float, zero_point: int, ulps: int = 4) -> torch.Tensor:
     """Floats whose torch.quantize_per_tensor byte is not the one the graph's
-    requantization formula gives: x / scale within half an ulp of a tie, where
-    adding the zero point before the rounding decides. Searched within `ulps`
-    floats of each (j + 1/2) * scale that maps into [0, 255]."""
+    requantization formula gives: x / scale on a tie (with an odd zero point)
+    or within half an ulp of one, where adding the zero point before the
+    rounding decides. Searched within `ulps` floats of each (j + 1/2) * scale
+    that maps into [0, 255]."""
     j = torch.arange(-zero_point - 1, 256 - zero_point, dtype=torch.float64)
     x = ((j + 0.5) * scale).to(torch.float32)
     up, down = [x], [x]

@@ -18,10 +18,11 @@ inline uint8_t quantize_value(float x, float inv_scale, int32_t zero_point) {
   return static_cast<uint8_t>(q);
 }
 
-// torch.quantize_per_tensor (a QuantStub), which differs from quantize_value
-// where x / scale is within half an ulp of a tie: the zero point is added, in
-// one fused multiply-add, before the rounding; clamped to [0, 255], where a
-// NaN becomes 255 as it does in torch.
+// torch.quantize_per_tensor (a QuantStub): the zero point is added, in one
+// fused multiply-add, before the rounding, which gives another byte than
+// quantize_value where x / scale is within half an ulp of a tie, or on a tie
+// with an odd zero point; clamped to [0, 255], where a NaN becomes 255 as it
+// does in torch.
 inline uint8_t quantize_per_tensor_value(float x, float inv_scale, int32_t zero_point) {
   const float r = std::nearbyint(std::fma(x, inv_scale, static_cast<float>(zero_point)));
   return static_cast<uint8_t>(std::fmax(std::fmin(r, 255.0f), 0.0f));
