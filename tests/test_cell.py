@@ -33,8 +33,9 @@ def test_a_step_is_the_graph(isa, bias):
     with qlstm.use_isa(isa), torch.no_grad():
         for state in (None, (h0, c0)):
             h, c = cell(x, state)
-            hb = qg.quantize_per_tensor(h0, layer.q("hidden")) if state else torch.zeros(4, H, dtype=torch.uint8)
-            cb = qg.quantize_per_tensor(c0, layer.q("cell")) if state else torch.zeros(4, H, dtype=torch.uint8)
+            zeros = torch.zeros(4, H, dtype=torch.uint8)
+            hb = qg.quantize_per_tensor(h0, layer.q("hidden")) if state else zeros
+            cb = qg.quantize_per_tensor(c0, layer.q("cell")) if state else zeros
             eh, ec = qg.cell_step(layer, qg.quantize_per_tensor(x, xq), xq, hb,
                                   layer.q("hidden") if state else (1.0, 0), cb,
                                   layer.q("cell") if state else (1.0, 0))

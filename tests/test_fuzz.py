@@ -348,8 +348,8 @@ def module_reference(m, x, hx, dtype, state_dtype):
         h0, c0 = (t.float() if batched else t.float().unsqueeze(1) for t in hx)
         h0 = torch.stack([qg.quantize_per_tensor(h0[i], hq[i]) for i in range(len(layers))])
         c0 = torch.stack([qg.quantize_per_tensor(c0[i], cq[i]) for i in range(len(layers))])
-    y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(xb, x_q), x_q, h0, hq, c0, cq, layers, m.num_layers,
-                          m.bidirectional, stacked=False)
+    y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(xb, x_q), x_q, h0, hq, c0, cq, layers,
+                          m.num_layers, m.bidirectional, stacked=False)
 
     def tensor_dequantize(q, qp):  # Tensor.dequantize's (q - zero_point) * scale
         return (q.float() - qp[1]) * torch.tensor(qp[0], dtype=torch.float32)

@@ -55,8 +55,8 @@ def test_float_op_with_each_layers_own_state_qparams_and_threads(threads):
     hq, cq = [l.h_q for l in layers], [l.q("cell") for l in layers]
     h_bytes = torch.stack([qg.quantize_per_tensor(h0[i], hq[i]) for i in range(4)])
     c_bytes = torch.stack([qg.quantize_per_tensor(c0[i], cq[i]) for i in range(4)])
-    y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(x, xq), xq, h_bytes, hq, c_bytes, cq, layers, 2, True,
-                          stacked=False)
+    y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(x, xq), xq, h_bytes, hq, c_bytes, cq, layers, 2,
+                          True, stacked=False)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
@@ -133,8 +133,8 @@ def test_module_matches_the_graph_of_its_own_layers():
     layers = [graph_layer(blob) for blob in q.packed_layers]
     x = calibration(n=1)[0]
     xq = q.input_qparams
-    y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(x, xq), xq, None, (1.0, 0), None, (1.0, 0), layers, 2, True,
-                          stacked=False)
+    y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(x, xq), xq, None, (1.0, 0), None, (1.0, 0),
+                          layers, 2, True, stacked=False)
     got, (gh, gc) = q(x)
     assert torch.equal(got, qlstm.ops.dequantize(y, *q.output_qparams))
     for i in range(4):
