@@ -29,3 +29,11 @@ def _seeded_draws(request):
     name = request.node.nodeid.rsplit("/", 1)[-1]  # test_x.py::test_y[params]
     torch.manual_seed(zlib.crc32(name.encode()))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _thread_count_restored():
+    # Tests set torch's thread count freely; the next test gets the one before.
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -80,12 +80,8 @@ def test_threads_split_the_work_and_change_nothing(threads):
     x = torch.randn(5, 9, 24, generator=gen)
     h0, c0 = states(2, 2, 9, 160, seed=6)
     expected = qg.accurate_lstm(x, XQ, h0, c0, layers, 2, True)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        got = qlstm.ops.quantized_lstm_float(x, *XQ, h0, c0, params, 160, 2, True, False)
-    finally:
-        torch.set_num_threads(before)
+    torch.set_num_threads(threads)
+    got = qlstm.ops.quantized_lstm_float(x, *XQ, h0, c0, params, 160, 2, True, False)
     assert_equal(got, expected)
 
 

@@ -215,16 +215,12 @@ def test_quantize_and_dequantize_match_scalar(isa, n, scale, zero_point):
                          near_ties(scale, zero_point)])
     x[:min(n, special.numel())] = special[:n]
     b = torch.randint(0, 256, (n,), generator=gen, dtype=torch.uint8)
-    before = torch.get_num_threads()
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        try:
-            with qlstm.use_isa("scalar"):
-                want = qlstm.ops.quantize(x, scale, zero_point), qlstm.ops.dequantize(b, scale, zero_point)
-            with qlstm.use_isa(isa):
-                got = qlstm.ops.quantize(x, scale, zero_point), qlstm.ops.dequantize(b, scale, zero_point)
-        finally:
-            torch.set_num_threads(before)
+        with qlstm.use_isa("scalar"):
+            want = qlstm.ops.quantize(x, scale, zero_point), qlstm.ops.dequantize(b, scale, zero_point)
+        with qlstm.use_isa(isa):
+            got = qlstm.ops.quantize(x, scale, zero_point), qlstm.ops.dequantize(b, scale, zero_point)
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
@@ -236,15 +232,11 @@ def test_results_do_not_depend_on_thread_count(isa):
     packed = [pack(l) for l in layers]
     x = random_bytes(7, 12, 96, seed=4)
     h0, c0 = random_bytes(2, 12, 160, seed=5), random_bytes(2, 12, 160, seed=6)
-    before = torch.get_num_threads()
     results = []
-    try:
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            results.append(run_lstm(isa, x, h0, c0, packed, 1, True))
-            results.append(run_lstm(isa, x[:, :1], h0[:, :1], c0[:, :1], packed, 1, True))
-    finally:
-        torch.set_num_threads(before)
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        results.append(run_lstm(isa, x, h0, c0, packed, 1, True))
+        results.append(run_lstm(isa, x[:, :1], h0[:, :1], c0[:, :1], packed, 1, True))
     for r in results[2:]:
         expected = results[0] if r[0].shape[1] == 12 else results[1]
         for e, g in zip(expected, r):

@@ -151,33 +151,25 @@ def test_quantize_and_dequantize_match_torch(scale, zp, threads, isa):
     assert (ties.numel() > 0) == (zp != 0)
     special = torch.tensor([float("nan"), float("inf"), float("-inf"), 1e30, -1e30, 0.0, -0.0])
     pool = torch.cat([ties, special, torch.randn(1000, generator=gen) * 3])
-    before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    try:
-        with qlstm.use_isa(isa):
-            # Vector tails only, then body and tail; the longest repeats the
-            # pool at shifting lane offsets across the threads' chunks.
-            for n in (1, 7, 33, pool.numel(), 200_003):
-                x = pool.repeat(n // pool.numel() + 1)[:n]
-                q = torch.quantize_per_tensor(x, scale, zp, torch.quint8)
-                assert torch.equal(qlstm.ops.quantize(x, scale, zp), q.int_repr())
-                assert torch.equal(qlstm.ops.dequantize(q.int_repr(), scale, zp), q.dequantize())
-    finally:
-        torch.set_num_threads(before)
+    with qlstm.use_isa(isa):
+        # Vector tails only, then body and tail; the longest repeats the
+        # pool at shifting lane offsets across the threads' chunks.
+        for n in (1, 7, 33, pool.numel(), 200_003):
+            x = pool.repeat(n // pool.numel() + 1)[:n]
+            q = torch.quantize_per_tensor(x, scale, zp, torch.quint8)
+            assert torch.equal(qlstm.ops.quantize(x, scale, zp), q.int_repr())
+            assert torch.equal(qlstm.ops.dequantize(q.int_repr(), scale, zp), q.dequantize())
 
 
 def test_results_do_not_depend_on_thread_count():
     layers = random_model(32, 48, 2, True, True, True, seed=9)
     params = [pack(l) for l in layers]
     x = random_bytes(5, 16, 32, seed=10)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 48, 2, True, False)
-        torch.set_num_threads(2)
-        two = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 48, 2, True, False)
-    finally:
-        torch.set_num_threads(before)
+    torch.set_num_threads(1)
+    one = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 48, 2, True, False)
+    torch.set_num_threads(2)
+    two = qlstm.ops.quantized_lstm(x, 0.1, 100, None, 1.0, 0, None, 1.0, 0, params, 48, 2, True, False)
     for a, b in zip(one, two):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 

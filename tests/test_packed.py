@@ -36,26 +36,22 @@ def test_each_sequence_gets_its_bytes_alone(isa, threads, num_layers, bidirectio
     gen = torch.Generator().manual_seed(1)
     h0 = torch.randn(num_layers * D, len(seqs), H, generator=gen) * 0.3
     c0 = torch.randn(num_layers * D, len(seqs), H, generator=gen) * 0.3
-    before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    try:
-        with qlstm.use_isa(isa), torch.no_grad():
-            for state in (None, (h0, c0)):
-                packed = pack_sequence(seqs, enforce_sorted=False)
-                out, (h_n, c_n) = m(packed, state)
-                assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
-                padded, lengths = pad_packed_sequence(out)
-                assert lengths.tolist() == LENGTHS
-                for b, x in enumerate(seqs):
-                    alone_state = None if state is None else (h0[:, b:b + 1], c0[:, b:b + 1])
-                    if alone_state is None:  # zeros: the packed op's missing state
-                        alone_state = (torch.zeros(num_layers * D, 1, H), torch.zeros(num_layers * D, 1, H))
-                    y, (h, c) = m(x[:, None], alone_state)
-                    assert torch.equal(padded[:len(x), b], y[:, 0]), b
-                    assert torch.equal(padded[len(x):, b], torch.zeros_like(padded[len(x):, b]))
-                    assert torch.equal(h_n[:, b], h[:, 0]) and torch.equal(c_n[:, b], c[:, 0]), b
-    finally:
-        torch.set_num_threads(before)
+    with qlstm.use_isa(isa), torch.no_grad():
+        for state in (None, (h0, c0)):
+            packed = pack_sequence(seqs, enforce_sorted=False)
+            out, (h_n, c_n) = m(packed, state)
+            assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
+            padded, lengths = pad_packed_sequence(out)
+            assert lengths.tolist() == LENGTHS
+            for b, x in enumerate(seqs):
+                alone_state = None if state is None else (h0[:, b:b + 1], c0[:, b:b + 1])
+                if alone_state is None:  # zeros: the packed op's missing state
+                    alone_state = (torch.zeros(num_layers * D, 1, H), torch.zeros(num_layers * D, 1, H))
+                y, (h, c) = m(x[:, None], alone_state)
+                assert torch.equal(padded[:len(x), b], y[:, 0]), b
+                assert torch.equal(padded[len(x):, b], torch.zeros_like(padded[len(x):, b]))
+                assert torch.equal(h_n[:, b], h[:, 0]) and torch.equal(c_n[:, b], c[:, 0]), b
 
 
 def test_the_op_against_the_graph():

@@ -57,12 +57,8 @@ def test_float_op_with_each_layers_own_state_qparams_and_threads(threads):
     c_bytes = torch.stack([qg.quantize_per_tensor(c0[i], cq[i]) for i in range(4)])
     y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(x, xq), xq, h_bytes, hq, c_bytes, cq, layers, 2,
                           True, stacked=False)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        got = qlstm.ops.quantized_lstm_float(x, *xq, h0, c0, params, 160, 2, True, False, 96)
-    finally:
-        torch.set_num_threads(before)
+    torch.set_num_threads(threads)
+    got = qlstm.ops.quantized_lstm_float(x, *xq, h0, c0, params, 160, 2, True, False, 96)
     assert torch.equal(got[0], qlstm.ops.dequantize(y, *layers[2].h_q))
     for i in range(4):
         assert torch.equal(got[1][i], qlstm.ops.dequantize(h_n[i][0], *h_n[i][1]))
