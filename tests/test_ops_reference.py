@@ -205,10 +205,12 @@ def test_float_op_is_the_graph_with_each_layers_own_state_qparams(batch_first):
     for state in (None, (h0, c0)):
         got = qlstm.ops.quantized_lstm_float(xin, *xq, *(state or (None, None)), params, 9, 2,
                                              True, batch_first)
-        h_bytes = torch.stack([qg.quantize(h0[i], hq[i]) for i in range(4)]) if state else None
-        c_bytes = torch.stack([qg.quantize(c0[i], cq[i]) for i in range(4)]) if state else None
-        y, h_n, c_n = qg.lstm(qg.quantize(x, xq), xq, h_bytes, hq, c_bytes, cq, layers, 2, True,
-                              stacked=False)
+        h_bytes = (torch.stack([qg.quantize_per_tensor(h0[i], hq[i]) for i in range(4)])
+                   if state else None)
+        c_bytes = (torch.stack([qg.quantize_per_tensor(c0[i], cq[i]) for i in range(4)])
+                   if state else None)
+        y, h_n, c_n = qg.lstm(qg.quantize_per_tensor(x, xq), xq, h_bytes, hq, c_bytes, cq, layers,
+                              2, True, stacked=False)
         expected_y = qlstm.ops.dequantize(y, *layers[2].q("hidden"))
         assert torch.equal(got[0], expected_y.transpose(0, 1) if batch_first else expected_y)
         for i in range(4):
