@@ -237,15 +237,26 @@ def write_table(out_dir: str, name: str, table: str) -> None:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
+    """The CPU's model name (Linux) with its family and model numbers, else what
+    platform knows. VMs often name only the vendor line ("AMD EPYC"), where the
+    numbers still tell the core apart (on AMD, family 23 is Zen 1 and 2, 25 Zen 3
+    and 4, 26 Zen 5)."""
+    fields: Dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                if not sep:
+                    break  # the first processor's block ends at a blank line
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = fields.get("model name")
+    if name is None:
+        return platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def run(sizes: List[int], seqs: List[int], batches: List[int], thread_counts: List[int],
