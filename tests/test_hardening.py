@@ -30,11 +30,10 @@ def _list_offsets(blob: torch.Tensor):
 @pytest.mark.parametrize("isa", qlstm.available_isas())
 @pytest.mark.parametrize("mode", ["torch", "accurate"])
 def test_rewriting_a_blob_during_calls_stays_inside_the_call_buffers(isa, mode):
-    """Another thread rewrites the header sizes, the -128 lists (k = 32767) and
-    weights of a blob in use, through numpy (no version counter), while calls
-    run: every call either returns or raises a qlstm: error (under ASan: no
-    out-of-bounds access either). In both modes: the accurate one's float
-    kernels index with the same copied lists."""
+    """Another thread rewrites the header sizes, the -128 lists (k = 32767,
+    past the matrix) and weights of a blob in use, through numpy (no version
+    counter), while calls run: every call either returns or raises a qlstm:
+    error (under ASan: no out-of-bounds access either), in both modes."""
     layers = random_model(24, 20, 1, False, True, True, seed=3, mode=mode)
     P = pack(layers[0])
     ih, n_ih, hh, n_hh = _list_offsets(P)

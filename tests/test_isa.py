@@ -95,9 +95,9 @@ def test_extreme_operands_match_scalar(isa, activation):
 @pytest.mark.parametrize("B", [1, 4])
 def test_minus128_weights_in_one_panel_of_a_pass_match_scalar(isa, B):
     # A single row multiplies two panels per pass (gates i and f, then g and
-    # o, in W_hh): -128 weights in the forget gate's rows only must still be
-    # corrected, though the pass's first panel has none. Bytes on both sides
-    # of 128 keep avx2 on its exact sequence.
+    # o, in W_hh): -128 weights, which have no int8 opposite, in the forget
+    # gate's rows only, the pass's first panel none. Bytes on both sides of
+    # 128 keep avx2 on its exact sequence.
     runnable(isa)
     layer = random_model(37, 29, 1, False, True, True, seed=11)[0]
     for w in (layer.w_ih, layer.w_hh):

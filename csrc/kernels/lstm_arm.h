@@ -157,7 +157,6 @@ struct NeonEpilogue {
     float32x4_t q[4][4];
   };
   static constexpr bool kCentered = true;
-  static constexpr bool kNegatesWeights = false;
 
   // Centered activations: 4 bytes x - 128 as int8, repeated over 16 lanes.
   static int8x16_t centered_act(uint32_t four_bytes) {

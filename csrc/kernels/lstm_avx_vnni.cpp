@@ -20,7 +20,6 @@ struct DotAvxVnni : TwoHalves256 {
   using Act = __m256i;
   // 6 rows x 2 accumulators + 2 weights + 1 activation: 15 of the 16 registers.
   static constexpr bool kCentered = false;
-  static constexpr bool kNegatesWeights = false;
   static constexpr int kGemmRows = 6;
   static constexpr int kGemmPanels = 1;
   // A single row: 4 panels of 2 accumulators, 8 vpdpbusd chains in flight.

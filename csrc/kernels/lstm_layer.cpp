@@ -23,14 +23,11 @@ T* take(unsigned char*& at, int64_t n) {
 
 LinearRequantStorage::LinearRequantStorage(const PackedMatrix& m, QParams input,
                                            const QParams output[kNumGates])
-    : storage(new unsigned char[4 * static_cast<size_t>(3 * m.rows + m.panels() + 1 +
-                                                         m.min_count)]) {
+    : storage(new unsigned char[4 * static_cast<size_t>(3 * m.rows)]) {
   unsigned char* at = storage.get();
   r.offset = take<int32_t>(at, m.rows);
   r.bias_term = take<float>(at, m.rows);
   r.multiplier = take<float>(at, m.rows);
-  r.min_weights_start = take<int32_t>(at, m.panels() + 1);
-  r.min_weights = take<uint32_t>(at, m.min_count);
   prepare_linear_requant(m, input, output, &r);
 }
 

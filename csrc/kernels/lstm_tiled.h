@@ -19,11 +19,12 @@
 //                      one, so one row needs kGemvPanels * kGemvSplits chains
 //                      to cover its latency
 //   kCentered          whether it sums (x - 128) * w instead of x * w
-//   kNegatesWeights    whether a centered sum negates weights as int8 does, so
-//                      that -128 weights need min_weight_corrections
+//   kCorrectsRows      whether its sums fall short by an amount of each
+//                      activation row alone, row_correction(row, K), which
+//                      panels_dot adds to every sum of the row (add_row)
 //   load(w), zero(), act(bytes), madd(acc, act, w), finish(acc, &sums)
 //   add(acc, acc)      (only with kGemvSplits > 1) the sum of two accumulators
-//   add_colsum128(sums, colsum), add16(sums, int32[16])
+//   add_colsum128(sums, colsum)
 //   Narrow (optional)  a cheaper policy with the same W, Acc and Sums that is
 //                      exact only when every activation byte of the rows is
 //                      <= Narrow::kMaxActivation, or, with
@@ -59,50 +60,25 @@
 namespace qlstm {
 namespace {
 
-// What restores sum x * w from a centered policy's sums for one panel.
-struct PanelFix {
-  const int32_t* colsum;        // the panel's 16 column sums
-  const uint32_t* min_weights;  // its -128 weights, min_weight_entry values (the call's copy)
-  int32_t min_count;
+// What restores sum x * w from a policy's sums against P panels: each
+// panel's 16 column sums (128 times them, for a centered policy), and for a
+// policy with kCorrectsRows each activation row's correction.
+template <int P>
+struct TileFix {
+  const int32_t* colsum[P];
+  const int32_t* row;
 };
 
-PanelFix panel_fix(const PackedMatrix& m, const LinearRequant& r, int64_t panel) {
-  const int32_t begin = r.min_weights_start[panel];
-  return PanelFix{m.colsum + panel * kPanelRows, r.min_weights + begin,
-                  r.min_weights_start[panel + 1] - begin};
-}
+template <class Dot, class = void>
+struct CorrectsRows : std::false_type {};
+template <class Dot>
+struct CorrectsRows<Dot, std::enable_if_t<Dot::kCorrectsRows>> : std::true_type {};
 
-// A policy that negates weights computes, per k, |x - 128| * sign(w, x - 128):
-// exact (x - 128) * w, except that a -128 weight met by x < 128 cannot be
-// negated and stays -128, which is 256 * (128 - x) short. The corrections are
-// summed before the vector loop, so that reading them back never waits on the
-// scalar stores. Returns whether there are any; corr is written only then.
-template <int R, int P>
-bool min_weight_corrections(const uint8_t* x, int64_t x_stride, const PanelFix fix[P],
-                            int32_t corr[R][P][kPanelRows]) {
-  // Weights observed in [-127, 127] (qlstm's own flow) have no entries; such
-  // tiles skip even the zeroing (GCC's rep stos: 3-4% of an avx2 call at
-  // 256 x 50 x 1 and x 8).
-  bool any = false;
-  for (int p = 0; p < P; ++p) any |= fix[p].min_count != 0;
-  if (!any) return false;
-  std::memset(corr, 0, sizeof(int32_t) * R * P * kPanelRows);
-  for (int p = 0; p < P; ++p) {
-    // The list is sorted by row: sum a row's entries in registers, store once.
-    for (int32_t i = 0; i < fix[p].min_count;) {
-      const uint32_t row = (fix[p].min_weights[i] >> kMinWeightRowShift) & 15;
-      int32_t sum[R] = {};
-      for (; i < fix[p].min_count && ((fix[p].min_weights[i] >> kMinWeightRowShift) & 15) == row;
-           ++i) {
-        const int64_t k = fix[p].min_weights[i] & kMinWeightKMask;
-        for (int r = 0; r < R; ++r) {
-          sum[r] += std::max(0, 128 - static_cast<int32_t>(x[r * x_stride + k]));
-        }
-      }
-      for (int r = 0; r < R; ++r) corr[r][p][row] += 256 * sum[r];
-    }
-  }
-  return true;
+template <int P>
+TileFix<P> tile_fix(const PackedMatrix& m, int64_t panel, const int32_t* row_corrections) {
+  TileFix<P> fix{{}, row_corrections};
+  for (int j = 0; j < P; ++j) fix.colsum[j] = m.colsum + (panel + j) * kPanelRows;
+  return fix;
 }
 
 // The int32 sums of R activation rows against P consecutive panels (each
@@ -116,12 +92,9 @@ struct PanelTile {
   using Acc = typename Dot::Acc;
 
   PanelTile(const uint8_t* x_rows, int64_t stride, int64_t k, const int8_t* weights,
-            int64_t bytes_per_panel, const PanelFix* panel_fixes)
+            int64_t bytes_per_panel, const TileFix<P>& tile_fix)
       : x(x_rows), x_stride(stride), K(k), panels(weights), panel_bytes(bytes_per_panel),
-        fix(panel_fixes) {
-    if constexpr (Dot::kNegatesWeights) {
-      if (min_weight_corrections<R, P>(x, x_stride, fix, corr)) corrections = corr;
-    }
+        fix(tile_fix) {
     for (int s = 0; s < S; ++s) {
       for (int r = 0; r < R; ++r) {
         for (int p = 0; p < P; ++p) acc[s][r][p] = Dot::zero();
@@ -181,9 +154,11 @@ struct PanelTile {
     }
     if (const int64_t tail = K % kKGroup) {
       // The packed weights past K are zero; the activations past K may not be
-      // ours to read. A centered policy sees them as 0 - 128 against weight 0.
-      uint32_t v[R] = {};
+      // ours to read. They enter as 128, whose product with a zero weight is
+      // zero in every form, centered (128 - 128) or not.
+      uint32_t v[R];
       for (int r = 0; r < R; ++r) {
+        v[r] = 0x80808080u;
         std::memcpy(&v[r], x + r * x_stride + full * kKGroup, static_cast<size_t>(tail));
       }
       step(full, v, acc[S - 1]);
@@ -194,10 +169,8 @@ struct PanelTile {
           for (int s = 1; s < S; ++s) Dot::add(acc[0][r][p], acc[s][r][p]);
         }
         Dot::finish(acc[0][r][p], &out[r][p]);
-        if constexpr (Dot::kCentered) Dot::add_colsum128(out[r][p], fix[p].colsum);
-        if constexpr (Dot::kNegatesWeights) {
-          if (corrections) Dot::add16(out[r][p], corrections[r][p]);
-        }
+        if constexpr (Dot::kCentered) Dot::add_colsum128(out[r][p], fix.colsum[p]);
+        if constexpr (CorrectsRows<Dot>::value) Dot::add_row(out[r][p], fix.row[r]);
       }
     }
   }
@@ -206,10 +179,7 @@ struct PanelTile {
   int64_t x_stride, K;
   const int8_t* panels;
   int64_t panel_bytes;
-  const PanelFix* fix;
-  // Written only when the panels have -128 weights; corrections then points at it.
-  alignas(64) int32_t corr[R][P][kPanelRows];
-  const int32_t (*corrections)[P][kPanelRows] = nullptr;
+  const TileFix<P>& fix;
   Acc acc[S][R][P];
 };
 
@@ -217,8 +187,8 @@ struct PanelTile {
 // spills the accumulators in the loop.
 template <class Dot, int R, int P, int S = 1>
 [[gnu::noinline]] void panels_dot(const uint8_t* x, int64_t x_stride, int64_t K,
-                                  const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
-                                  typename Dot::Sums out[R][P]) {
+                                  const int8_t* panels, int64_t panel_bytes,
+                                  const TileFix<P>& fix, typename Dot::Sums out[R][P]) {
   PanelTile<Dot, R, P, S>(x, x_stride, K, panels, panel_bytes, fix).finish_from(0, out);
 }
 
@@ -228,11 +198,12 @@ template <class Dot, int R, int P, int S = 1>
 // rows each, so that the multiplies of the one fill the waits of the other.
 template <class Dot, int RX>
 [[gnu::noinline]] void panels_dot_riding(const uint8_t* h, int64_t K, const int8_t* panels,
-                                         int64_t panel_bytes, const PanelFix fix[4],
+                                         int64_t panel_bytes, const TileFix<4>& fix,
                                          typename Dot::Sums out[1][4], const uint8_t* x,
                                          int64_t x_K, const int8_t* x_panel,
-                                         const PanelFix x_fix[1],
+                                         const TileFix<1>& x_fix,
                                          typename Dot::Sums x_out[RX][1]) {
+  static_assert(!CorrectsRows<Dot>::value, "a riding step takes no row corrections");
   PanelTile<Dot, 1, 4, 1> a(h, K, K, panels, panel_bytes, fix);
   PanelTile<Dot, RX, 1, 1> b(x, x_K, x_K, x_panel, 0, x_fix);
   const int64_t both = std::min(a.full_groups(), b.full_groups());
@@ -280,6 +251,21 @@ Form tile_form(const PackedMatrix& m, const uint8_t* x) {
   }
 }
 
+// The row corrections (CorrectsRows) of R activation rows x, each m.K bytes,
+// for the form `form` of Dot: only Dot's own, exact form has them. Written
+// to corr and returned, or nullptr when the form needs none.
+template <class Dot, int R>
+const int32_t* row_corrections(Form form, const PackedMatrix& m, const uint8_t* x,
+                               int32_t corr[R]) {
+  if constexpr (CorrectsRows<Dot>::value) {
+    if (form == Form::kExact) {
+      for (int i = 0; i < R; ++i) corr[i] = Dot::row_correction(x + i * m.K, m.K);
+      return corr;
+    }
+  }
+  return nullptr;
+}
+
 // Accumulators per panel: a policy's kGemvSplits for a single row, one when a
 // tile of rows already gives the loop its independent work.
 template <class Dot, int R>
@@ -288,7 +274,7 @@ inline constexpr int kSplits = R == 1 ? Dot::kGemvSplits : 1;
 // panels_dot with the form of Dot that `form` (tile_form) names.
 template <class Dot, int R, int P>
 void panels_dot_best(Form form, const uint8_t* x, int64_t x_stride, int64_t K,
-                     const int8_t* panels, int64_t panel_bytes, const PanelFix fix[P],
+                     const int8_t* panels, int64_t panel_bytes, const TileFix<P>& fix,
                      typename Dot::Sums out[R][P]) {
   if constexpr (HasPairs<Dot>::value) {
     static_assert(std::is_same_v<typename Dot::Sums, typename Dot::Pairs::Sums>,
@@ -330,10 +316,10 @@ void store_tile(const PackedMatrix& m, const LinearRequant& r, const typename Do
 
 template <class Dot, int R, int P, class Out>
 void project_panels(const PackedMatrix& m, const LinearRequant& r, const uint8_t* x, int64_t row,
-                    int64_t panel, const int32_t rs[R], Form form, Out* out) {
+                    int64_t panel, const int32_t rs[R], Form form, const int32_t* corr,
+                    Out* out) {
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
-  PanelFix fix[P];
-  for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, r, panel + j);
+  const TileFix<P> fix = tile_fix<P>(m, panel, corr);
   typename Dot::Sums raw[R][P];
   panels_dot_best<Dot, R, P>(form, x + row * K, K, K, m.weights + panel * panel_bytes,
                              panel_bytes, fix, raw);
@@ -348,12 +334,14 @@ void project_rows(const PackedMatrix& m, const LinearRequant& r, const uint8_t* 
   int32_t rs[R];
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(x + (row + i) * K, K) : 0;
   const Form form = tile_form<Dot, R>(m, x + row * K);
+  int32_t corr_rows[R];
+  const int32_t* corr = row_corrections<Dot, R>(form, m, x + row * K, corr_rows);
   int64_t panel = panel_begin;
   for (; panel + P <= panel_end; panel += P) {
-    project_panels<Dot, R, P>(m, r, x, row, panel, rs, form, out);
+    project_panels<Dot, R, P>(m, r, x, row, panel, rs, form, corr, out);
   }
   for (; panel < panel_end; ++panel) {
-    project_panels<Dot, R, 1>(m, r, x, row, panel, rs, form, out);
+    project_panels<Dot, R, 1>(m, r, x, row, panel, rs, form, corr, out);
   }
 }
 
@@ -454,17 +442,18 @@ struct Rider {
 // weight zero points. With a rider (a single row only), the block's share of
 // its panels too, in the same pass as the block's four.
 template <class Dot, int R, class Take>
-void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h, int64_t b,
-                int64_t block, int32_t rs[R], const Rider<Dot>* rider, const Take& take) {
+void block_sums(const PackedMatrix& m, const uint8_t* h, int64_t b, int64_t block, int32_t rs[R],
+                const Rider<Dot>* rider, const Take& take) {
   // h rows have m.K bytes (the projection's size with one, else H).
   const int64_t K = m.K, panel_bytes = m.panel_bytes();
   for (int i = 0; i < R; ++i) rs[i] = m.has_zero_point ? row_sum(h + (b + i) * K, K) : 0;
   const Form form = tile_form<Dot, R>(m, h + b * K);
+  int32_t corr_rows[R];
+  const int32_t* corr = row_corrections<Dot, R>(form, m, h + b * K, corr_rows);
   constexpr int P = kPanelsPerPass<Dot, R>;
   for (int g = 0; g < 4; g += P) {
     const int64_t panel = 4 * block + g;
-    PanelFix fix[P];
-    for (int j = 0; j < P; ++j) fix[j] = panel_fix(m, hh, panel + j);
+    const TileFix<P> fix = tile_fix<P>(m, panel, corr);
     typename Dot::Sums part[R][P];
     const int8_t* weights = m.weights + panel * panel_bytes;
     bool rode = false;
@@ -472,7 +461,7 @@ void block_sums(const PackedMatrix& m, const LinearRequant& hh, const uint8_t* h
       if (const int64_t ride = rider ? rider->share(block) : -1; ride >= 0) {
         constexpr int RX = Rider<Dot>::kRows;
         const StepRider& job = rider->job;
-        const PanelFix x_fix[1] = {panel_fix(*job.m, *job.r, ride)};
+        const TileFix<1> x_fix = tile_fix<1>(*job.m, ride, nullptr);
         typename Dot::Sums x_part[RX][1];
         panels_dot_riding<Dot, RX>(h + b * K, K, weights, panel_bytes, fix, part, job.x,
                                    job.m->K, job.m->weights + ride * job.m->panel_bytes(), x_fix,
@@ -513,7 +502,7 @@ void step_rows(const PackedLayer& p, const LinearRequant& hh, const uint8_t* h, 
   for (int q = 0; q < Q; ++q) {
     const int64_t block = blocks[q], u = block * kUnitBlock;
     int32_t rs[R];
-    block_sums<Dot, R>(m, hh, h, b, block, rs, rider,
+    block_sums<Dot, R>(m, h, b, block, rs, rider,
                        [&](int i, int g, const typename Dot::Sums& sums) {
                          cell.gate(sums, hh, m.zero_point, (4 * block + g) * kPanelRows, rs[i],
                                    g, &hg[q * R + i]);

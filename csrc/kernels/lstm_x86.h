@@ -213,10 +213,9 @@ struct X86Epilogue {
       s.q[part] = L::add(s.q[part], L::times128(c));
     }
   }
-  static void add16(Sums& s, const int32_t* v) {
-    for (int part = 0; part < kParts; ++part) {
-      s.q[part] = L::add(s.q[part], L::load(v + L::kLanes * part));
-    }
+  static void add_row(Sums& s, int32_t v) {
+    const typename L::I v_l = L::set1(v);
+    for (int part = 0; part < kParts; ++part) s.q[part] = L::add(s.q[part], v_l);
   }
   static void store_outputs(const Sums& s, const LinearRequant& r, const int8_t* w_zp, int64_t n,
                             int32_t x_row_sum, uint8_t* dst) {

@@ -67,7 +67,6 @@ struct DotAvx512 : X86Epilogue<L> {
   using Act = __m512i;
   // 8 rows x 2 panels of accumulators + 2 weights + 1 activation: 19 of the 32 registers.
   static constexpr bool kCentered = false;
-  static constexpr bool kNegatesWeights = false;
   static constexpr int kGemmRows = 8;
   static constexpr int kGemmPanels = 2;
   // A single row: 4 panels x 2 accumulators, 8 vpdpbusd chains in flight.

@@ -232,7 +232,10 @@ Layout layout_of(const LayerWeights& w) {
                       has_zero_points(w)});
 }
 
-// Lists the weights equal to -128 as min_weight_entry values, sorted.
+// Lists the weights equal to -128 as min_weight_entry values, sorted. No
+// kernel of this version reads the list; the format keeps it, written and
+// validated, for the readers whose AVX2 kernels negated weights in int8 and
+// corrected the -128 ones from it, so that they still read these blobs.
 void list_min_weights(const int8_t* panels, int64_t rows, int64_t K, uint32_t* entries) {
   int64_t n = 0;
   for (int64_t r = 0; r < rows; ++r) {
@@ -306,9 +309,8 @@ const char* view_matrix(const uint8_t* data, const MatrixLayout& m, int64_t rows
   v.has_zero_point = zero_points && any_nonzero(v.zero_point, rows);
   v.colsum = reinterpret_cast<const int32_t*>(data + m.colsum);
   v.bias = has_bias ? reinterpret_cast<const float*>(data + m.bias) : nullptr;
-  v.min_weights = reinterpret_cast<const uint32_t*>(data + m.min_weights);
-  v.min_count = m.min_count;
-  if (!valid_min_weights(v.min_weights, v.min_count, v.panels(), v.K)) {
+  if (!valid_min_weights(reinterpret_cast<const uint32_t*>(data + m.min_weights), m.min_count,
+                         v.panels(), v.K)) {
     return "has a corrupt list of -128 weights";
   }
   if (!valid_scales(v.scale, rows)) return "holds a weight scale that is not finite and > 0";

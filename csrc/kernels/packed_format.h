@@ -104,10 +104,6 @@ struct PackedMatrix {
   bool has_zero_point;        // some zero point is nonzero: rows of x need their sums
   const int32_t* colsum;      // [rows] sum over k of the weights
   const float* bias;          // [rows], or nullptr when the layer has no bias
-  // The weights equal to -128, sorted, as min_weight_entry values. Kernels
-  // that negate weights (where -128 has no int8 opposite) correct for these.
-  const uint32_t* min_weights;
-  int64_t min_count;
 
   int64_t panels() const { return rows / kPanelRows; }
   int64_t panel_bytes() const { return round_up(K, kKGroup) * kPanelRows; }

@@ -9,19 +9,6 @@ void prepare_linear_requant(const PackedMatrix& m, QParams input,
   const int64_t rows = m.rows;
   const int32_t xz = input.zero_point, k = static_cast<int32_t>(m.K);
   for (int g = 0; g < kNumGates; ++g) r->output_zero_point[g] = static_cast<float>(output[g].zero_point);
-  // Copied once, each entry read once: a k past the matrix (a blob rewritten
-  // after it was validated) becomes K - 1, wrong but inside the activations.
-  const uint32_t last_k = static_cast<uint32_t>(m.K - 1);
-  for (int64_t i = 0; i < m.min_count; ++i) {
-    const uint32_t e = m.min_weights[i];
-    r->min_weights[i] = (e & kMinWeightKMask) > last_k ? (e & ~kMinWeightKMask) | last_k : e;
-  }
-  // Starts rise monotonically from 0 to at most min_count, sorted list or not.
-  int64_t at = 0;
-  for (int64_t panel = 0; panel <= m.panels(); ++panel) {
-    while (at < m.min_count && (r->min_weights[at] >> kMinWeightPanelShift) < panel) ++at;
-    r->min_weights_start[panel] = static_cast<int32_t>(at);
-  }
   // Separate branch-free loops, so that each vectorizes; this runs on every call.
   // sum_k (x - xz)(w - wz) = acc - xz * (colsum - K * wz) - wz * rowsum(x);
   // the row-sum term is added per row in the GEMM.

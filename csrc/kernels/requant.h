@@ -21,18 +21,10 @@ struct LinearRequant {
   float* bias_term;    // [rows]
   float* multiplier;   // [rows]
   float output_zero_point[kNumGates];
-  // A copy of the matrix's -128 list ([m.min_count]) whose k are all < K, and
-  // where each panel's entries start in it ([panels + 1]). Kernels index
-  // activations with these, never with the blob's own list, which another
-  // thread or process may rewrite while a call runs.
-  uint32_t* min_weights;
-  int32_t* min_weights_start;
 };
 
-// Fills r (whose arrays hold m.rows, m.min_count and m.panels() + 1 entries)
-// for input * m^T, an input with qparams `input` and gate g's outputs with
-// qparams output[g]. Whatever bytes the blob holds meanwhile, every index r gives the
-// kernels is inside the call's buffers.
+// Fills r (whose arrays hold m.rows entries) for input * m^T, an input with
+// qparams `input` and gate g's outputs with qparams output[g].
 void prepare_linear_requant(const PackedMatrix& m, QParams input,
                             const QParams output[kNumGates], LinearRequant* r);
 

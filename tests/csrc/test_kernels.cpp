@@ -264,6 +264,48 @@ TEST(Layer, NarrowActivationsAtTheInt16Boundary) {
   }
 }
 
+TEST(Layer, ExactFormAtTheInt16Boundary) {
+  // avx2's exact form multiplies |x - 128| by w, or by ~w = -w - 1 where
+  // x < 128, and adds back sum over x < 128 of 128 - x per row. Its pair sums
+  // reach the int16 minimum with two 0s against two 127 weights,
+  // 2 * 128 * -128, and 2 * 128 * 127 with two 0s against two -128 weights.
+  // Rows of one byte value with a 255 (which keeps them off the plain form)
+  // at the start, in the middle or last; K = 38 and 39, tails of 2 and 3
+  // bytes past the vector part of the row correction. Byte and float outputs.
+  for (int w : {-128, 127}) {
+    for (int64_t K : {38, 39}) {
+      LayerSpec spec{K, 20, true, false, true, 13};
+      spec.all_weights = static_cast<int8_t>(w);
+      const RandomLayer layer(spec);
+      const PackedLayer& p = layer.view();
+      for (int v : {0, 1, 127, 255}) {
+        for (int64_t at : {int64_t{0}, int64_t{17}, K - 1}) {
+          SCOPED_TRACE("w=" + std::to_string(w) + " K=" + std::to_string(K) +
+                       " v=" + std::to_string(v) + " at=" + std::to_string(at));
+          const int64_t rows = 4;
+          std::vector<uint8_t> x(static_cast<size_t>(rows * K), static_cast<uint8_t>(v));
+          for (int64_t r = 0; r < rows; ++r) x[r * K + at] = 255;
+          expect_input_projection_matches_reference(p, x, rows);
+          // The accurate mode's float outputs keep every unit of a sum,
+          // which a requantized byte may round away.
+          const QParams unit[kNumGates] = {{1.0f, 0}, {1.0f, 0}, {1.0f, 0}, {1.0f, 0}};
+          const LinearRequantStorage ih(p.ih, QParams{0.01f, 3}, unit);
+          std::vector<float> want(static_cast<size_t>(rows * p.rows));
+          scalar_kernels().linear_float(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(),
+                                        want.data());
+          for (Isa isa : isas_under_test()) {
+            SCOPED_TRACE(isa_name(isa));
+            std::vector<float> got(want.size());
+            kernels_for(isa)->linear_float(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(),
+                                           got.data());
+            EXPECT_EQ(got, want);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Layer, NarrowWeightsAtTheInt16Boundary) {
   // A matrix whose weights all lie in [-64, 64] is packed as narrow, and a
   // set's plain form (avx2) then takes every row against it: 2 * 255 * 64
