@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 
 #include "float_cell.h"
 #include "layer_fixture.h"
@@ -200,16 +201,28 @@ TEST(Layer, BatchOneStepsComputeTheNextInputProjection) {
 }
 
 // KernelSet::linear of `rows` rows of x against p's W_ih on every set under
-// test: the reference's bytes.
+// test: the reference's bytes. With Out = float, KernelSet::linear_float (the
+// accurate mode's, for an output scale of 1): its outputs keep every unit of
+// a sum, which a requantized byte may round away.
+template <class Out = uint8_t>
 void expect_input_projection_matches_reference(const PackedLayer& p, const std::vector<uint8_t>& x,
                                                int64_t rows) {
-  const LinearRequantStorage ih(p.ih, QParams{0.01f, 3}, p.q.igates);
-  std::vector<uint8_t> want(static_cast<size_t>(rows * p.rows));
-  scalar_kernels().linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), want.data());
+  constexpr bool kFloat = std::is_same_v<Out, float>;
+  const QParams unit[kNumGates] = {{1.0f, 0}, {1.0f, 0}, {1.0f, 0}, {1.0f, 0}};
+  const LinearRequantStorage ih(p.ih, QParams{0.01f, 3}, kFloat ? unit : p.q.igates);
+  auto linear = [&](const KernelSet& k, Out* out) {
+    if constexpr (kFloat) {
+      k.linear_float(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), out);
+    } else {
+      k.linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), out);
+    }
+  };
+  std::vector<Out> want(static_cast<size_t>(rows * p.rows));
+  linear(scalar_kernels(), want.data());
   for (Isa isa : isas_under_test()) {
     SCOPED_TRACE(isa_name(isa));
-    std::vector<uint8_t> got(want.size());
-    kernels_for(isa)->linear(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(), got.data());
+    std::vector<Out> got(want.size());
+    linear(*kernels_for(isa), got.data());
     EXPECT_EQ(got, want);
   }
 }
@@ -286,20 +299,7 @@ TEST(Layer, ExactFormAtTheInt16Boundary) {
           std::vector<uint8_t> x(static_cast<size_t>(rows * K), static_cast<uint8_t>(v));
           for (int64_t r = 0; r < rows; ++r) x[r * K + at] = 255;
           expect_input_projection_matches_reference(p, x, rows);
-          // The accurate mode's float outputs keep every unit of a sum,
-          // which a requantized byte may round away.
-          const QParams unit[kNumGates] = {{1.0f, 0}, {1.0f, 0}, {1.0f, 0}, {1.0f, 0}};
-          const LinearRequantStorage ih(p.ih, QParams{0.01f, 3}, unit);
-          std::vector<float> want(static_cast<size_t>(rows * p.rows));
-          scalar_kernels().linear_float(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(),
-                                        want.data());
-          for (Isa isa : isas_under_test()) {
-            SCOPED_TRACE(isa_name(isa));
-            std::vector<float> got(want.size());
-            kernels_for(isa)->linear_float(p.ih, ih.r, x.data(), 0, rows, 0, p.ih.panels(),
-                                           got.data());
-            EXPECT_EQ(got, want);
-          }
+          expect_input_projection_matches_reference<float>(p, x, rows);
         }
       }
     }
